@@ -1,0 +1,50 @@
+"""create_app(settings) → Starlette: routes, error pages and the lifespan that owns resources.
+
+Nothing happens at import time; `relay serve` and `uvicorn --factory relay.app:create_app`
+both build the app through here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from relay.clock import Clock, utcnow
+from relay.config import Settings, load_forms, load_settings
+from relay.keyfile import load_keyring
+from relay.store import Store
+from relay.web.deps import Deps, State
+from relay.web.pages import Pages, default_templates_dir
+from relay.web.routes import routes
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+    """Build the ASGI app; raises ConfigError (naming file, field, problem) on bad config."""
+    settings = settings if settings is not None else load_settings()
+    deps = Deps(
+        settings=settings,
+        forms=load_forms(settings.effective_forms_file),
+        keyring=load_keyring(settings, create=True),
+        pages=Pages(default_templates_dir()),
+        clock=clock or utcnow,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[State]:
+        store = await Store.open(
+            settings.effective_database_url,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.db_busy_timeout_ms,
+            batch_max=settings.write_batch_max,
+            migrate=settings.migrates_on_start,
+        )
+        try:
+            yield {"store": store}
+        finally:
+            await store.close()
+
+    app = Starlette(routes=routes(), lifespan=lifespan)
+    app.state.deps = deps
+    return app

@@ -1,0 +1,270 @@
+"""Settings (environment variables prefixed ``RELAY_``) and the forms file (TOML).
+
+Both are parsed once, at start-up, into validated immutable objects that are passed to
+whatever needs them; nothing here is read at import time. Every error names the file (or the
+variable), the field and the problem, so an operator can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from relay.errors import ConfigError
+
+EXAMPLE_FORMS_FILE = "examples/forms.toml"
+FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: Keys shorter than this (in bytes, once decoded) are refused: they could be guessed.
+MIN_SECRET_KEY_BYTES = 32
+
+
+def example_forms_file() -> Path:
+    """The forms file shipped inside the package, used when RELAY_FORMS_FILE is not set."""
+    return Path(str(resources.files("relay").joinpath(EXAMPLE_FORMS_FILE)))
+
+
+class LegalBasis(StrEnum):
+    """The Art. 6(1) GDPR basis a form declares for handling its submissions."""
+
+    CONTRACT = "contract"  # Art. 6(1)(b): quotes, pre-contractual steps
+    LEGITIMATE_INTEREST = "legitimate_interest"  # Art. 6(1)(f): general inquiries
+
+    @property
+    def article(self) -> str:
+        """The article as sales and the DPO read it."""
+        return "Art. 6(1)(b) GDPR" if self is LegalBasis.CONTRACT else "Art. 6(1)(f) GDPR"
+
+
+class MarketingConsent(BaseModel):
+    """An optional, unticked marketing checkbox (Art. 6(1)(a)) and the exact words beside it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    wording: Annotated[str, Field(min_length=1, max_length=2000)]
+    wording_version: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _check_origin(origin: str) -> str:
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        msg = f"{origin!r} is not an origin such as https://www.example.com"
+        raise ValueError(msg)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        msg = f"{origin!r} must be scheme://host[:port] only, without a path"
+        raise ValueError(msg)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        msg = f"{url!r} is not an absolute http(s) URL"
+        raise ValueError(msg)
+    return url
+
+
+class FormConfig(BaseModel):
+    """One form of the forms file. Frozen: a running relay never changes its forms."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    recipients: Annotated[tuple[str, ...], Field(min_length=1)]
+    allowed_origins: tuple[str, ...] = ()
+    legal_basis: LegalBasis
+    notice_version: Annotated[str, Field(min_length=1, max_length=64)]
+    subject: Annotated[str, Field(min_length=1, max_length=500)] = "Contact - {{ name }}"
+    max_body_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 20_000
+    success_url: str | None = None
+    error_url: str | None = None
+    marketing_consent: MarketingConsent | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not FORM_ID.match(value):
+            msg = "must be 1-64 lowercase letters, digits, '-' or '_' (it is part of the URL)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for address in value:
+            try:
+                out.append(validate_email(address, check_deliverability=False).normalized)
+            except EmailNotValidError as exc:
+                msg = f"{address!r} is not a valid email address ({exc})"
+                raise ValueError(msg) from None
+        return tuple(out)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_origin(origin) for origin in value)
+
+    @field_validator("success_url", "error_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        try:
+            SandboxedEnvironment().parse(value)
+        except TemplateSyntaxError as exc:
+            msg = f"is not a valid template: {exc.message}"
+            raise ValueError(msg) from None
+        return value
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether a browser page served from `origin` may post to this form."""
+        return origin.lower() in self.allowed_origins
+
+    def allows_redirect(self, url: str) -> bool:
+        """Formspree's `_next` is honoured only towards the form's own sites: no open redirect."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False
+        return self.allows_origin(f"{parts.scheme}://{parts.netloc}")
+
+
+class FormsFile(BaseModel):
+    """The whole forms file: a list of forms with unique ids."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    forms: Annotated[tuple[FormConfig, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique(self) -> FormsFile:
+        seen: set[str] = set()
+        for form in self.forms:
+            if form.id in seen:
+                msg = f"form id {form.id!r} appears twice"
+                raise ValueError(msg)
+            seen.add(form.id)
+        return self
+
+    def by_id(self) -> dict[str, FormConfig]:
+        return {form.id: form for form in self.forms}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def describe_validation_error(source: str, exc: ValidationError) -> str:
+    """One line per problem: 'source: field: problem', the shape every config error takes."""
+    lines = [f"{source}: {_location(err['loc'])}: {err['msg']}" for err in exc.errors()]
+    return "\n".join(lines)
+
+
+def load_forms(path: Path) -> dict[str, FormConfig]:
+    """Parse and validate the forms file, or raise ConfigError naming file, field and problem."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: forms file not found (set RELAY_FORMS_FILE)"
+        raise ConfigError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"{path}: cannot read the forms file ({type(exc).__name__})"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path}: not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+    try:
+        return FormsFile.model_validate(raw).by_id()
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(str(path), exc)) from None
+
+
+class Settings(BaseSettings):
+    """Every setting of relay. Each field is documented in the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="forbid", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    forms_file: Path | None = None
+    secret_key: SecretStr | None = None
+    phone_default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "FR"
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    write_batch_max: Annotated[int, Field(ge=1, le=1000)] = 64
+    db_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
+    auto_migrate: bool | None = None
+    idempotency_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24
+    public_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret_key is None:
+            msg = "RELAY_SECRET_KEY must be set in production (see README: generating a key)"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The embedded default is a SQLite file under var_dir."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'relay.db'}"
+
+    @property
+    def migrates_on_start(self) -> bool:
+        """The embedded SQLite database upgrades itself; PostgreSQL waits for `relay db upgrade`."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def effective_forms_file(self) -> Path:
+        return self.forms_file or example_forms_file()
+
+    @property
+    def key_file(self) -> Path:
+        """Where a trial key is kept when RELAY_SECRET_KEY is not set."""
+        return self.var_dir / "secret.key"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and overrides) or raise ConfigError naming variable and problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "RELAY_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else ""
+            lines.append(f"settings: {name or '(settings)'}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None

@@ -1,0 +1,63 @@
+"""Every exception relay raises, in one tree.
+
+- ``RelayError`` — base of everything below; never raised itself.
+  - ``ConfigError`` — a setting or the forms file is invalid; start-up stops with its message,
+    which names the file (or variable), the field and the problem.
+  - ``SubmissionRejected`` — a submission cannot be accepted as sent (bad media type, too
+    large, malformed, a file part, invalid fields); carries the HTTP status and a Formspree-style
+    code so the web layer can answer in JSON or HTML.
+  - ``StoreUnavailable`` — the database could not commit or answer; the client gets 503 with
+    Retry-After and nothing is claimed to be accepted.
+  - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU").
+
+Messages never contain personal data: only ids, field names, codes and HTTP statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RelayError(Exception):
+    """Base class: catching it catches every error relay raises on purpose."""
+
+
+class ConfigError(RelayError):
+    """Raised at start-up or by `relay check` when a setting or the forms file is invalid."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field, in the shape Formspree's client library reads."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class SubmissionRejected(RelayError):
+    """Raised while reading or validating a submission; the web layer turns it into 4xx."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: tuple[FieldError, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+
+class StoreUnavailable(RelayError):
+    """Raised when the database cannot commit or answer (locked, down, disk full)."""
+
+
+class DeliveryError(RelayError):
+    """Base for failures while handing an email to a transport."""

@@ -1,0 +1,133 @@
+"""The outbox side of the submissions table: accept a submission (with its idempotency key).
+
+Functions here are synchronous Core on a `Connection`; the Store runs them in its writer
+(writes) or on its pool (reads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection
+
+from relay.store.tables import idempotency_keys, submissions
+
+QUEUED = "queued"
+
+
+@dataclass(frozen=True)
+class NewSubmission:
+    """Everything stored for one accepted submission; `body_enc` is already sealed."""
+
+    id: str
+    form_id: str
+    received_at: datetime
+    legal_basis: str
+    notice_version: str
+    consent_given: bool
+    consent_wording_version: str | None
+    body_enc: bytes
+    subject_mac: str
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key, as its keyed hash, and the answer to keep for it."""
+
+    key_mac: str
+    status_code: int
+    response: str
+    not_before: datetime  # rows older than this are expired
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The first answer given for an idempotency key: replayed as it was."""
+
+    submission_id: str
+    status_code: int
+    response: str
+
+
+def find_answer(key_mac: str, not_before: datetime) -> Callable[[Connection], StoredAnswer | None]:
+    def query(conn: Connection) -> StoredAnswer | None:
+        row = conn.execute(
+            select(
+                idempotency_keys.c.submission_id,
+                idempotency_keys.c.status_code,
+                idempotency_keys.c.response,
+            ).where(
+                idempotency_keys.c.key_mac == key_mac,
+                idempotency_keys.c.created_at >= not_before,
+            )
+        ).first()
+        return None if row is None else StoredAnswer(row[0], row[1], row[2])
+
+    return query
+
+
+def accept(
+    sub: NewSubmission, idem: Idempotency | None = None
+) -> Callable[[Connection], StoredAnswer | None]:
+    """The write job for one accepted submission: the outbox row (and the idempotency answer).
+
+    Returns the earlier answer instead, storing nothing, when the key was already used.
+    """
+
+    def job(conn: Connection) -> StoredAnswer | None:
+        if idem is not None:
+            earlier = find_answer(idem.key_mac, idem.not_before)(conn)
+            if earlier is not None:
+                return earlier
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key_mac == idem.key_mac))
+        conn.execute(
+            insert(submissions).values(
+                id=sub.id,
+                form_id=sub.form_id,
+                received_at=sub.received_at,
+                legal_basis=sub.legal_basis,
+                notice_version=sub.notice_version,
+                consent_given=sub.consent_given,
+                consent_wording_version=sub.consent_wording_version,
+                consent_at=sub.received_at if sub.consent_given else None,
+                body_enc=sub.body_enc,
+                subject_mac=sub.subject_mac,
+                state=QUEUED,
+                attempts=0,
+                next_attempt_at=sub.received_at,
+                updated_at=sub.received_at,
+            )
+        )
+        if idem is not None:
+            conn.execute(
+                insert(idempotency_keys).values(
+                    key_mac=idem.key_mac,
+                    form_id=sub.form_id,
+                    submission_id=sub.id,
+                    created_at=sub.received_at,
+                    status_code=idem.status_code,
+                    response=idem.response,
+                )
+            )
+        return None
+
+    return job
+
+
+def purge_idempotency(cutoff: datetime) -> Callable[[Connection], int]:
+    """Forget idempotency answers older than `cutoff` (their 24 h are over)."""
+
+    def job(conn: Connection) -> int:
+        result = conn.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff)
+        )
+        return int(result.rowcount or 0)
+
+    return job
+
+
+def idempotency_window(now: datetime, hours: int) -> datetime:
+    return now - timedelta(hours=hours)

@@ -1,0 +1,172 @@
+"""The fields of one submission and their rules: any input gives a clean model or field errors.
+
+Pure: no I/O, no DNS (email-validator runs without deliverability checks at request time).
+Error codes are Formspree's where one fits (REQUIRED_FIELD_MISSING, REQUIRED_FIELD_EMPTY,
+TYPE_EMAIL, TYPE_TEXT) so its client library shows them; relay's own otherwise (TOO_LONG,
+INVALID_CHARACTERS).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from relay.errors import FieldError
+
+#: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
+LIMITS = {"name": 200, "email": 254, "phone": 40, "company": 200, "message": 10_000}
+REQUIRED = ("name", "email", "message")
+OPTIONAL = ("phone", "company")
+TRUTHY = frozenset({"on", "true", "1", "yes", "y", "checked"})
+#: Formspree's documented alias for the reply address.
+EMAIL_ALIASES = ("_replyto",)
+
+_MESSAGES = {
+    "REQUIRED_FIELD_MISSING": "This field is required.",
+    "REQUIRED_FIELD_EMPTY": "This field must not be empty.",
+    "TYPE_TEXT": "This field must be text.",
+    "TOO_LONG": "This field is too long (at most {limit} characters).",
+    "INVALID_CHARACTERS": "This field contains line breaks or control characters.",
+    "TYPE_EMAIL": "This is not a valid email address.",
+}
+#: Control characters, line/paragraph separators and lone surrogates: they break headers or
+#: cannot be encoded. Format characters (bidi marks, emoji joiners) and NBSP stay allowed.
+_FORBIDDEN = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def _fail(code: str, **ctx: Any) -> PydanticCustomError:
+    return PydanticCustomError(code, _MESSAGES[code], ctx)
+
+
+def _text(value: Any, field: str, *, multiline: bool) -> str:
+    """Common rules: text only, trimmed, bounded, no characters that could break a header."""
+    if not isinstance(value, str):
+        raise _fail("TYPE_TEXT")
+    text: str = value
+    if multiline:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.strip()
+    if len(text) > LIMITS[field]:
+        raise _fail("TOO_LONG", limit=LIMITS[field])
+    if not text.isprintable():
+        for char in text:
+            if multiline and char in "\n\t":
+                continue
+            if unicodedata.category(char) in _FORBIDDEN:
+                raise _fail("INVALID_CHARACTERS")
+    return text
+
+
+def _required(value: str) -> str:
+    if not value:
+        raise _fail("REQUIRED_FIELD_EMPTY")
+    return value
+
+
+class Submission(BaseModel):
+    """A validated, normalised submission: what is encrypted into the outbox."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    email: str
+    message: str
+    phone: str | None = None
+    company: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        return _required(_text(value, "name", multiline=False))
+
+    @field_validator("company", mode="before")
+    @classmethod
+    def _company(cls, value: Any) -> str | None:
+        return _text(value, "company", multiline=False) or None
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _message(cls, value: Any) -> str:
+        return _required(_text(value, "message", multiline=True))
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str:
+        text = _required(_text(value, "email", multiline=False))
+        try:
+            return str(validate_email(text, check_deliverability=False).normalized)
+        except EmailNotValidError:
+            raise _fail("TYPE_EMAIL") from None
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, value: Any, info: ValidationInfo) -> str | None:
+        text = _text(value, "phone", multiline=False)
+        if not text:
+            return None
+        region = (info.context or {}).get("phone_region", "FR")
+        return normalise_phone(text, region)
+
+
+def normalise_phone(text: str, region: str) -> str:
+    """E.164 where the number parses as a possible number; otherwise kept as the person typed it."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(number):
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True)
+class ConsentAnswer:
+    """Whether the marketing box was ticked; absent means not given (an unticked box)."""
+
+    given: bool
+
+
+def consent_from(raw: dict[str, Any], field: str) -> ConsentAnswer:
+    """Read the checkbox: HTML sends its value ("on") only when ticked; JSON may send a bool."""
+    value = raw.get(field)
+    if isinstance(value, bool):
+        return ConsentAnswer(given=value)
+    if isinstance(value, str):
+        return ConsentAnswer(given=value.strip().lower() in TRUTHY)
+    return ConsentAnswer(given=False)
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        field = str(err["loc"][0]) if err["loc"] else "form"
+        code = err["type"]
+        if code == "missing":
+            code = "REQUIRED_FIELD_MISSING"
+            message = _MESSAGES[code]
+        elif code in _MESSAGES:
+            message = err["msg"]
+        else:  # pragma: no cover - every rule above raises one of our codes
+            code, message = "TYPE_TEXT", _MESSAGES["TYPE_TEXT"]
+        errors.append(FieldError(field=field, code=code, message=message))
+    return errors
+
+
+def validate_submission(raw: dict[str, Any], *, phone_region: str) -> Submission | list[FieldError]:
+    """Pick the known fields out of `raw` (unknown ones are dropped) and validate them."""
+    data = {key: raw[key] for key in (*REQUIRED, *OPTIONAL) if key in raw}
+    if "email" not in data:
+        for alias in EMAIL_ALIASES:
+            if alias in raw:
+                data["email"] = raw[alias]
+                break
+    try:
+        return Submission.model_validate(data, context={"phone_region": phone_region})
+    except ValidationError as exc:
+        return _field_errors(exc)

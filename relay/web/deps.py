@@ -1,0 +1,41 @@
+"""What every endpoint needs, built once by create_app; the store comes from the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, cast
+
+from starlette.requests import Request
+
+from relay.clock import Clock
+from relay.config import FormConfig, Settings
+from relay.crypto import KeyRing
+from relay.web.pages import Pages
+
+if TYPE_CHECKING:
+    from relay.store import Store
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Immutable application context: settings, forms, keys, pages and the clock."""
+
+    settings: Settings
+    forms: dict[str, FormConfig]
+    keyring: KeyRing
+    pages: Pages
+    clock: Clock
+
+
+class State(TypedDict):
+    """Resources opened in the lifespan and closed at shutdown."""
+
+    store: Store
+
+
+def deps_of(request: Request) -> Deps:
+    return cast("Deps", request.app.state.deps)
+
+
+def store_of(request: Request) -> Store:
+    return cast("Store", request.state.store)

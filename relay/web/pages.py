@@ -1,0 +1,36 @@
+"""Built-in HTML pages (thank-you, errors): server-rendered, autoescaped, no JavaScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+#: Field names as a person reads them on the error page.
+LABELS = {
+    "name": "Name",
+    "email": "Email",
+    "phone": "Phone",
+    "company": "Company",
+    "message": "Message",
+}
+
+
+def default_templates_dir() -> Path:
+    """templates/ at the top of the checkout, beside the relay package."""
+    return Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+class Pages:
+    """Renders templates/pages/*.html."""
+
+    def __init__(self, templates_dir: Path) -> None:
+        self._env = Environment(
+            loader=FileSystemLoader(templates_dir / "pages"),
+            autoescape=select_autoescape(default_for_string=True, default=True),
+            undefined=StrictUndefined,
+        )
+
+    def render(self, name: str, **context: Any) -> str:
+        return self._env.get_template(name).render(labels=LABELS, **context)

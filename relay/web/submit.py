@@ -1,0 +1,280 @@
+"""POST/OPTIONS /f/{form_id}: receive, validate, record, store, answer (design steps 1, 3-5).
+
+The order of checks is the order of cost: unknown form (404), foreign origin (403), media
+type (415), declared size (413, before reading), streamed size (413, stops reading), body
+(400), fields (422). Only after the outbox commit does the client hear success (303 / 202);
+if the commit fails it hears 503 with Retry-After, never a false success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from relay.config import FormConfig
+from relay.errors import StoreUnavailable, SubmissionRejected
+from relay.ids import new_submission_id
+from relay.intake import parse_body, require_supported, wants_json
+from relay.store import outbox
+from relay.submission import Submission, consent_from, validate_submission
+from relay.web.deps import Deps, deps_of, store_of
+
+log = logging.getLogger("relay.submit")
+
+ALLOW_HEADERS = "Accept, Content-Type, Formspree-Client, Formspree-Session-Data, Idempotency-Key"
+RETRY_AFTER_SECONDS = "5"
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def _cors(form: FormConfig | None, origin: str | None) -> dict[str, str]:
+    if form is None or origin is None or not form.allows_origin(origin):
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+class Answer:
+    """Shapes every answer of the submit endpoint for a JSON client or a browser."""
+
+    def __init__(self, deps: Deps, request: Request, form: FormConfig | None) -> None:
+        self.deps = deps
+        self.request = request
+        self.form = form
+        self.json = wants_json(
+            request.headers.get("accept", ""), request.headers.get("content-type", "")
+        )
+        self.headers = _cors(form, request.headers.get("origin"))
+
+    def _back(self) -> str | None:
+        referer = self.request.headers.get("referer")
+        if referer and self.form is not None and self.form.allows_redirect(referer):
+            return referer
+        if self.form is not None and self.form.error_url:
+            return self.form.error_url
+        return None
+
+    def rejected(self, exc: SubmissionRejected) -> Response:
+        headers = dict(self.headers)
+        if exc.status == 503:
+            headers["Retry-After"] = RETRY_AFTER_SECONDS
+        if self.json:
+            errors = [e.as_dict() for e in exc.errors] or [
+                {"code": exc.code, "message": exc.message}
+            ]
+            body = {"ok": False, "error": exc.message, "errors": errors}
+            return JSONResponse(body, status_code=exc.status, headers=headers)
+        if exc.status == 422 and self.form is not None and self.form.error_url:
+            return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
+        html = self.deps.pages.render(
+            "error.html",
+            title=_TITLES.get(exc.status, "The form could not be sent"),
+            message=exc.message,
+            errors=list(exc.errors),
+            back=self._back(),
+        )
+        return HTMLResponse(html, status_code=exc.status, headers=headers)
+
+    def accepted(self, next_url: str, submission_id: str) -> Response:
+        if self.json:
+            body = {"ok": True, "next": next_url, "id": submission_id}
+            return JSONResponse(body, status_code=202, headers=self.headers)
+        return RedirectResponse(next_url, status_code=303, headers=self.headers)
+
+
+_TITLES = {
+    400: "The form could not be read",
+    403: "This site may not use this form",
+    404: "Form not found",
+    413: "The form is too large",
+    415: "The form was sent in an unsupported format",
+    422: "Some fields need correcting",
+    503: "Please try again in a moment",
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    too_large = SubmissionRejected(
+        413, "BODY_TOO_LARGE", f"The form is larger than this form accepts ({limit} bytes)."
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise too_large
+        except ValueError:
+            raise SubmissionRejected(
+                400, "MALFORMED_BODY", "Content-Length is not a number."
+            ) from None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _next_url(deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any]) -> str:
+    wanted = raw.get("_next")
+    if isinstance(wanted, str) and form.allows_redirect(wanted):
+        return wanted
+    if form.success_url:
+        return form.success_url
+    base = deps.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}/f/{form.id}/thanks"
+
+
+def _idempotency_key(request: Request, deps: Deps, form: FormConfig) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise SubmissionRejected(
+            400,
+            "INVALID_IDEMPOTENCY_KEY",
+            f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+        )
+    mac = hmac.new(deps.keyring.signing_key, f"idem|{form.id}|{key}".encode(), hashlib.sha256)
+    return mac.hexdigest()
+
+
+def _seal(deps: Deps, submission_id: str, sub: Submission) -> bytes:
+    plain = json.dumps(sub.model_dump(), ensure_ascii=False, separators=(",", ":"))
+    return deps.keyring.seal(plain.encode("utf-8"), f"submission:{submission_id}".encode())
+
+
+async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer) -> Response:
+    origin = request.headers.get("origin")
+    if origin is not None and not form.allows_origin(origin):
+        raise SubmissionRejected(403, "ORIGIN_NOT_ALLOWED", "This site may not post to this form.")
+    content_type = request.headers.get("content-type", "")
+    require_supported(content_type)
+    key_mac = _idempotency_key(request, deps, form) if answer.json else None
+    store = store_of(request)
+    now = deps.clock()
+    not_before = outbox.idempotency_window(now, deps.settings.idempotency_ttl_hours)
+    if key_mac is not None:
+        earlier = await store.read(outbox.find_answer(key_mac, not_before))
+        if earlier is not None:
+            return _replay(earlier, answer)
+    raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
+    result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
+    if not isinstance(result, Submission):
+        raise SubmissionRejected(
+            422, "INVALID_FIELDS", "Please fix the fields below.", errors=tuple(result)
+        )
+    return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
+
+
+async def _store_and_answer(
+    request: Request,
+    deps: Deps,
+    form: FormConfig,
+    answer: Answer,
+    raw: dict[str, Any],
+    sub: Submission,
+    key_mac: str | None,
+    not_before: Any,
+) -> Response:
+    submission_id = new_submission_id()
+    now = deps.clock()
+    consent = form.marketing_consent
+    given = consent is not None and consent_from(raw, consent.field).given
+    next_url = _next_url(deps, request, form, raw)
+    idem = None
+    if key_mac is not None:
+        body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
+        idem = outbox.Idempotency(key_mac, 202, body, not_before)
+    row = outbox.NewSubmission(
+        id=submission_id,
+        form_id=form.id,
+        received_at=now,
+        legal_basis=form.legal_basis.value,
+        notice_version=form.notice_version,
+        consent_given=given,
+        consent_wording_version=consent.wording_version if consent is not None else None,
+        body_enc=_seal(deps, submission_id, sub),
+        subject_mac=deps.keyring.mac(sub.email),
+    )
+    try:
+        earlier = await store_of(request).write(outbox.accept(row, idem))
+    except StoreUnavailable as exc:
+        log.error(  # noqa: TRY400 - the cause is in the message; no traceback with SQL in logs
+            "submission not stored", extra={"form": form.id, "error": str(exc)}
+        )
+        raise SubmissionRejected(
+            503, "STORE_UNAVAILABLE", "The form could not be saved; please try again shortly."
+        ) from None
+    if earlier is not None:
+        return _replay(earlier, answer)
+    log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
+    return answer.accepted(next_url, submission_id)
+
+
+def _replay(earlier: outbox.StoredAnswer, answer: Answer) -> Response:
+    headers = {**answer.headers, "Idempotent-Replayed": "true"}
+    return Response(
+        earlier.response,
+        status_code=earlier.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _unknown_form() -> SubmissionRejected:
+    return SubmissionRejected(404, "FORM_NOT_FOUND", "There is no form with this address.")
+
+
+async def submit(request: Request) -> Response:
+    """POST /f/{form_id}."""
+    deps = deps_of(request)
+    form = deps.forms.get(request.path_params["form_id"])
+    answer = Answer(deps, request, form)
+    try:
+        if form is None:
+            raise _unknown_form()
+        return await _accept(request, deps, form, answer)
+    except SubmissionRejected as exc:
+        if exc.status >= 500:
+            log.warning("submission refused", extra={"status": exc.status, "code": exc.code})
+        return answer.rejected(exc)
+
+
+async def preflight(request: Request) -> Response:
+    """OPTIONS /f/{form_id}: CORS preflight, allowed only for the form's own origins."""
+    deps = deps_of(request)
+    form = deps.forms.get(request.path_params["form_id"])
+    origin = request.headers.get("origin")
+    if form is None:
+        return Response(status_code=404, headers={"Vary": "Origin"})
+    if origin is None or not form.allows_origin(origin):
+        return Response(status_code=403, headers={"Vary": "Origin"})
+    headers = {
+        **_cors(form, origin),
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": ALLOW_HEADERS,
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+async def thanks(request: Request) -> Response:
+    """GET /f/{form_id}/thanks: the built-in thank-you page when a form has no success_url."""
+    deps = deps_of(request)
+    form = deps.forms.get(request.path_params["form_id"])
+    if form is None:
+        html = deps.pages.render(
+            "error.html",
+            title=_TITLES[404],
+            message="There is no form with this address.",
+            errors=[],
+            back=None,
+        )
+        return HTMLResponse(html, status_code=404)
+    back = form.allowed_origins[0] + "/" if form.allowed_origins else None
+    return HTMLResponse(deps.pages.render("thanks.html", back=back))
