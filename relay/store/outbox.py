@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
+from relay import states
 from relay.store.tables import idempotency_keys, submissions
 
-QUEUED = "queued"
+QUEUED = states.QUEUED
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""Shared fixtures: hermetic settings per test, the real app through TestClient, the real CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from starlette.testclient import TestClient
+
+from relay.app import create_app
+from relay.cli import main
+from relay.config import Settings
+
+# Two fixed test keys (urlsafe base64 of 32 bytes); never used outside tests.
+TEST_KEY = "dGVzdC1rZXktb25lLXRoaXJ0eS10d28tYnl0ZXMtbG9uZyE"
+TEST_KEY_2 = "dGVzdC1rZXktdHdvLXRoaXJ0eS10d28tYnl0ZXMtbG9uZyE"
+ORIGIN = "https://www.example.com"
+
+hypothesis_settings.register_profile(
+    "relay", deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("relay")
+
+FORMS_TOML = """
+[[forms]]
+id = "contact"
+recipients = ["sales@example.com"]
+allowed_origins = ["https://www.example.com"]
+legal_basis = "legitimate_interest"
+notice_version = "2026-03-20"
+subject = "Contact - {{ company }} - {{ name }}"
+max_body_bytes = 20000
+
+[forms.marketing_consent]
+field = "newsletter"
+wording = "I agree to receive news about Biosera products by email."
+wording_version = "v1"
+
+[[forms]]
+id = "quote"
+recipients = ["sales@example.com"]
+allowed_origins = ["https://www.example.com"]
+legal_basis = "contract"
+notice_version = "2026-03-20"
+subject = "Quote - {{ name }}"
+max_body_bytes = 4096
+success_url = "https://www.example.com/merci"
+error_url = "https://www.example.com/devis"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No RELAY_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("RELAY_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(name="forms_file")
+def fixture_forms_file(tmp_path: Path) -> Path:
+    path = tmp_path / "forms.toml"
+    path.write_text(FORMS_TOML, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(name="settings_factory")
+def fixture_settings_factory(tmp_path: Path, forms_file: Path) -> Any:
+    """Build Settings for this test's own var/ and database, with overrides."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "var_dir": tmp_path / "var",
+            "forms_file": forms_file,
+            "secret_key": TEST_KEY,
+            "log_format": "json",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(name="settings")
+def fixture_settings(settings_factory: Any) -> Any:
+    return settings_factory()
+
+
+class FakeClock:
+    """A clock that only moves when a test moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(name="clock")
+def fixture_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(name="client")
+def fixture_client(settings: Settings, clock: FakeClock) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock)
+    with TestClient(app, base_url="http://relay.test") as client:
+        yield client
+
+
+@pytest.fixture(name="cli")
+def fixture_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The real `relay` command, with this test's settings in its environment."""
+    monkeypatch.setenv("RELAY_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("RELAY_FORMS_FILE", str(settings.forms_file))
+    monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY)
+    return CliRunner()
+
+
+def invoke(cli: CliRunner, *args: str, **kwargs: Any) -> Any:
+    return cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
