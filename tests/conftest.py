@@ -126,3 +126,47 @@ def fixture_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunne
 
 def invoke(cli: CliRunner, *args: str, **kwargs: Any) -> Any:
     return cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
+
+
+# --- real services for the multi-instance mode (never mocks) -------------------------------
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def service_missing(what: str, exc: BaseException) -> None:
+    """Locally a missing service skips with a clear message; in CI (CI=true) it fails the test."""
+    message = f"{what} is not reachable ({type(exc).__name__}: {exc}); .ci/run starts it"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+async def _pg_admin(sql: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(name="postgres_url")
+def fixture_postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test alone, dropped afterwards."""
+    import asyncio
+    import uuid
+
+    name = f"relay_t_{uuid.uuid4().hex[:16]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        service_missing("PostgreSQL at 127.0.0.1:5432", exc)
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
