@@ -223,6 +223,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
+    # --- Mailgun EU (shared by delivery, webhooks and reconciliation) ---
+    mailgun_api_key: SecretStr | None = None
+    mailgun_domain: str | None = None
+    mailgun_base_url: str = "https://api.eu.mailgun.net"
+    mail_from: str | None = None
 
     @field_validator("public_url")
     @classmethod
