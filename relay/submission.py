@@ -88,6 +88,8 @@ class Submission(BaseModel):
     @field_validator("company", mode="before")
     @classmethod
     def _company(cls, value: Any) -> str | None:
+        if value is None:  # JSON null: as good as absent
+            return None
         return _text(value, "company", multiline=False) or None
 
     @field_validator("message", mode="before")
@@ -107,6 +109,8 @@ class Submission(BaseModel):
     @field_validator("phone", mode="before")
     @classmethod
     def _phone(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         text = _text(value, "phone", multiline=False)
         if not text:
             return None

@@ -6,7 +6,6 @@ SQLite gets one pragma set per connection: WAL so readers never block the writer
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from relay.errors import StoreUnavailable
 
 
 def is_sqlite(url: str) -> bool:
@@ -65,19 +67,27 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
+    where = engine.url.render_as_string(hide_password=True)
+    return StoreUnavailable(f"database {where} is unreachable or refused ({type(exc).__name__})")
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (Alembic), in one transaction where the backend can."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unreachable(engine, exc) from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as conn:
-        return await conn.run_sync(_current)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_current)
+    except (SQLAlchemyError, OSError) as exc:
+        raise _unreachable(engine, exc) from None
 
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-Job = Callable[[Connection], Any]

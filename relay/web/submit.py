@@ -51,12 +51,19 @@ class Answer:
         self.headers = _cors(form, request.headers.get("origin"))
 
     def _back(self) -> str | None:
+        """The page to go back to: the referring page if it is the form's own, else its site."""
+        form = self.form
+        if form is None:
+            return None
         referer = self.request.headers.get("referer")
-        if referer and self.form is not None and self.form.allows_redirect(referer):
+        if referer and form.allows_redirect(referer):
             return referer
-        if self.form is not None and self.form.error_url:
-            return self.form.error_url
-        return None
+        if form.error_url:
+            return form.error_url
+        origin = self.request.headers.get("origin")
+        if origin and form.allows_origin(origin):
+            return origin + "/"
+        return form.allowed_origins[0] + "/" if form.allowed_origins else None
 
     def rejected(self, exc: SubmissionRejected) -> Response:
         headers = dict(self.headers)

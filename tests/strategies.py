@@ -1,0 +1,76 @@
+"""Hypothesis strategies for hostile input: what a bot, a copy-paste or a broken client sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+HOSTILE_SNIPPETS = [
+    "\r\n",
+    "\n",
+    "\r",
+    "\x00",
+    "\x1b[31m",
+    "\u2028",
+    "\u2029",
+    "\u202e",  # right-to-left override
+    "שלום עולם",  # right-to-left text
+    "مرحبا",
+    "👩‍🔬🧪",  # emoji with a zero-width joiner
+    "<script>alert(1)</script>",
+    "\"'><img src=x onerror=alert(1)>",
+    "Bcc: victim@example.com",
+    "=?utf-8?q?encoded?=",
+    "é" * 300,
+    "x" * 5000,
+    "\ud800",  # a lone surrogate (cannot be encoded)
+    " ",
+    "",
+]
+
+hostile_text = st.one_of(
+    st.text(),
+    st.sampled_from(HOSTILE_SNIPPETS),
+    st.lists(st.sampled_from([*HOSTILE_SNIPPETS, "Jean", "a@b.fr", "06 12"]), max_size=6).map(
+        "".join
+    ),
+)
+
+json_values: st.SearchStrategy[Any] = st.one_of(
+    hostile_text,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+)
+
+emails = st.one_of(
+    st.emails(),
+    hostile_text,
+    st.sampled_from(
+        ["jeanne@exämple.fr", "用户@例子.广告", "a@b", "@x.fr", "a..b@x.fr", "a@x.fr\r\n"]
+    ),
+)
+
+phones = st.one_of(
+    hostile_text,
+    st.sampled_from(["06 12 34 56 78", "+33 6 12 34 56 78", "0033612345678", "+1 (415) 555-2671"]),
+    st.from_regex(r"\+?[0-9 ().-]{0,30}", fullmatch=True),
+)
+
+submissions = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": json_values,
+        "email": emails,
+        "phone": phones,
+        "company": json_values,
+        "message": json_values,
+        "_replyto": emails,
+        "newsletter": json_values,
+        "extra": json_values,
+    },
+)

@@ -1,0 +1,366 @@
+"""POST /f/{form_id} through the HTTP interface: every answer a client can get."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from relay.app import create_app
+from tests.helpers import ORIGIN, VALID, post_form, post_json
+
+JSON_HEADERS = {"Accept": "application/json", "Origin": ORIGIN}
+
+
+def rows(settings, sql="SELECT * FROM submissions"):
+    db = sqlite3.connect(settings.var_dir / "relay.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute(sql)]
+    finally:
+        db.close()
+
+
+# --- success -----------------------------------------------------------------------------
+
+
+def test_accepted_submission_is_committed_with_its_legal_record(client, settings, clock):
+    """Before the 202, the outbox row holds id, form, UTC time, basis, notice, consent, queued."""
+    response = post_json(client, newsletter="on")
+    assert response.status_code == 202
+    [row] = rows(settings)
+    assert row["id"] == response.json()["id"]
+    assert row["form_id"] == "contact"
+    assert row["received_at"].startswith(clock.now.strftime("%Y-%m-%d %H:%M:%S"))
+    assert row["legal_basis"] == "legitimate_interest"
+    assert row["notice_version"] == "2026-03-20"
+    assert (row["consent_given"], row["consent_wording_version"]) == (1, "v1")
+    assert row["consent_at"] is not None
+    assert row["state"] == "queued"
+    assert row["body_enc"]
+
+
+def test_consent_absent_is_recorded_as_not_given(client, settings):
+    """An unticked box (field absent) is stored as consent not given, with the wording version."""
+    assert post_form(client).status_code == 303
+    [row] = rows(settings)
+    assert (row["consent_given"], row["consent_wording_version"], row["consent_at"]) == (
+        0,
+        "v1",
+        None,
+    )
+
+
+def test_contract_form_records_its_basis_and_redirects_to_success_url(client, settings):
+    """A form declaring `contract` stores it; browsers go to the form's success_url."""
+    response = post_form(client, "quote")
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://www.example.com/merci"
+    assert rows(settings)[0]["legal_basis"] == "contract"
+
+
+def test_json_next_is_the_success_url(client):
+    """For a JSON client, `next` is the form's success_url when it has one."""
+    assert post_json(client, "quote").json()["next"] == "https://www.example.com/merci"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ("https://www.example.com/thanks?x=1", "https://www.example.com/thanks?x=1"),
+        ("https://evil.example.net/phish", "http://relay.test/f/contact/thanks"),
+        ("javascript:alert(1)", "http://relay.test/f/contact/thanks"),
+    ],
+)
+def test_next_field_redirects_only_to_allowed_origins(client, wanted, expected):
+    """Formspree's `_next` is honoured only on the form's own origins: no open redirect."""
+    response = post_form(client, _next=wanted)
+    assert response.headers["location"] == expected
+
+
+def test_multipart_form_is_accepted(client, settings):
+    """multipart/form-data with text fields only is accepted like a urlencoded form."""
+    response = client.post(
+        "/f/contact",
+        files={k: (None, v) for k, v in VALID.items()},
+        headers={"Accept": "text/html", "Origin": ORIGIN},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert len(rows(settings)) == 1
+
+
+def test_unknown_fields_are_ignored_and_never_stored(client, settings):
+    """Extra fields (tracking ids, Formspree's _cc, telemetry) are dropped, not stored."""
+    response = post_json(client, _cc="victim@example.net", utm_source="CANARY-EXTRA-FIELD")
+    assert response.status_code == 202
+    raw = (settings.var_dir / "relay.db").read_bytes()
+    assert b"CANARY-EXTRA-FIELD" not in raw
+    assert b"victim@example.net" not in raw
+
+
+def test_public_url_setting_builds_the_thank_you_link(settings_factory, clock):
+    """With RELAY_PUBLIC_URL set, JSON `next` points at it, not at the request's host."""
+    from starlette.testclient import TestClient
+
+    app = create_app(settings_factory(public_url="https://forms.example.com/"), clock=clock)
+    with TestClient(app) as client:
+        assert post_json(client).json()["next"] == "https://forms.example.com/f/contact/thanks"
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+def test_invalid_fields_json_answer_is_what_formspree_reads(client, settings):
+    """422 with a string `error` and field errors with Formspree codes; nothing stored."""
+    response = client.post(
+        "/f/contact", json={"email": "nope", "message": "x"}, headers=JSON_HEADERS
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["ok"] is False
+    assert isinstance(body["error"], str)
+    assert {(e["field"], e["code"]) for e in body["errors"]} == {
+        ("name", "REQUIRED_FIELD_MISSING"),
+        ("email", "TYPE_EMAIL"),
+    }
+    assert rows(settings) == []
+
+
+def test_invalid_fields_html_page_lists_each_problem_with_a_link_back(client):
+    """Without error_url, a browser gets an accessible 422 page naming each field, and a link."""
+    response = post_form(client, email="nope", message="")
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<strong>Email</strong>: This is not a valid email address." in response.text
+    assert "<strong>Message</strong>: This field must not be empty." in response.text
+    assert 'href="https://www.example.com/"' in response.text
+
+
+def test_invalid_fields_html_redirects_to_error_url(client):
+    """With error_url, a browser is sent there (303) on invalid input."""
+    response = post_form(client, "quote", email="nope")
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://www.example.com/devis"
+
+
+def test_error_page_escapes_what_the_client_sent(client):
+    """Nothing the client sent is echoed unescaped into the error page."""
+    response = post_form(client, email="<script>alert(1)</script>", name="<b>x</b>\r\n", message="")
+    assert "<script>" not in response.text
+    assert "<b>x</b>" not in response.text
+
+
+def test_unknown_form_is_404_in_json(client):
+    response = client.post("/f/nope", json=VALID, headers=JSON_HEADERS)
+    assert response.status_code == 404
+    assert response.json()["errors"] == [
+        {"code": "FORM_NOT_FOUND", "message": "There is no form with this address."}
+    ]
+
+
+def test_unknown_form_is_404_in_html(client):
+    response = client.post("/f/nope", data=VALID, headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert "Form not found" in response.text
+
+
+def test_foreign_origin_is_403_and_stores_nothing(client, settings):
+    """A POST whose Origin is not allowed gets 403, without CORS headers."""
+    response = client.post(
+        "/f/contact",
+        json=VALID,
+        headers={"Accept": "application/json", "Origin": "https://evil.example.net"},
+    )
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "ORIGIN_NOT_ALLOWED"
+    assert "access-control-allow-origin" not in response.headers
+    assert rows(settings) == []
+
+
+def test_unsupported_media_type_is_415(client):
+    response = client.post(
+        "/f/contact",
+        content=b"name=x",
+        headers={**JSON_HEADERS, "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_malformed_json_is_400(client):
+    response = client.post(
+        "/f/contact",
+        content=b'{"name": "x",',
+        headers={**JSON_HEADERS, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "MALFORMED_BODY"
+
+
+def test_json_that_is_not_an_object_is_400(client):
+    response = client.post("/f/contact", json=["a"], headers=JSON_HEADERS)
+    assert response.status_code == 400
+
+
+def test_malformed_body_html_page(client):
+    """The same refusal in HTML for a browser."""
+    response = client.post(
+        "/f/contact",
+        content=b"name=%FF%FE",
+        headers={
+            "Accept": "text/html",
+            "Origin": ORIGIN,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 400
+    assert "The form could not be read" in response.text
+
+
+def test_file_part_is_refused(client, settings):
+    """A multipart file upload is refused with NO_FILE_UPLOADS and nothing is stored."""
+    response = client.post(
+        "/f/contact",
+        data=VALID,
+        files={"cv": ("cv.pdf", b"%PDF-1.4", "application/pdf")},
+        headers=JSON_HEADERS,
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "NO_FILE_UPLOADS"
+    assert rows(settings) == []
+
+
+def test_declared_oversize_body_is_413_before_reading(client):
+    """A Content-Length above max_body_bytes is refused at once (quote form: 4096 bytes)."""
+    response = client.post("/f/quote", json={**VALID, "message": "x" * 5000}, headers=JSON_HEADERS)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "BODY_TOO_LARGE"
+
+
+def test_streamed_oversize_body_is_413(client):
+    """A chunked body (no Content-Length) is cut off as soon as it passes the limit."""
+    read: list[int] = []
+
+    def chunks():
+        for _ in range(100):
+            read.append(1)
+            yield b"x" * 1024
+
+    response = client.post(
+        "/f/quote",
+        content=chunks(),
+        headers={**JSON_HEADERS, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_bad_content_length_is_400(client):
+    response = client.post(
+        "/f/contact",
+        content=b"{}",
+        headers={**JSON_HEADERS, "Content-Type": "application/json", "Content-Length": "abc"},
+    )
+    assert response.status_code in (400, 413)
+
+
+# --- CORS ----------------------------------------------------------------------------------
+
+
+def test_preflight_allows_formspree_headers_for_allowed_origin(client):
+    """OPTIONS from an allowed origin allows POST and the headers Formspree's client sends."""
+    response = client.options(
+        "/f/contact",
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,formspree-client",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    allowed = response.headers["access-control-allow-headers"].lower()
+    wanted = ("content-type", "formspree-client", "formspree-session-data", "idempotency-key")
+    assert [h for h in wanted if h not in allowed] == []
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+@pytest.mark.parametrize(
+    ("path", "origin", "status"),
+    [
+        ("/f/contact", "https://evil.example.net", 403),
+        ("/f/contact", None, 403),
+        ("/f/nope", ORIGIN, 404),
+    ],
+)
+def test_preflight_refusals(client, path, origin, status):
+    headers = {"Origin": origin} if origin else {}
+    response = client.options(path, headers=headers)
+    assert response.status_code == status
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_accepted_response_carries_cors_for_allowed_origin(client):
+    response = post_json(client)
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert response.headers["vary"] == "Origin"
+
+
+def test_no_cookie_on_public_endpoints(client):
+    """Public endpoints set no cookie (CNIL: no tracker without need)."""
+    assert "set-cookie" not in post_json(client).headers
+    assert "set-cookie" not in post_form(client).headers
+
+
+def test_thanks_page_for_unknown_form_is_404(client):
+    assert client.get("/f/nope/thanks").status_code == 404
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+
+def test_idempotency_key_replays_the_first_answer_and_stores_nothing_new(client, settings):
+    """The same Idempotency-Key within 24 h returns the first answer; one row only."""
+    headers = {**JSON_HEADERS, "Idempotency-Key": "order-42"}
+    first = client.post("/f/contact", json=VALID, headers=headers)
+    second = client.post("/f/contact", json={**VALID, "name": "Other"}, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true"
+    assert len(rows(settings)) == 1
+
+
+def test_idempotency_key_expires_after_24_hours(client, settings, clock):
+    """After 24 h the same key is a new submission."""
+    from datetime import timedelta
+
+    headers = {**JSON_HEADERS, "Idempotency-Key": "order-42"}
+    first = client.post("/f/contact", json=VALID, headers=headers).json()
+    clock.now += timedelta(hours=24, seconds=1)
+    second = client.post("/f/contact", json=VALID, headers=headers).json()
+    assert first["id"] != second["id"]
+    assert len(rows(settings)) == 2
+    assert len(rows(settings, "SELECT * FROM idempotency_keys")) == 1
+
+
+def test_idempotency_keys_are_per_form(client, settings):
+    headers = {**JSON_HEADERS, "Idempotency-Key": "k"}
+    a = client.post("/f/contact", json=VALID, headers=headers).json()
+    b = client.post("/f/quote", json=VALID, headers=headers).json()
+    assert a["id"] != b["id"]
+
+
+def test_idempotency_key_is_stored_only_as_a_keyed_hash(client, settings):
+    headers = {**JSON_HEADERS, "Idempotency-Key": "CANARY-IDEMPOTENCY-KEY"}
+    client.post("/f/contact", json=VALID, headers=headers)
+    [row] = rows(settings, "SELECT * FROM idempotency_keys")
+    assert "CANARY" not in json.dumps(row, default=str)
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, b"cl\xc3\xa9"])
+def test_invalid_idempotency_key_is_400(client, key):
+    headers = {**JSON_HEADERS, "Idempotency-Key": key}
+    response = client.post("/f/contact", json=VALID, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "INVALID_IDEMPOTENCY_KEY"
