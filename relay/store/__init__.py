@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.errors import StoreUnavailable
-from relay.store.db import create_engine, is_sqlite, upgrade
+from relay.store.db import create_engine, create_sqlite_writer_engine, is_sqlite, upgrade
 from relay.store.writer import GroupWriter, unavailable
 
 T = TypeVar("T")
@@ -24,9 +24,11 @@ T = TypeVar("T")
 class Store:
     """The database as relay uses it: `write` commits in groups, `read` runs on the pool."""
 
-    def __init__(self, engine: AsyncEngine, *, batch_max: int = 64) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, batch_max: int = 64, writer_engine: Engine | None = None
+    ) -> None:
         self.engine = engine
-        self.writer = GroupWriter(engine, batch_max=batch_max)
+        self.writer = GroupWriter(engine, batch_max=batch_max, sync_engine=writer_engine)
 
     @classmethod
     async def open(
@@ -49,7 +51,12 @@ class Store:
                     f"cannot migrate the database ({type(exc).__name__}: check RELAY_DATABASE_URL)"
                 )
                 raise StoreUnavailable(msg) from None
-        store = cls(engine, batch_max=batch_max)
+        writer_engine = None
+        if is_sqlite(url):
+            writer_engine = create_sqlite_writer_engine(
+                url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+            )
+        store = cls(engine, batch_max=batch_max, writer_engine=writer_engine)
         await store.writer.start()
         return store
 

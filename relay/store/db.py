@@ -8,22 +8,37 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+import sqlalchemy
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from relay.errors import StoreUnavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The newest migration. Kept here so a start-up at head needs no Alembic import (it costs
+#: about 7 MB of memory per process); tests/store/test_migrations.py checks it is Alembic's head.
+HEAD = "0001"
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
 
 def create_engine(
@@ -35,21 +50,25 @@ def create_engine(
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={synchronous}")
-            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        _sqlite_pragmas(engine.sync_engine, synchronous, busy_timeout_ms)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
 
 
+def create_sqlite_writer_engine(url: str, *, synchronous: str, busy_timeout_ms: int) -> Engine:
+    """A synchronous pysqlite engine on the same file, for the group writer's own thread.
+
+    Why: through aiosqlite every statement is a hop between the event loop and aiosqlite's
+    thread; the writer instead runs a whole group of statements in one hop on its thread.
+    """
+    engine = sqlalchemy.create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
+    _sqlite_pragmas(engine, synchronous, busy_timeout_ms)
+    return engine
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config  # only when migrating: saves memory
+
     cfg = Config()
     cfg.set_main_option(
         "script_location", str(resources.files("relay.store").joinpath("migrations"))
@@ -58,13 +77,18 @@ def alembic_config() -> Config:
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command  # only when migrating: saves memory
+
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision in alembic_version, read with plain SQL (no Alembic import)."""
+    if not sqlalchemy.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
@@ -75,6 +99,8 @@ def _unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema up to `revision` (Alembic), in one transaction where the backend can."""
     try:
+        if revision == "head" and await current_revision(engine) == HEAD:
+            return
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)
     except (SQLAlchemyError, OSError) as exc:
@@ -90,4 +116,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 def head_revision() -> str | None:
+    """Alembic's own idea of the newest revision (imports Alembic)."""
+    from alembic.script import ScriptDirectory  # only when asked: saves memory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()

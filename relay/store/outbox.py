@@ -17,6 +17,9 @@ from relay import states
 from relay.store.tables import idempotency_keys, submissions
 
 QUEUED = states.QUEUED
+#: Built once: a statement object reused with new parameters hits SQLAlchemy's compiled cache.
+_INSERT_SUBMISSION = insert(submissions)
+_INSERT_IDEMPOTENCY = insert(idempotency_keys)
 
 
 @dataclass(frozen=True)
@@ -85,33 +88,35 @@ def accept(
                 return earlier
             conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key_mac == idem.key_mac))
         conn.execute(
-            insert(submissions).values(
-                id=sub.id,
-                form_id=sub.form_id,
-                received_at=sub.received_at,
-                legal_basis=sub.legal_basis,
-                notice_version=sub.notice_version,
-                consent_given=sub.consent_given,
-                consent_wording_version=sub.consent_wording_version,
-                consent_at=sub.received_at if sub.consent_given else None,
-                body_enc=sub.body_enc,
-                subject_mac=sub.subject_mac,
-                state=QUEUED,
-                attempts=0,
-                next_attempt_at=sub.received_at,
-                updated_at=sub.received_at,
-            )
+            _INSERT_SUBMISSION,
+            {
+                "id": sub.id,
+                "form_id": sub.form_id,
+                "received_at": sub.received_at,
+                "legal_basis": sub.legal_basis,
+                "notice_version": sub.notice_version,
+                "consent_given": sub.consent_given,
+                "consent_wording_version": sub.consent_wording_version,
+                "consent_at": sub.received_at if sub.consent_given else None,
+                "body_enc": sub.body_enc,
+                "subject_mac": sub.subject_mac,
+                "state": QUEUED,
+                "attempts": 0,
+                "next_attempt_at": sub.received_at,
+                "updated_at": sub.received_at,
+            },
         )
         if idem is not None:
             conn.execute(
-                insert(idempotency_keys).values(
-                    key_mac=idem.key_mac,
-                    form_id=sub.form_id,
-                    submission_id=sub.id,
-                    created_at=sub.received_at,
-                    status_code=idem.status_code,
-                    response=idem.response,
-                )
+                _INSERT_IDEMPOTENCY,
+                {
+                    "key_mac": idem.key_mac,
+                    "form_id": sub.form_id,
+                    "submission_id": sub.id,
+                    "created_at": sub.received_at,
+                    "status_code": idem.status_code,
+                    "response": idem.response,
+                },
             )
         return None
 

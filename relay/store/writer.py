@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,14 +38,53 @@ def _run_all(conn: Connection, jobs: list[Job]) -> list[Any]:
         return [job(conn) for job in jobs]
 
 
-class GroupWriter:
-    """One connection, one queue, one task: commits queued jobs in small groups."""
+class _ThreadConnection:
+    """A synchronous connection living on one dedicated thread (the SQLite writer)."""
 
-    def __init__(self, engine: AsyncEngine, *, batch_max: int = 64) -> None:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-writer")
+        self._conn: Connection | None = None
+
+    def _run(self, jobs: list[Job]) -> list[Any]:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            return _run_all(self._conn, jobs)
+        except BaseException:
+            self._conn.close()
+            self._conn = None
+            raise
+
+    async def run(self, jobs: list[Job]) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, jobs)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+
+class GroupWriter:
+    """One connection, one queue, one task: commits queued jobs in small groups.
+
+    On SQLite the connection is a synchronous one on its own thread (`sync_engine`), so a
+    whole group costs one thread hop; elsewhere it is an async connection from `engine`.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, *, batch_max: int = 64, sync_engine: Engine | None = None
+    ) -> None:
         self._engine = engine
         self._batch_max = batch_max
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._conn: AsyncConnection | None = None
+        self._thread = _ThreadConnection(sync_engine) if sync_engine is not None else None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.rows = 0
@@ -59,9 +99,19 @@ class GroupWriter:
         self._queue.put_nowait(_STOP)
         await self._task
         self._task = None
+        log.info(
+            "group writer stopped",
+            extra={
+                "batches": self.batches,
+                "rows": self.rows,
+                "rows_per_batch": round(self.rows / max(self.batches, 1), 1),
+            },
+        )
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._thread is not None:
+            await self._thread.close()
 
     async def submit(self, job: Callable[[Connection], T]) -> T:
         """Queue `job`; return its result once its transaction has committed."""
@@ -106,9 +156,13 @@ class GroupWriter:
             self._conn = None
 
     async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
+        jobs = [job for job, _ in batch]
         try:
-            conn = await self._connection()
-            results = await conn.run_sync(_run_all, [job for job, _ in batch])
+            if self._thread is not None:
+                results = await self._thread.run(jobs)
+            else:
+                conn = await self._connection()
+                results = await conn.run_sync(_run_all, jobs)
         except (SQLAlchemyError, OSError) as exc:
             await self._reset()
             if len(batch) == 1:

@@ -1,0 +1,301 @@
+"""Accept-path benchmark: relay's POST /f/{form_id} against a bare Starlette 202, same run.
+
+Prints accepted submissions per second, p50/p99 latency at 16 and 64 concurrent clients for
+the JSON and the urlencoded paths, the ratios to the bare endpoint, the server's CPU per
+request and peak RSS, and checks that every 2xx answer has its row in the database.
+
+Needs `wrk` (Debian: apt-get install wrk). Usage:
+
+    python bench/accept.py [--seconds 10] [--warmup 2] [--concurrency 16 64]
+
+Targets (issue "Accept submissions"): JSON accept >= 0.35x bare, p99 <= 20 ms at 16 clients,
+form path >= 0.8x the JSON path, <= 60 MB RSS, one worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = {
+    "name": "Jeanne Martin",
+    "email": "jeanne.martin@example.fr",
+    "phone": "06 12 34 56 78",
+    "company": "Laboratoires Martin SA",
+    "message": (
+        "Bonjour, nous souhaiterions recevoir un devis pour 200 flacons de milieu de culture "
+        "et connaître vos délais de livraison vers Lyon. Pouvez-vous aussi nous envoyer la "
+        "fiche technique ? Merci d'avance, bien cordialement. " * 2
+    ),
+}
+FORMS = """
+[[forms]]
+id = "contact"
+recipients = ["sales@example.com"]
+allowed_origins = ["https://www.example.com"]
+legal_basis = "legitimate_interest"
+notice_version = "2026-03-20"
+subject = "Contact - {{ name }}"
+max_body_bytes = 20000
+"""
+BARE_APP = """
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+async def accept(request):
+    return JSONResponse({"ok": True}, status_code=202)
+
+app = Starlette(routes=[Route("/f/{form_id}", accept, methods=["POST"])])
+"""
+LUA = """
+wrk.method = "POST"
+wrk.body = %s
+wrk.headers["Content-Type"] = "%s"
+wrk.headers["Accept"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"non2xx\\": %%d, \\"socket_errors\\": %%d, "
+    .. "\\"p50_us\\": %%d, \\"p99_us\\": %%d}\\n",
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Result:
+    case: str
+    clients: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us_per_req: float
+    non2xx: int
+    socket_errors: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"server on port {port} did not come up")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def write_lua(workdir: Path, name: str, body: str, content_type: str) -> Path:
+    path = workdir / f"{name}.lua"
+    path.write_text(LUA % (json.dumps(body), content_type), encoding="utf-8")
+    return path
+
+
+def wrk(port: int, script: Path, clients: int, seconds: int) -> dict[str, int]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{clients}",
+            f"-d{seconds}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/f/contact",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, int] = json.loads(line[7:])
+            return result
+    raise SystemExit("wrk printed no RESULT line:\n" + out)
+
+
+def start(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+    wait_port(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure(
+    case: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    script: Path,
+    args: argparse.Namespace,
+) -> tuple[list[Result], int]:
+    results, ok = [], 0
+    warm = wrk(port, script, 16, args.warmup)
+    ok += warm["requests"] - warm["non2xx"]
+    for clients in args.concurrency:
+        cpu0 = cpu_seconds(proc.pid)
+        raw = wrk(port, script, clients, args.seconds)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        ok += raw["requests"] - raw["non2xx"]
+        results.append(
+            Result(
+                case=case,
+                clients=clients,
+                rps=raw["requests"] / (raw["duration_us"] / 1e6),
+                p50_ms=raw["p50_us"] / 1000,
+                p99_ms=raw["p99_us"] / 1000,
+                cpu_us_per_req=cpu / max(raw["requests"], 1) * 1e6,
+                non2xx=raw["non2xx"],
+                socket_errors=raw["socket_errors"],
+                requests=raw["requests"],
+            )
+        )
+    return results, ok
+
+
+def run_bare(workdir: Path, args: argparse.Namespace) -> list[Result]:
+    (workdir / "bare_app.py").write_text(BARE_APP, encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(workdir)}
+    cmd = [
+        sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    proc = start(cmd, env, port, workdir / "bare.log")
+    try:
+        script = write_lua(workdir, "bare", json.dumps(FIELDS), "application/json")
+        results, _ = measure("bare 202", proc, port, script, args)
+        for r in results:
+            r.case = "bare 202 (body unread)"
+        return results
+    finally:
+        stop(proc)
+
+
+def run_relay(workdir: Path, args: argparse.Namespace, kind: str) -> tuple[list[Result], float]:
+    var = workdir / f"var-{kind}"
+    shutil.rmtree(var, ignore_errors=True)
+    forms = workdir / "forms.toml"
+    forms.write_text(FORMS, encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(
+        RELAY_VAR_DIR=str(var),
+        RELAY_FORMS_FILE=str(forms),
+        RELAY_SECRET_KEY="YmVuY2gta2V5LXRoaXJ0eS10d28tYnl0ZXMtbG9uZy4uLi4",
+        RELAY_LOG_FORMAT="json",
+        RELAY_LOG_LEVEL=args.log_level,
+    )
+    cmd = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
+    proc = start(cmd, env, port, workdir / f"relay-{kind}.log")
+    if kind == "json":
+        script = write_lua(workdir, "json", json.dumps(FIELDS), "application/json")
+    else:
+        script = write_lua(workdir, "form", urlencode(FIELDS), "application/x-www-form-urlencoded")
+    try:
+        results, ok = measure(f"relay {kind}", proc, port, script, args)
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        stop(proc)
+    stored = sqlite3.connect(var / "relay.db").execute("SELECT count(*) FROM submissions")
+    count = stored.fetchone()[0]
+    if count < ok:
+        raise SystemExit(f"LOST SUBMISSIONS: {ok} answered 2xx but only {count} rows stored")
+    print(f"  relay {kind}: {ok} answered 2xx, {count} rows stored (none lost)", flush=True)
+    return results, rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--log-level", default="INFO", help="relay's RELAY_LOG_LEVEL")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/accept.py needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        workdir = Path(tmp)
+        print("measuring bare Starlette ...", flush=True)
+        bare = run_bare(workdir, args)
+        print("measuring relay, JSON ...", flush=True)
+        json_results, json_rss = run_relay(workdir, args, "json")
+        print("measuring relay, urlencoded form ...", flush=True)
+        form_results, form_rss = run_relay(workdir, args, "form")
+    report(bare, json_results, form_results, max(json_rss, form_rss))
+
+
+def report(bare: list[Result], js: list[Result], form: list[Result], rss: float) -> None:
+    by_c = {r.clients: r for r in bare}
+    js_by_c = {r.clients: r for r in js}
+    print()
+    print(
+        f"{'case':26s} {'c':>3s} {'req/s':>8s} {'x bare':>7s} {'x json':>7s} "
+        f"{'p50 ms':>7s} {'p99 ms':>7s} {'cpu us/req':>10s} {'errors':>7s}"
+    )
+    for r in [*bare, *js, *form]:
+        ratio = r.rps / by_c[r.clients].rps
+        vs_json = r.rps / js_by_c[r.clients].rps if r.case == "relay form" else float("nan")
+        print(
+            f"{r.case:26s} {r.clients:3d} {r.rps:8.0f} {ratio:7.2f} {vs_json:7.2f} "
+            f"{r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.cpu_us_per_req:10.0f} "
+            f"{r.non2xx + r.socket_errors:7d}"
+        )
+    print(f"\npeak RSS of relay (one worker): {rss:.1f} MB")
+    c16 = 16 if 16 in by_c else min(by_c)
+    checks = [
+        ("JSON accept >= 0.35x bare", js_by_c[c16].rps / by_c[c16].rps >= 0.35),
+        (f"p99 <= 20 ms at {c16} clients", js_by_c[c16].p99_ms <= 20),
+        ("form path >= 0.8x JSON", form[0].rps / js[0].rps >= 0.8),
+        ("peak RSS <= 60 MB", rss <= 60),
+    ]
+    for name, ok in checks:
+        print(f"target {name}: {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
