@@ -78,7 +78,7 @@ class Store:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(query)
         except (SQLAlchemyError, OSError) as exc:
-            raise unavailable(exc) from None
+            raise unavailable(exc, "read") from None
 
 
 __all__ = ["Store"]

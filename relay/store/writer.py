@@ -28,9 +28,9 @@ log = logging.getLogger("relay.store")
 _STOP = object()
 
 
-def unavailable(exc: BaseException) -> StoreUnavailable:
+def unavailable(exc: BaseException, what: str = "write") -> StoreUnavailable:
     """Translate a database failure without its SQL or parameters (they may hold personal data)."""
-    return StoreUnavailable(f"database write failed ({type(exc).__name__})")
+    return StoreUnavailable(f"database {what} failed ({type(exc).__name__})")
 
 
 def _run_all(conn: Connection, jobs: list[Job]) -> list[Any]:
