@@ -67,7 +67,7 @@ def _isolation(url: str) -> tuple[list[object], int]:
                 store.write(add_row("ok-2")),
                 return_exceptions=True,
             )
-            return outcomes, await store.read(count)
+            return list(outcomes), await store.read(count)
         finally:
             await store.close()
 
@@ -107,7 +107,7 @@ def test_a_job_error_reaches_only_its_caller(tmp_path):
             outcomes = await asyncio.gather(
                 store.write(broken), store.write(add_row("kept")), return_exceptions=True
             )
-            return outcomes, await store.read(count)
+            return list(outcomes), await store.read(count)
         finally:
             await store.close()
 
