@@ -9,7 +9,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from relay import states
-from relay.cli.deliveries import human_age, parse_since, render_table
+from relay.cli.deliveries import render_table
+from relay.spans import human_age, parse_since
 from relay.store.deliveries import get_delivery
 from tests.conftest import invoke
 from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit

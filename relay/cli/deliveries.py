@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
-from relay import states
+from relay import spans, states
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings
+from relay.spans import human_age, stamp
 from relay.store import Store
 from relay.store.deliveries import (
     Delivery,
@@ -31,35 +31,15 @@ from relay.store.deliveries import (
 )
 
 T = TypeVar("T")
-_SPAN = re.compile(r"^(\d{1,6})([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 COLUMNS = ("id", "form", "received", "state", "attempts", "last event", "age")
 
 
 def parse_since(text: str, now: datetime) -> datetime:
-    """`30m`, `24h`, `7d`, `2w` (ago), or an ISO date/time (UTC unless it says otherwise)."""
-    match = _SPAN.match(text.strip())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    """--since as a span or a date; a clear usage error otherwise."""
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        msg = f"{text!r} is neither a span such as 24h / 7d nor an ISO date such as 2026-11-01"
-        raise click.BadParameter(msg, param_hint="--since") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def human_age(span: timedelta) -> str:
-    """A short age: 45s, 12m, 3h, 5d."""
-    seconds = max(0, int(span.total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def stamp(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        return spans.parse_since(text, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, tty: bool) -> str:
@@ -214,4 +194,3 @@ def retry(submission_id: str) -> None:
     if result.outcome != "requeued":
         raise click.ClickException(explain[result.outcome])
     click.echo(f"submission {submission_id} requeued")
-
