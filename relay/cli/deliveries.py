@@ -20,6 +20,8 @@ from relay import spans, states
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings
+from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError, check_settings
+from relay.mail.reconcile import SyncReport, sync_deliveries
 from relay.spans import human_age, stamp
 from relay.store import Store
 from relay.store.deliveries import (
@@ -194,3 +196,31 @@ def retry(submission_id: str) -> None:
     if result.outcome != "requeued":
         raise click.ClickException(explain[result.outcome])
     click.echo(f"submission {submission_id} requeued")
+
+
+@deliveries.command("sync")
+def sync() -> None:
+    """Ask Mailgun's EU Logs API about deliveries without an outcome, and record what it says.
+
+    Needs RELAY_MAILGUN_READ_KEY and RELAY_MAILGUN_DOMAIN. Deliveries still without an
+    outcome after RELAY_MAILGUN_RETENTION_DAYS are marked `unknown`.
+
+    Example: relay deliveries sync
+    """
+    settings = settings_or_exit()
+
+    async def go(store: Store) -> SyncReport:
+        logs = MailgunLogs(settings)
+        try:
+            return await sync_deliveries(store, logs, utcnow())
+        finally:
+            await logs.aclose()
+
+    try:
+        check_settings(settings)
+    except MailgunLogsError as exc:
+        raise click.ClickException(str(exc)) from None
+    report = run(with_store(settings, go))
+    click.echo(report.summary())
+    if report.error:
+        raise click.ClickException(f"sync stopped early: {report.error}")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from relay import states
@@ -385,24 +385,16 @@ def queue_stats() -> Callable[[Connection], QueueStats]:
 
 
 def awaiting_confirmation(limit: int = 500) -> Callable[[Connection], list[tuple[str, datetime]]]:
-    """(id, received_at) of submissions Mailgun took (or may have) but not yet final."""
+    """(id, received_at) of submissions Mailgun accepted but that have no outcome yet."""
 
     def query(conn: Connection) -> list[tuple[str, datetime]]:
         rows = conn.execute(
             select(submissions.c.id, submissions.c.received_at)
-            .where(
-                or_(
-                    submissions.c.state == states.ACCEPTED,
-                    and_(
-                        submissions.c.state == states.SENDING,
-                        submissions.c.provider_message_id.is_not(None),
-                    ),
-                )
-            )
+            .where(submissions.c.state == states.ACCEPTED)
             .order_by(submissions.c.received_at)
             .limit(limit)
         )
-        return [(r[0], r[1]) for r in rows]
+        return [(r[0], as_utc(r[1])) for r in rows]
 
     return query
 
