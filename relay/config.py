@@ -258,6 +258,15 @@ class Settings(BaseSettings):
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value).rstrip("/")
 
+    @field_validator("admin_users")
+    @classmethod
+    def _unique_admins(cls, value: tuple[AdminUser, ...]) -> tuple[AdminUser, ...]:
+        names = [u.name for u in value]
+        if len(names) != len(set(names)):
+            msg = "each admin user name may appear once"
+            raise ValueError(msg)
+        return value
+
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
         if self.environment == "production" and self.secret_key is None:

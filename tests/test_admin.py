@@ -58,6 +58,24 @@ def _audit(client) -> list[tuple[str, str, str | None]]:
     return list(read(client, query))
 
 
+def test_admin_users_need_unique_names():
+    """Two admins with one name is a configuration error naming the variable."""
+    from relay.config import load_settings
+    from relay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RELAY_ADMIN_USERS: Value error, each admin user name"):
+        load_settings(admin_users=USERS + USERS[:1])
+
+
+def test_same_origin_posts_are_accepted(client, log):
+    """The browser's own Origin passes the check."""
+    admin = Admin(client)
+    admin.login("vera")
+    headers = {"Origin": "http://localhost"}
+    response = admin.post(f"/admin/deliveries/{log['failed']}/retry", headers=headers)
+    assert response.status_code == 303
+
+
 def test_every_admin_page_needs_a_login(client):
     """Without a session, pages redirect to the login page (keeping where you were going)."""
     for path in ("/admin", "/admin/deliveries?state=failed", "/admin/prospects"):
@@ -189,13 +207,12 @@ def test_unknown_submission_is_404(client):
     assert admin.get("/admin/deliveries/nope").status_code == 404
 
 
-def test_cross_site_posts_are_refused(client, log):
-    """A POST from another origin is refused even with the right token."""
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:8443"])
+def test_cross_site_posts_are_refused(client, log, origin):
+    """A POST from another (or an opaque) origin is refused even with the right token."""
     admin = Admin(client)
     admin.login("vera")
-    response = admin.post(
-        f"/admin/deliveries/{log['failed']}/retry", headers={"Origin": "https://evil.example"}
-    )
+    response = admin.post(f"/admin/deliveries/{log['failed']}/retry", headers={"Origin": origin})
     assert response.status_code == 403
     assert read(client, get_delivery(log["failed"])).state == states.FAILED
 

@@ -198,8 +198,12 @@ def record_event(
     """
 
     def job(conn: Connection) -> Recorded:
-        if token is not None and not use_token(conn, token, now):
-            return Recorded("replayed")
+        if token is not None:
+            if not use_token(conn, token, now):
+                return Recorded("replayed")
+            # tokens past any freshness window are useless; forgetting them here keeps the
+            # table small even where reconciliation (which also purges) is not configured
+            conn.execute(delete(tokens).where(tokens.c.seen_at < now - TOKEN_MEMORY))
         match = find_submission(event)(conn)
         if match is None:
             return Recorded("unmatched")
