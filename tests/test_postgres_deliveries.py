@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from relay import states
 from relay.app import create_app
-from relay.store.deliveries import counts_by_state, get_delivery, requeue, timeline
+from relay.store.deliveries import get_delivery, requeue, timeline
+from relay.store.delivery_stats import counts_by_state
 from tests.deliveries_helpers import WEBHOOK_KEY, event_data, read, sent, signed, submit, write
 
 pytestmark = pytest.mark.postgres

@@ -19,11 +19,11 @@ from relay import spans, states
 from relay.store.deliveries import (
     DeliveryFilter,
     audit,
-    counts_by_state,
     list_deliveries,
     requeue,
     timeline,
 )
+from relay.store.delivery_stats import counts_by_state
 from relay.store.prospects_read import find_prospect, open_prospect
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of

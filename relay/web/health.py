@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from relay.config import Settings
 from relay.errors import StoreUnavailable
 from relay.metrics import CONTENT_TYPE
-from relay.store.deliveries import QueueStats, queue_stats
+from relay.store.delivery_stats import QueueStats, queue_stats
 from relay.web.deps import deps_of, store_of
 
 NO_STORE = {"Cache-Control": "no-store"}
