@@ -84,7 +84,11 @@ def test_every_admin_page_needs_a_login(client):
     assert client.get("/admin/deliveries?state=failed", follow_redirects=False).headers[
         "location"
     ] == ("/admin/login?next=/admin/deliveries%3Fstate%3Dfailed")
-    assert client.post("/admin/deliveries/x/retry", follow_redirects=False).status_code == 303
+    post = client.post("/admin/deliveries/x/retry", follow_redirects=False)
+    assert (post.status_code, post.headers["location"]) == (
+        303,
+        "/admin/login?next=/admin/deliveries",
+    )
 
 
 def test_login_sets_a_strict_http_only_cookie(client):
@@ -217,16 +221,27 @@ def test_cross_site_posts_are_refused(client, log, origin):
     assert read(client, get_delivery(log["failed"])).state == states.FAILED
 
 
+def _details(client) -> list[str | None]:
+    def query(conn: Connection) -> list[str | None]:
+        return [r[0] for r in conn.execute(select(audit_log.c.detail).order_by(audit_log.c.id))]
+
+    return list(read(client, query))
+
+
 def test_each_page_view_writes_one_audit_line(client, log):
     admin = Admin(client)
     admin.login("vera")
     before = len(_audit(client))
     admin.get("/admin/deliveries")
     admin.get(f"/admin/deliveries/{log['failed']}")
+    admin.get("/admin/deliveries?state=failed&since=jeanne@example.fr")
     assert _audit(client)[before:] == [
         ("vera", "view.deliveries", None),
         ("vera", "view.delivery", log["failed"]),
+        ("vera", "view.deliveries", None),
     ]
+    assert "state=failed" in str(_details(client))
+    assert "jeanne" not in str(_details(client))
 
 
 def test_logout_ends_the_session(client):

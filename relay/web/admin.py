@@ -61,6 +61,8 @@ async def _guard(request: Request, role: str = "viewer") -> Session | Response:
     session = auth_of(request).session(request)
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":  # after logging in, come back to a page, not a POST URL
+            target = "/admin/deliveries"
         return RedirectResponse(f"/admin/login?next={quote(target)}", status_code=303)
     if not session.may(role):
         await _audit(request, session.name, "denied", request.url.path)
@@ -159,7 +161,9 @@ async def deliveries(request: Request) -> Response:
     flt = DeliveryFilter(state=state, form=form, since=since_at, limit=200)
     rows = await store_of(request).read(list_deliveries(flt))
     counts = await store_of(request).read(counts_by_state(now))
-    await _audit(request, session.name, "view.deliveries", None, urlencode(dict(params.items())))
+    shown = {"state": state, "form": form, "since": since_at.isoformat() if since_at else None}
+    detail = urlencode({k: v for k, v in shown.items() if v})  # validated values only
+    await _audit(request, session.name, "view.deliveries", None, detail)
     return _page(
         request,
         session,
