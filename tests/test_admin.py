@@ -361,3 +361,17 @@ def test_login_page_and_csrf_helper(client):
     admin.login("diane")
     assert client.get("/admin/login", follow_redirects=False).status_code == 303
     assert csrf_in(admin.get("/admin/prospects").text) == admin.csrf
+
+
+def test_unknown_subject_action_is_refused_by_the_adapter(client, clock):
+    """run_action accepts only the four actions, whatever relay.privacy holds."""
+    import asyncio
+
+    from relay.web.subject_actions import SubjectActionsUnavailable, run_action
+    from tests.deliveries_helpers import store
+
+    keyring = KeyRing.from_text(TEST_KEY)
+    with pytest.raises(SubjectActionsUnavailable, match="unknown action 'explode'"):
+        asyncio.run(
+            run_action("explode", store(client), keyring, "a@b.fr", actor="t", now=clock.now)
+        )
