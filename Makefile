@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench clean
+.PHONY: run test check lint pytest bench bench-webhooks clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,17 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
+
+## browser: in CI (CI=true), install Debian's chromium for the admin browser test when missing.
+## Locally the browser test skips with a message instead. Playwright's own download is never used.
+browser:
+	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
 
 ## lint: apply formatting and safe fixes
 lint: $(STAMP)
@@ -45,6 +53,10 @@ lint: $(STAMP)
 ## bench: the accept-path benchmark (prints its figures)
 bench: $(STAMP)
 	$(BIN)/python bench/accept.py
+
+## bench-webhooks: how fast POST /webhooks/mailgun answers on a real relay serve
+bench-webhooks: $(STAMP)
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov

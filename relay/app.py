@@ -15,6 +15,7 @@ from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
 from relay.keyfile import load_keyring
 from relay.store import Store
+from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.routes import routes
@@ -47,4 +48,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.deps = deps
+    app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
     return app

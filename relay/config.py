@@ -204,6 +204,19 @@ def load_forms(path: Path) -> dict[str, FormConfig]:
         raise ConfigError(describe_validation_error(str(path), exc)) from None
 
 
+class AdminUser(BaseModel):
+    """One admin of /admin: a name, a role and an argon2 hash (`relay admin hash-password`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    role: Literal["viewer", "dpo"]
+    password_hash: Annotated[str, Field(pattern=r"^\$argon2(id|i|d)\$")]
+
+    def __repr__(self) -> str:
+        return f"AdminUser(name={self.name!r}, role={self.role!r})"
+
+
 class Settings(BaseSettings):
     """Every setting of relay. Each field is documented in the README's settings table."""
 
@@ -228,11 +241,31 @@ class Settings(BaseSettings):
     mailgun_domain: str | None = None
     mailgun_base_url: str = "https://api.eu.mailgun.net"
     mail_from: str | None = None
+    # --- issue 5: webhooks, reconciliation, admin web, health and metrics ---
+    mailgun_webhook_signing_key: SecretStr | None = None
+    mailgun_read_key: SecretStr | None = None
+    webhook_max_age_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+    sync_interval_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 180
+    mailgun_retention_days: Annotated[int, Field(ge=1, le=30)] = 3
+    admin_users: tuple[AdminUser, ...] = ()
+    admin_session_hours: Annotated[int, Field(ge=1, le=24 * 7)] = 8
+    admin_login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    metrics_token: SecretStr | None = None
+    ready_max_queue_age_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 900
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value).rstrip("/")
+
+    @field_validator("admin_users")
+    @classmethod
+    def _unique_admins(cls, value: tuple[AdminUser, ...]) -> tuple[AdminUser, ...]:
+        names = [u.name for u in value]
+        if len(names) != len(set(names)):
+            msg = "each admin user name may appear once"
+            raise ValueError(msg)
+        return value
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import click
 
 from relay import __version__
+from relay.cli.admin import admin
+from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
 from relay.cli.serve import serve
 
@@ -26,3 +28,6 @@ main.add_command(serve)
 main.add_command(check)
 main.add_command(db)
 main.add_command(keys)
+# --- issue 5 ---
+main.add_command(deliveries)
+main.add_command(admin)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict, cast
 
 from starlette.requests import Request
@@ -10,6 +10,7 @@ from starlette.requests import Request
 from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
+from relay.metrics import Metrics
 from relay.web.pages import Pages
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class Deps:
     keyring: KeyRing
     pages: Pages
     clock: Clock
+    metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
 
 
 class State(TypedDict):

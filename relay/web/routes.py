@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import submit
+from relay.web import admin, health, submit, webhooks
 
 
 def routes() -> list[Route]:
@@ -12,4 +12,19 @@ def routes() -> list[Route]:
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
+        # issue 5: webhooks, health and metrics
+        Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", health.metrics, methods=["GET"]),
+        Route("/admin", admin.home, methods=["GET"]),
+        Route("/admin/login", admin.login_page, methods=["GET"]),
+        Route("/admin/login", admin.login, methods=["POST"]),
+        Route("/admin/logout", admin.logout, methods=["POST"]),
+        Route("/admin/deliveries", admin.deliveries, methods=["GET"]),
+        Route("/admin/deliveries/{submission_id}", admin.delivery, methods=["GET"]),
+        Route("/admin/deliveries/{submission_id}/retry", admin.retry, methods=["POST"]),
+        Route("/admin/prospects", admin.prospects, methods=["GET"]),
+        Route("/admin/prospects", admin.prospect_lookup, methods=["POST"]),
+        Route("/admin/prospects/{action}", admin.prospect_action, methods=["POST"]),
     ]

@@ -21,6 +21,7 @@ from relay.config import FormConfig
 from relay.errors import StoreUnavailable, SubmissionRejected
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
+from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import Submission, consent_from, validate_submission
 from relay.web.deps import Deps, deps_of, store_of
@@ -252,11 +253,14 @@ async def submit(request: Request) -> Response:
     try:
         if form is None:
             raise _unknown_form()
-        return await _accept(request, deps, form, answer)
+        response = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
+        deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())
         if exc.status >= 500:
             log.warning("submission refused", extra={"status": exc.status, "code": exc.code})
         return answer.rejected(exc)
+    deps.metrics.submission(form.id, "accepted")
+    return response
 
 
 async def preflight(request: Request) -> Response:

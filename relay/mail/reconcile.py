@@ -1,0 +1,155 @@
+"""Reconciliation: ask Mailgun's logs about deliveries still waiting for an outcome.
+
+Webhooks can be lost (Mailgun never retries `delivered`; a refused stale webhook is gone), so
+`relay deliveries sync` — and the worker every RELAY_SYNC_INTERVAL_MINUTES when a read key is
+set — looks up each `accepted` submission by our Message-Id, records the events through the
+same idempotent job as the webhook, and marks `unknown` what is still without an outcome once
+Mailgun's retention window has passed (its logs can no longer say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from relay.clock import Clock, utcnow
+from relay.config import Settings
+from relay.errors import RelayError
+from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError
+from relay.metrics import Metrics
+from relay.store import Store
+from relay.store.deliveries import (
+    TOKEN_MEMORY,
+    awaiting_confirmation,
+    get_delivery,
+    mark_unknown,
+    purge_tokens,
+    record_event,
+)
+
+log = logging.getLogger("relay.sync")
+#: Look a little before a message was received: clocks differ.
+SLACK = timedelta(hours=1)
+
+
+@dataclass
+class SyncReport:
+    """What one reconciliation run did; printed by the CLI, logged by the worker."""
+
+    checked: int = 0
+    events: int = 0
+    changed: dict[str, int] = field(default_factory=dict)
+    unknown: int = 0
+    error: str | None = None
+
+    def summary(self) -> str:
+        changed = ", ".join(f"{n} {s}" for s, n in sorted(self.changed.items())) or "none"
+        text = (
+            f"checked {self.checked} unconfirmed deliveries; {self.events} new events; "
+            f"now final or moved: {changed}; marked unknown: {self.unknown}"
+        )
+        return f"{text}; stopped: {self.error}" if self.error else text
+
+
+async def sync_deliveries(
+    store: Store, logs: MailgunLogs, now: datetime, *, limit: int = 500
+) -> SyncReport:
+    """One pass over `accepted` submissions; stops at the first Mailgun error (reported)."""
+    report = SyncReport()
+    for submission_id, received_at in await store.read(awaiting_confirmation(limit)):
+        report.checked += 1
+        start = max(received_at - SLACK, now - logs.retention)
+        try:
+            events = await logs.events_for(submission_id, start=start, end=now)
+        except MailgunLogsError as exc:
+            report.error = str(exc)
+            break
+        for event in events:
+            result = await store.write(record_event(event, now, source="sync"))
+            if result.verdict == "recorded":
+                report.events += 1
+        row = await store.read(get_delivery(submission_id))
+        if row is None:
+            continue
+        if row.state != "accepted":
+            report.changed[row.state] = report.changed.get(row.state, 0) + 1
+        elif received_at < now - logs.retention and await store.write(
+            mark_unknown(submission_id, now)
+        ):
+            report.unknown += 1
+            log.warning(
+                "delivery outcome unknown",
+                extra={"submission_id": submission_id, "form": row.form_id, "state": "unknown"},
+            )
+    await store.write(purge_tokens(now - TOKEN_MEMORY))
+    log.info(
+        "deliveries synced",
+        extra={
+            "checked": report.checked,
+            "events": report.events,
+            "unknown": report.unknown,
+            "error": report.error,
+        },
+    )
+    return report
+
+
+class Reconciler:
+    """The periodic sync the worker runs: start() once, stop() at shutdown."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        metrics: Metrics | None = None,
+        logs: MailgunLogs | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self._logs = logs
+        self._task: asyncio.Task[None] | None = None
+        self.last_report: SyncReport | None = None
+        self.ran = asyncio.Event()
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.mailgun_read_key is not None and bool(self.settings.mailgun_domain)
+
+    async def start(self) -> None:
+        if not self.configured:
+            log.info("reconciliation off: RELAY_MAILGUN_READ_KEY or RELAY_MAILGUN_DOMAIN not set")
+            return
+        if self._logs is None:
+            self._logs = MailgunLogs(self.settings, metrics=self.metrics, clock=self.clock)
+        self._task = asyncio.create_task(self._loop(), name="relay-reconciler")
+
+    async def run_once(self) -> SyncReport:
+        assert self._logs is not None  # noqa: S101 - start() creates it before any run
+        report = await sync_deliveries(self.store, self._logs, self.clock())
+        self.last_report = report
+        self.ran.set()
+        return report
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except RelayError as exc:
+                log.warning("reconciliation failed", extra={"error": str(exc)})
+            await asyncio.sleep(self.settings.sync_interval_minutes * 60)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._logs is not None:
+            await self._logs.aclose()

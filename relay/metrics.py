@@ -1,0 +1,82 @@
+"""Every Prometheus collector relay exports, in one place, on a registry per app.
+
+Why a registry per app: tests build many apps in one process; a global registry would share
+(and refuse to re-register) collectors between them. Labels are forms, states, outcomes,
+event types and verdicts — bounded sets, never anything typed by a person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from relay import states
+from relay.store.delivery_stats import QueueStats
+
+#: The content type of the text exposition format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNKNOWN_FORM = "unknown"
+
+
+class Metrics:
+    """The collectors of one app (or worker) and the registry they live on."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.submissions = Counter(
+            "relay_submissions",
+            "Submissions received, by form and outcome (accepted or the refusal code).",
+            ["form", "outcome"],
+            registry=reg,
+        )
+        self.deliveries = Gauge(
+            "relay_deliveries",
+            "Submissions in the database, by delivery state (read at scrape time).",
+            ["state"],
+            registry=reg,
+        )
+        self.queue_depth = Gauge(
+            "relay_queue_depth",
+            "Submissions waiting to be handed to Mailgun (queued, retrying or sending).",
+            registry=reg,
+        )
+        self.oldest_queued_age = Gauge(
+            "relay_queue_oldest_age_seconds",
+            "Age of the oldest submission still waiting to be handed to Mailgun (0 if none).",
+            registry=reg,
+        )
+        self.mailgun_request_seconds = Histogram(
+            "relay_mailgun_request_duration_seconds",
+            "Duration of requests to Mailgun's API, by operation (send, logs) and outcome.",
+            ["operation", "outcome"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=reg,
+        )
+        self.webhook_events = Counter(
+            "relay_webhook_events",
+            "Mailgun webhooks received, by event type and verdict (recorded, refused, …).",
+            ["event", "verdict"],
+            registry=reg,
+        )
+        self.purged = Counter(
+            "relay_purged",
+            "Rows or bodies removed by retention, by kind.",
+            ["kind"],
+            registry=reg,
+        )
+
+    def submission(self, form: str, outcome: str) -> None:
+        """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
+        self.submissions.labels(form, outcome).inc()
+
+    def observe_queue(self, stats: QueueStats, now: datetime) -> None:
+        """Set the scrape-time gauges from one read of the database."""
+        for state in states.ALL:
+            self.deliveries.labels(state).set(stats.by_state.get(state, 0))
+        self.queue_depth.set(stats.depth)
+        self.oldest_queued_age.set(max(0.0, stats.oldest_age(now)))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,163 @@
+"""Admin login: argon2 passwords from settings, a signed session cookie, CSRF, rate limits.
+
+Why this shape: admins are a handful of people named in settings, so there is no user table.
+The session is a signed, timestamped cookie (itsdangerous) keyed by a key derived from
+RELAY_SECRET_KEY; it carries the user name and that session's CSRF token, and the role is
+looked up in settings on every request, so removing a user ends their sessions. The cookie is
+HttpOnly, SameSite=Strict, Path=/admin, and Secure except on localhost. It is the one cookie
+relay sets (an authentication cookie, exempt from consent: see gdpr-cnil.md K1).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relay.config import AdminUser, Settings
+from relay.crypto import KeyRing
+
+COOKIE = "relay_admin"
+COOKIE_PATH = "/admin"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+LOGIN_WINDOW_MINUTES = 15
+ROLES = {"viewer": 0, "dpo": 1}
+
+
+@dataclass(frozen=True)
+class Session:
+    """A logged-in admin and the CSRF token of this session."""
+
+    user: AdminUser
+    csrf: str
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    def may(self, role: str) -> bool:
+        return ROLES[self.user.role] >= ROLES[role]
+
+
+def client_key(request: Request) -> str:
+    """The client's network (IPv4 /24, IPv6 /48) for rate limiting; kept in memory only."""
+    host = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "client:unknown"
+    prefix = 24 if ip.version == 4 else 48  # the masks of gdpr-cnil.md I1
+    return f"client:{ipaddress.ip_network(f'{ip}/{prefix}', strict=False)}"
+
+
+class AdminAuth:
+    """Per-app login state: the users, the session signer and the failed-login limiter."""
+
+    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+        self.settings = settings
+        self.users = {u.name: u for u in settings.admin_users}
+        secret = hmac.new(keyring.signing_key, b"relay/admin-session", hashlib.sha256).digest()
+        self._signer = URLSafeTimedSerializer(secret, salt="relay-admin-session")
+        self._hasher = PasswordHasher()
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limit = RateLimitItemPerMinute(settings.admin_login_attempts, LOGIN_WINDOW_MINUTES)
+
+    @functools.cached_property
+    def _dummy_hash(self) -> str:
+        """Verified against for unknown names, so they take as long as known ones."""
+        return self._hasher.hash(secrets.token_hex(16))
+
+    @property
+    def max_age(self) -> int:
+        return self.settings.admin_session_hours * 3600
+
+    # --- passwords and login attempts ---
+
+    def _keys(self, request: Request, name: str) -> list[str]:
+        return [f"user:{name.lower()}", client_key(request)]
+
+    def blocked(self, request: Request, name: str) -> bool:
+        """Too many failed logins for this user name or from this client network."""
+        return any(not self._limiter.test(self._limit, k) for k in self._keys(request, name))
+
+    def failed(self, request: Request, name: str) -> None:
+        for key in self._keys(request, name):
+            self._limiter.hit(self._limit, key)
+
+    def authenticate(self, name: str, password: str) -> AdminUser | None:
+        """The user if the password matches; unknown names cost the same hash as known ones."""
+        user = self.users.get(name)
+        try:
+            self._hasher.verify(user.password_hash if user else self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return user
+
+    # --- the session cookie ---
+
+    def issue(self, user: AdminUser) -> str:
+        return self._signer.dumps({"u": user.name, "c": secrets.token_urlsafe(24)})
+
+    def session(self, request: Request) -> Session | None:
+        raw = request.cookies.get(COOKIE)
+        if not raw:
+            return None
+        try:
+            data = self._signer.loads(raw, max_age=self.max_age)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        user = self.users.get(str(data.get("u")))
+        csrf = data.get("c")
+        if user is None or not isinstance(csrf, str):
+            return None
+        return Session(user, csrf)
+
+    def set_cookie(self, response: Response, request: Request, value: str) -> None:
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=self.max_age,
+            path=COOKIE_PATH,
+            secure=request.url.hostname not in LOCAL_HOSTS,
+            httponly=True,
+            samesite="strict",
+        )
+
+    def clear_cookie(self, response: Response, request: Request) -> None:
+        response.delete_cookie(
+            COOKIE,
+            path=COOKIE_PATH,
+            secure=request.url.hostname not in LOCAL_HOSTS,
+            httponly=True,
+            samesite="strict",
+        )
+
+
+def same_origin(request: Request) -> bool:
+    """A POST's Origin (when the browser sends one) must be relay's own."""
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    return origin.rstrip("/") == own
+
+
+def csrf_ok(request: Request, session: Session, token: object) -> bool:
+    """CSRF: the form's token equals the session's, and the Origin is ours."""
+    if not isinstance(token, str) or not same_origin(request):
+        return False
+    return hmac.compare_digest(token.encode("utf-8"), session.csrf.encode("utf-8"))

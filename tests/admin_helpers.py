@@ -1,0 +1,52 @@
+"""Admin users for tests, and an `Admin` that logs in and clicks like a person would."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from argon2 import PasswordHasher
+from starlette.testclient import TestClient
+
+#: Cheap parameters: tests verify many logins; the hash records its own parameters.
+_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+PASSWORDS = {"vera": "viewer-password-1", "diane": "dpo-password-2"}
+USERS = [
+    {"name": "vera", "role": "viewer", "password_hash": _HASHER.hash(PASSWORDS["vera"])},
+    {"name": "diane", "role": "dpo", "password_hash": _HASHER.hash(PASSWORDS["diane"])},
+]
+USERS_JSON = json.dumps(USERS)
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_in(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF field on the page"
+    return match.group(1)
+
+
+class Admin:
+    """One browser session on /admin through TestClient."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.csrf = ""
+
+    def login(self, name: str, password: str | None = None) -> Any:
+        response = self.client.post(
+            "/admin/login",
+            data={"username": name, "password": password or PASSWORDS[name]},
+            follow_redirects=False,
+        )
+        if response.status_code == 303:
+            page = self.client.get("/admin/deliveries")
+            self.csrf = csrf_in(page.text)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, follow_redirects=False, **kwargs)
+
+    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        body = {"csrf": self.csrf, **(data or {})}
+        return self.client.post(path, data=body, follow_redirects=False, **kwargs)

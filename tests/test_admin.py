@@ -1,0 +1,377 @@
+"""/admin: login, the delivery log, a timeline, retry, the DPO's lookup, and the audit trail."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+from starlette.testclient import TestClient
+
+from relay import states
+from relay.app import create_app
+from relay.crypto import KeyRing
+from relay.store.deliveries import get_delivery
+from relay.store.tables import audit_log, prospects
+from tests.admin_helpers import USERS, Admin, csrf_in
+from tests.conftest import TEST_KEY
+from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit, write
+
+
+@pytest.fixture(name="settings")
+def fixture_settings(settings_factory: Any) -> Any:
+    return settings_factory(admin_users=USERS)
+
+
+@pytest.fixture(name="client")
+def fixture_client(settings, clock) -> Iterator[TestClient]:
+    """Served as localhost: the session cookie is Secure everywhere else."""
+    with TestClient(create_app(settings, clock=clock), base_url="http://localhost") as client:
+        yield client
+
+
+@pytest.fixture(name="log")
+def fixture_log(client, clock) -> dict[str, str]:
+    delivered, failed = submit(client), submit(client, "quote")
+    sent(
+        client, delivered, clock.now, state=states.DELIVERED, body_enc=None, last_event="delivered"
+    )
+    add_attempt(client, failed, clock.now, "rejected", 400, "'to' parameter is not a valid address")
+    set_row(client, failed, state=states.FAILED, attempts=1, last_error="HTTP 400: bad recipient")
+    return {"delivered": delivered, "failed": failed}
+
+
+def _audit(client) -> list[tuple[str, str, str | None]]:
+    def query(conn: Connection) -> list[tuple[str, str, str | None]]:
+        rows = conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.target).order_by(
+                audit_log.c.id
+            )
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    return list(read(client, query))
+
+
+def test_admin_users_need_unique_names():
+    """Two admins with one name is a configuration error naming the variable."""
+    from relay.config import load_settings
+    from relay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RELAY_ADMIN_USERS: Value error, each admin user name"):
+        load_settings(admin_users=USERS + USERS[:1])
+
+
+def test_same_origin_posts_are_accepted(client, log):
+    """The browser's own Origin passes the check."""
+    admin = Admin(client)
+    admin.login("vera")
+    headers = {"Origin": "http://localhost"}
+    response = admin.post(f"/admin/deliveries/{log['failed']}/retry", headers=headers)
+    assert response.status_code == 303
+
+
+def test_every_admin_page_needs_a_login(client):
+    """Without a session, pages redirect to the login page (keeping where you were going)."""
+    for path in ("/admin", "/admin/deliveries?state=failed", "/admin/prospects"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303
+    assert client.get("/admin/deliveries?state=failed", follow_redirects=False).headers[
+        "location"
+    ] == ("/admin/login?next=/admin/deliveries%3Fstate%3Dfailed")
+    post = client.post("/admin/deliveries/x/retry", follow_redirects=False)
+    assert (post.status_code, post.headers["location"]) == (
+        303,
+        "/admin/login?next=/admin/deliveries",
+    )
+
+
+def test_login_sets_a_strict_http_only_cookie(client):
+    """A good password: 303 with HttpOnly, SameSite=Strict, Path=/admin (Secure off localhost)."""
+    response = Admin(client).login("vera")
+    assert (response.status_code, response.headers["location"]) == (303, "/admin/deliveries")
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/admin" in cookie
+    assert "secure" not in cookie
+
+
+def test_cookie_is_secure_outside_localhost(settings, clock):
+    with TestClient(
+        create_app(settings, clock=clock), base_url="https://relay.example.com"
+    ) as client:
+        response = Admin(client).login("vera")
+    assert "secure" in response.headers["set-cookie"].lower()
+
+
+def test_wrong_password_is_refused_and_audited(client):
+    response = Admin(client).login("vera", "not-the-password")
+    assert response.status_code == 401
+    assert "Wrong user name or password." in response.text
+    assert Admin(client).login("mallory", "whatever").status_code == 401
+    assert [a[:2] for a in _audit(client)] == [
+        ("vera", "login.failed"),
+        ("unknown-user", "login.failed"),
+    ]
+
+
+def test_login_attempts_are_rate_limited(client):
+    """After 5 failures for a user, even the right password waits (429)."""
+    admin = Admin(client)
+    for _ in range(5):
+        assert admin.login("vera", "guess").status_code == 401
+    response = admin.login("vera")
+    assert response.status_code == 429
+    assert "Too many failed attempts" in response.text
+
+
+def test_login_redirects_only_within_admin(client):
+    """`next` never leads off /admin (no open redirect)."""
+    for target, expected in [
+        ("/admin/prospects", "/admin/prospects"),
+        ("//evil.example", "/admin/deliveries"),
+        ("https://evil.example", "/admin/deliveries"),
+    ]:
+        client.cookies.clear()
+        response = client.post(
+            "/admin/login",
+            data={"username": "vera", "password": "viewer-password-1", "next": target},
+            follow_redirects=False,
+        )
+        assert response.headers["location"] == expected
+
+
+def test_delivery_log_shows_states_and_counts(client, log):
+    """The log lists delivered and failed submissions, newest first, with 24 h and 7 d counts."""
+    admin = Admin(client)
+    admin.login("vera")
+    page = admin.get("/admin/deliveries")
+    assert page.status_code == 200
+    assert page.text.index(log["failed"]) < page.text.index(log["delivered"])
+    assert '<td data-window="24h" data-state="delivered">1</td>' in page.text
+    assert '<td data-window="7d" data-state="failed">1</td>' in page.text
+    assert "Jeanne" not in page.text
+    failed_only = admin.get("/admin/deliveries?state=failed&form=quote&since=7d")
+    assert log["failed"] in failed_only.text
+    assert log["delivered"] not in failed_only.text
+
+
+def test_bad_filters_are_explained(client, log):
+    admin = Admin(client)
+    admin.login("vera")
+    page = admin.get("/admin/deliveries?state=lost&form=nope&since=soon")
+    assert page.status_code == 400
+    for problem in (
+        "unknown state &#39;lost&#39;",
+        "unknown form &#39;nope&#39;",
+        "neither a span",
+    ):
+        assert problem in page.text
+
+
+def test_timeline_and_retry(client, log):
+    """The detail page shows why it failed and a retry button; retry requeues it (with CSRF)."""
+    admin = Admin(client)
+    admin.login("vera")
+    page = admin.get(f"/admin/deliveries/{log['failed']}")
+    assert page.status_code == 200
+    assert "HTTP 400: bad recipient" in page.text
+    assert "&#39;to&#39; parameter is not a valid address" in page.text
+    assert "Retry delivery" in page.text
+    assert (
+        admin.post(f"/admin/deliveries/{log['failed']}/retry", {"csrf": "forged"}).status_code
+        == 403
+    )
+    response = admin.post(f"/admin/deliveries/{log['failed']}/retry")
+    assert response.status_code == 303
+    after = admin.get(response.headers["location"])
+    assert "Requeued: it will be sent again shortly." in after.text
+    assert read(client, get_delivery(log["failed"])).state == states.QUEUED
+    assert ("vera", "delivery.retry", log["failed"]) in _audit(client)
+
+
+def test_no_retry_button_for_a_delivered_submission(client, log):
+    admin = Admin(client)
+    admin.login("vera")
+    page = admin.get(f"/admin/deliveries/{log['delivered']}")
+    assert "Retry delivery" not in page.text
+    response = admin.post(f"/admin/deliveries/{log['delivered']}/retry")
+    assert "Only+failed+or+dead" in response.headers["location"]
+
+
+def test_unknown_submission_is_404(client):
+    admin = Admin(client)
+    admin.login("vera")
+    assert admin.get("/admin/deliveries/nope").status_code == 404
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:8443"])
+def test_cross_site_posts_are_refused(client, log, origin):
+    """A POST from another (or an opaque) origin is refused even with the right token."""
+    admin = Admin(client)
+    admin.login("vera")
+    response = admin.post(f"/admin/deliveries/{log['failed']}/retry", headers={"Origin": origin})
+    assert response.status_code == 403
+    assert read(client, get_delivery(log["failed"])).state == states.FAILED
+
+
+def _details(client) -> list[str | None]:
+    def query(conn: Connection) -> list[str | None]:
+        return [r[0] for r in conn.execute(select(audit_log.c.detail).order_by(audit_log.c.id))]
+
+    return list(read(client, query))
+
+
+def test_each_page_view_writes_one_audit_line(client, log):
+    admin = Admin(client)
+    admin.login("vera")
+    before = len(_audit(client))
+    admin.get("/admin/deliveries")
+    admin.get(f"/admin/deliveries/{log['failed']}")
+    admin.get("/admin/deliveries?state=failed&since=jeanne@example.fr")
+    assert _audit(client)[before:] == [
+        ("vera", "view.deliveries", None),
+        ("vera", "view.delivery", log["failed"]),
+        ("vera", "view.deliveries", None),
+    ]
+    assert "state=failed" in str(_details(client))
+    assert "jeanne" not in str(_details(client))
+
+
+def test_logout_ends_the_session(client):
+    admin = Admin(client)
+    admin.login("vera")
+    assert admin.post("/admin/logout", {"csrf": "wrong"}).status_code == 403
+    response = admin.post("/admin/logout")
+    assert (response.status_code, response.headers["location"]) == (303, "/admin/login")
+    assert admin.get("/admin/deliveries").status_code == 303
+
+
+def test_tampered_or_expired_sessions_are_refused(client):
+    admin = Admin(client)
+    admin.login("vera")
+    good = client.cookies.get("relay_admin")
+    assert good is not None
+    with time_machine.travel(timedelta(hours=8, minutes=1)):
+        assert admin.get("/admin/deliveries").status_code == 303
+    client.cookies.set("relay_admin", good[:-2] + "xx", path="/admin")
+    assert admin.get("/admin/deliveries").status_code == 303
+
+
+def test_a_viewer_cannot_reach_prospects(client):
+    """The viewer role sees the delivery log only; prospect pages answer 403 (audited)."""
+    admin = Admin(client)
+    admin.login("vera")
+    assert "Prospects" not in admin.get("/admin/deliveries").text
+    assert admin.get("/admin/prospects").status_code == 403
+    assert admin.post("/admin/prospects", {"email": "jeanne.martin@example.fr"}).status_code == 403
+    assert (
+        admin.post("/admin/prospects/export", {"email": "jeanne.martin@example.fr"}).status_code
+        == 403
+    )
+    assert ("vera", "denied", "/admin/prospects") in _audit(client)
+
+
+def _add_prospect(client, clock, email: str) -> int:
+    keyring = KeyRing.from_text(TEST_KEY)
+
+    def job(conn: Connection) -> int:
+        result = conn.execute(
+            insert(prospects).values(
+                email_mac=keyring.mac(email),
+                email_enc=b"",
+                first_seen_at=clock.now,
+                last_interaction_at=clock.now,
+                last_legal_basis="legitimate_interest",
+                expires_at=clock.now + timedelta(days=3 * 365),
+                updated_at=clock.now,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        pid = int(result.inserted_primary_key[0])
+        sealed = {
+            f"{f}_enc": keyring.seal(v.encode(), f"prospect:{pid}:{f}".encode())
+            for f, v in (
+                ("email", email),
+                ("name", "Jeanne Martin"),
+                ("company", "Laboratoires Martin"),
+            )
+        }
+        conn.execute(prospects.update().where(prospects.c.id == pid).values(**sealed))
+        return pid
+
+    return int(write(client, job))
+
+
+def test_dpo_looks_a_prospect_up_by_email(client, clock):
+    """The DPO sees the decrypted record, its submissions and the action buttons; it is audited."""
+    sid = submit(client)
+    pid = _add_prospect(client, clock, "jeanne.martin@example.fr")
+    admin = Admin(client)
+    admin.login("diane")
+    form = admin.get("/admin/prospects")
+    assert form.status_code == 200
+    page = admin.post("/admin/prospects", {"email": " Jeanne.Martin@example.fr "})
+    assert page.status_code == 200
+    for text in ("Jeanne Martin", "Laboratoires Martin", "jeanne.martin@example.fr", sid):
+        assert text in page.text
+    for action in ("export", "erase", "restrict", "withdraw"):
+        assert f'action="/admin/prospects/{action}"' in page.text
+    assert ("diane", "view.prospect", f"prospect:{pid}") in _audit(client)
+    assert "jeanne" not in str(_audit(client)).lower()
+
+
+def test_lookup_without_a_match(client):
+    admin = Admin(client)
+    admin.login("diane")
+    page = admin.post("/admin/prospects", {"email": "nobody@example.org"})
+    assert "Nothing is held for this address." in page.text
+    assert ("diane", "view.prospect", None) in _audit(client)
+    assert (
+        admin.post("/admin/prospects", {"email": "x@example.org", "csrf": "bad"}).status_code == 403
+    )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("relay.privacy") is not None,
+    reason="relay.privacy is present: its own tests drive the actions",
+)
+def test_subject_actions_say_when_they_are_not_installed(client):
+    """Without relay.privacy in the build, the buttons answer 501 and say so (no fake result)."""
+    admin = Admin(client)
+    admin.login("diane")
+    response = admin.post("/admin/prospects/erase", {"email": "jeanne.martin@example.fr"})
+    assert response.status_code == 501
+    assert "not installed in this build" in response.text
+    assert admin.post("/admin/prospects/explode", {"email": "a@b.fr"}).status_code == 404
+    assert admin.post("/admin/prospects/erase", {"email": "a@b.fr", "csrf": "x"}).status_code == 403
+
+
+def test_login_page_and_csrf_helper(client):
+    page = client.get("/admin/login")
+    assert page.status_code == 200
+    assert 'name="password" type="password"' in page.text
+    admin = Admin(client)
+    admin.login("diane")
+    assert client.get("/admin/login", follow_redirects=False).status_code == 303
+    assert csrf_in(admin.get("/admin/prospects").text) == admin.csrf
+
+
+def test_unknown_subject_action_is_refused_by_the_adapter(client, clock):
+    """run_action accepts only the four actions, whatever relay.privacy holds."""
+    import asyncio
+
+    from relay.web.subject_actions import SubjectActionsUnavailable, run_action
+    from tests.deliveries_helpers import store
+
+    keyring = KeyRing.from_text(TEST_KEY)
+    with pytest.raises(SubjectActionsUnavailable, match="unknown action 'explode'"):
+        asyncio.run(
+            run_action("explode", store(client), keyring, "a@b.fr", actor="t", now=clock.now)
+        )

@@ -1,0 +1,172 @@
+"""`relay deliveries` and `relay admin hash-password` through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from argon2 import PasswordHasher
+
+from relay import states
+from relay.cli.deliveries import render_table
+from relay.spans import human_age, parse_since
+from relay.store.deliveries import get_delivery
+from tests.conftest import invoke
+from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit
+
+
+@pytest.fixture(name="log")
+def fixture_log(client, clock):
+    """Three submissions: one delivered, one failed for good, one still queued."""
+    delivered, failed = submit(client), submit(client, "quote")
+    queued = submit(client)
+    sent(
+        client, delivered, clock.now, state=states.DELIVERED, body_enc=None, last_event="delivered"
+    )
+    add_attempt(client, failed, clock.now, "rejected", 400, "'to' parameter is not a valid address")
+    set_row(client, failed, state=states.FAILED, attempts=1, last_error="HTTP 400")
+    return {"delivered": delivered, "failed": failed, "queued": queued}
+
+
+def test_list_is_tab_separated_when_piped(cli, log):
+    """Piped output: a header and one tab-separated line per submission, newest first."""
+    result = invoke(cli, "deliveries")
+    assert result.exit_code == 0
+    lines = [line.split("\t") for line in result.output.splitlines()]
+    assert lines[0] == ["id", "form", "received", "state", "attempts", "last event", "age"]
+    assert [(line[0], line[3]) for line in lines[1:]] == [
+        (log["queued"], "queued"),
+        (log["failed"], "failed"),
+        (log["delivered"], "delivered"),
+    ]
+
+
+def test_list_filters_by_state_and_form(cli, log):
+    """--state and --form narrow the list."""
+    failed = invoke(cli, "deliveries", "--state", "failed", "--json")
+    assert [d["id"] for d in json.loads(failed.output)] == [log["failed"]]
+    contact = invoke(cli, "deliveries", "--form", "quote", "--json")
+    assert [d["form"] for d in json.loads(contact.output)] == ["quote"]
+
+
+def test_list_since_excludes_older_submissions(cli, log):
+    """--since takes a span or a date; the test submissions are dated 2026-11-25."""
+    assert json.loads(invoke(cli, "deliveries", "--since", "2026-11-26", "--json").output) == []
+    assert len(json.loads(invoke(cli, "deliveries", "--since", "2026-11-24", "--json").output)) == 3
+
+
+def test_json_has_no_personal_data(cli, log):
+    """The JSON list holds ids, states and times; none of the submitted fields."""
+    output = invoke(cli, "deliveries", "--json").output
+    assert "jeanne" not in output.lower()
+    first = json.loads(output)[0]
+    assert set(first) >= {"id", "form", "received_at", "state", "attempts", "last_event"}
+
+
+def test_bad_since_is_a_clear_error(cli):
+    """An unreadable --since says what it accepts."""
+    result = cli.invoke(__import__("relay.cli").cli.main, ["deliveries", "--since", "yesterday"])
+    assert result.exit_code == 2
+    assert "neither a span such as 24h" in result.output
+
+
+def test_show_prints_the_timeline(cli, log):
+    """`show` prints state, last error and each attempt."""
+    result = invoke(cli, "deliveries", "show", log["failed"])
+    assert result.exit_code == 0
+    assert f"submission {log['failed']}  form quote  state failed" in result.output
+    assert "HTTP 400 - 'to' parameter is not a valid address" in result.output
+    as_json = json.loads(invoke(cli, "deliveries", "show", log["failed"], "--json").output)
+    assert [s["what"] for s in as_json["timeline"]] == ["received", "rejected"]
+
+
+def test_show_unknown_id_exits_1(cli, client):
+    """An unknown id is an error naming it."""
+    result = invoke(cli, "deliveries", "show", "nope")
+    assert (result.exit_code, "no submission nope") == (1, result.output.strip().split(": ", 1)[1])
+
+
+def test_retry_requeues_a_failed_submission(cli, client, log):
+    """`retry` puts a failed submission back in the queue and notes it on the timeline."""
+    result = invoke(cli, "deliveries", "retry", log["failed"])
+    assert (result.exit_code, result.output.strip()) == (0, f"submission {log['failed']} requeued")
+    row = read(client, get_delivery(log["failed"]))
+    assert (row.state, row.attempts, row.final_at) == (states.QUEUED, 0, None)
+    steps = json.loads(invoke(cli, "deliveries", "show", log["failed"], "--json").output)
+    # the CLI runs on the real clock, the app on the test's: compare contents, not order
+    assert "requeued" in [s["what"] for s in steps["timeline"]]
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("queued", "is queued; only failed or dead submissions can be retried"),
+        ("delivered", "is delivered; only failed or dead"),
+    ],
+)
+def test_retry_refuses_what_is_not_failed(cli, log, which, message):
+    """Only failed or dead submissions are retried."""
+    result = invoke(cli, "deliveries", "retry", log[which])
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_retry_refuses_when_the_body_is_gone(cli, client, log):
+    """A failed submission whose body was wiped cannot be sent again."""
+    set_row(client, log["failed"], body_enc=None)
+    result = invoke(cli, "deliveries", "retry", log["failed"])
+    assert (result.exit_code, "its body was wiped" in result.output) == (1, True)
+
+
+def test_retry_unknown_id(cli, client):
+    result = invoke(cli, "deliveries", "retry", "nope")
+    assert (result.exit_code, "no submission nope" in result.output) == (1, True)
+
+
+def test_hash_password_prints_an_argon2_hash(cli):
+    """`relay admin hash-password` prompts twice and prints a hash that verifies."""
+    result = invoke(
+        cli, "admin", "hash-password", input="correct horse battery\ncorrect horse battery\n"
+    )
+    assert result.exit_code == 0
+    digest = result.output.strip().splitlines()[-1]
+    assert PasswordHasher().verify(digest, "correct horse battery")
+
+
+def test_hash_password_refuses_short_passwords(cli):
+    result = invoke(cli, "admin", "hash-password", input="short\nshort\n")
+    assert (result.exit_code, "at least 12 characters" in result.output) == (1, True)
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", NOW - timedelta(minutes=30)),
+        ("24h", NOW - timedelta(hours=24)),
+        ("7d", NOW - timedelta(days=7)),
+        ("2w", NOW - timedelta(weeks=2)),
+        ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T10:00+01:00", datetime(2026, 11, 1, 9, 0, tzinfo=UTC)),
+    ],
+)
+def test_parse_since(text, expected):
+    assert parse_since(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(5, "5s"), (61, "1m"), (7200, "2h"), (3 * 86400 + 5, "3d"), (-3, "0s")],
+)
+def test_human_age(seconds, expected):
+    assert human_age(timedelta(seconds=seconds)) == expected
+
+
+def test_render_table_on_a_terminal_aligns_columns():
+    """On a terminal the table is aligned under a rule; piped it is tab-separated."""
+    table = render_table(("id", "state"), [["a", "queued"], ["bbbb", "failed"]], tty=True)
+    assert table.splitlines() == ["id    state", "----  ------", "a     queued", "bbbb  failed"]
+    assert render_table(("id",), [["a"]], tty=False) == "id\na"

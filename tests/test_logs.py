@@ -1,0 +1,64 @@
+"""relay.logs: JSON lines off a terminal, readable text on one, extras as fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from relay import logs
+
+
+@pytest.fixture(name="relay_logger")
+def fixture_relay_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("relay")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def _record(exc: bool = False) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "relay.webhooks", logging.INFO, __file__, 1, "webhook event", None, None
+    )
+    record.submission_id = "0193-abc"
+    record.state = "delivered"
+    if exc:
+        try:
+            raise ValueError("never shown")  # noqa: TRY301 - building exc_info for the test
+        except ValueError:
+            record.exc_info = sys.exc_info()
+    return record
+
+
+def test_json_lines_carry_extras_and_only_the_exception_class():
+    """One JSON object per line; an exception is named, its message and traceback are not."""
+    line = json.loads(logs.JsonFormatter().format(_record(exc=True)))
+    assert (line["message"], line["submission_id"], line["state"]) == (
+        "webhook event",
+        "0193-abc",
+        "delivered",
+    )
+    assert line["exception"] == "ValueError"
+    assert "never shown" not in json.dumps(line)
+
+
+def test_text_lines_for_a_terminal():
+    assert logs.TextFormatter().format(_record()) == (
+        "INFO    relay.webhooks: webhook event submission_id=0193-abc state=delivered"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "formatter"),
+    [("json", logs.JsonFormatter), ("text", logs.TextFormatter), ("auto", logs.JsonFormatter)],
+)
+def test_configure_picks_the_format(relay_logger, fmt, formatter):
+    """`auto` means JSON when stderr is not a terminal (as under pytest)."""
+    logs.configure("WARNING", fmt)
+    assert len(relay_logger.handlers) == 1
+    assert isinstance(relay_logger.handlers[0].formatter, formatter)
+    assert (relay_logger.level, relay_logger.propagate) == (logging.WARNING, False)
