@@ -69,9 +69,7 @@ def fixture_relay_url(tmp_path: Path, forms_file: Path) -> Iterator[str]:
         "RELAY_LOG_FORMAT": "json",
     }
     command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
