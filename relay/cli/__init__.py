@@ -9,7 +9,9 @@ import click
 
 from relay import __version__
 from relay.cli.ops import check, db, keys
+from relay.cli.purge import purge_command
 from relay.cli.serve import serve
+from relay.cli.subject import consent, subject
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,3 +28,6 @@ main.add_command(serve)
 main.add_command(check)
 main.add_command(db)
 main.add_command(keys)
+main.add_command(subject)
+main.add_command(consent)
+main.add_command(purge_command)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import submit
+from relay.web import consent, submit
 
 
 def routes() -> list[Route]:
@@ -12,4 +12,5 @@ def routes() -> list[Route]:
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
+        Route("/consent/withdraw", consent.withdraw, methods=["GET", "POST"]),
     ]
