@@ -110,7 +110,8 @@ def purge_job(now: datetime, bounds: Bounds, *, actor: str) -> Callable[[Connect
             else:
                 counts[name] = _deleted(conn, table, where)
         report = PurgeReport(**counts)
-        audit.add_entry(conn, now, actor, "purge", None, json.dumps(report.as_dict()))
+        if report.total:  # an hourly "nothing to do" would only bury the entries that matter
+            audit.add_entry(conn, now, actor, "purge", None, json.dumps(report.as_dict()))
         return report
 
     return job
