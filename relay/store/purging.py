@@ -40,8 +40,20 @@ def _deleted(conn: Connection, table: Any, where: ColumnElement[bool]) -> int:
 def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement[bool]]]:
     expired_macs = select(prospects.c.email_mac).where(prospects.c.expires_at <= now)
     live_macs = select(prospects.c.email_mac)
+    log_cutoff = retention.delivery_log_cutoff(now)
+    in_log = submissions.c.received_at >= log_cutoff  # rows the first rule does not delete
+    # The rules select disjoint rows, so the dry run's counts equal the real run's even though
+    # the real run applies them one after the other.
     return {
-        # order matters: the links of expired prospects go before the prospects themselves
+        "delivery_log_rows": (submissions, submissions.c.received_at < log_cutoff),
+        "bodies_wiped": (
+            submissions,
+            and_(
+                in_log,
+                submissions.c.body_enc.is_not(None),
+                submissions.c.received_at < retention.body_cutoff(now, bounds.body_days),
+            ),
+        ),
         "consent_events": (
             consent_events,
             (consent_events.c.subject_mac.in_(expired_macs))
@@ -50,19 +62,11 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
                 consent_events.c.occurred_at <= retention.orphan_consent_cutoff(now),
             ),
         ),
-        "submissions_unlinked": (submissions, submissions.c.subject_mac.in_(expired_macs)),
+        "submissions_unlinked": (
+            submissions,
+            and_(in_log, submissions.c.subject_mac.in_(expired_macs)),
+        ),
         "prospects": (prospects, prospects.c.expires_at <= now),
-        "bodies_wiped": (
-            submissions,
-            and_(
-                submissions.c.body_enc.is_not(None),
-                submissions.c.received_at < retention.body_cutoff(now, bounds.body_days),
-            ),
-        ),
-        "delivery_log_rows": (
-            submissions,
-            submissions.c.received_at < retention.delivery_log_cutoff(now),
-        ),
         "opposition_entries": (opposition, opposition.c.keep_until <= now),
         "audit_entries": (
             audit_log,
