@@ -37,7 +37,7 @@ def test_truncate_v6_to_64(ip, expected):
 
 
 def test_truncate_v4_to_16():
-    assert "192.168.0.0" == truncate_ip("192.168.1.42", v4_prefix=16)
+    assert truncate_ip("192.168.1.42", v4_prefix=16) == "192.168.0.0"
 
 
 @pytest.mark.parametrize("bad", ["", "not-an-ip", "300.1.1.1", "1.2.3"])

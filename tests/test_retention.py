@@ -9,8 +9,8 @@ import pytest
 from relay import retention
 
 
-def d(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc] # year, month, day[, h, m, s]
+def d(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ def d(*parts: int) -> datetime:
     ],
 )
 def test_prospect_expiry(last, status, expected):
-    """A prospect expires 3 calendar years after the last interaction, a client 5; 29 Feb → 28 Feb."""
+    """A prospect expires 3 calendar years after its last interaction, a client 5; 29 Feb → 28."""
     assert expected == retention.prospect_expiry(last, status)
 
 

@@ -178,7 +178,8 @@ def keys_rotate() -> None:
     click.echo("every stored ciphertext is now under the newest key")
     if report.orphan_hashes:
         click.echo(
-            f"{report.orphan_hashes} opposition/consent hash(es) belong to people relay holds "
-            "nothing else about: they cannot be re-hashed, and are matched under every listed "
-            "key; keep the older key listed until they expire (at most 3 years)"
+            f"{report.orphan_hashes} person(s) known only by a hash (opposition list, consent "
+            "events): without an address they cannot be re-hashed, and hashes made before this "
+            "rotation are matched only while the older key stays listed in RELAY_SECRET_KEY; "
+            "keep it listed (after the new one) until they expire, at most 3 years"
         )

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from relay.crypto import KeyRing
@@ -114,20 +114,9 @@ def rotate_job(keyring: KeyRing) -> Callable[[Connection], RotationReport]:
         for column in (prospects.c.email_enc, submissions.c.body_enc):
             for (token,) in conn.execute(select(column).where(column.is_not(None))):
                 left += KeyRing.key_id_of(token) != keyring.current_key_id
-        orphans = int(
-            conn.execute(
-                select(func.count())
-                .select_from(opposition)
-                .where(opposition.c.subject_mac.not_in(current or {""}))
-            ).scalar_one()
-        )
-        orphans += int(
-            conn.execute(
-                select(func.count(func.distinct(consent_events.c.subject_mac))).where(
-                    consent_events.c.subject_mac.not_in(current or {""})
-                )
-            ).scalar_one()
-        )
+        hashed_only = {m for (m,) in conn.execute(select(opposition.c.subject_mac))}
+        hashed_only |= {m for (m,) in conn.execute(select(consent_events.c.subject_mac))}
+        orphans = len(hashed_only - current)
         return RotationReport(p_sealed, b_sealed, p_moved + b_moved, left, orphans)
 
     return job

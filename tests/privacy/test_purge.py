@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -15,10 +16,11 @@ from tests.privacy.support import at, export, rows
 EMAIL = VALID["email"]
 
 
-def purge(cli, *args):
+def purge(cli: Any, *args: str) -> dict[str, Any]:
     result = invoke(cli, "purge", "--json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    data: dict[str, Any] = json.loads(result.output)
+    return data
 
 
 def test_prospect_purged_the_day_after_expiry_not_before(client, cli, clock):

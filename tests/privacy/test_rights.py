@@ -38,7 +38,7 @@ def test_erase_removes_everything_and_is_idempotent(client, cli, settings, clock
         (None, None, "failed")
     ]
     # the opposition list holds a keyed hash and dates, nothing else
-    [(mac, added, keep)] = rows(settings.var_dir, "SELECT * FROM opposition")
+    [(mac, _added, keep)] = rows(settings.var_dir, "SELECT * FROM opposition")
     assert len(mac) == 64
     assert int(mac, 16) >= 0
     assert keep.startswith("2029-11-25")
@@ -165,7 +165,8 @@ def test_every_command_records_a_request_and_an_audit_entry(client, cli, setting
         invoke(cli, "consent", "withdraw", EMAIL)
         invoke(cli, "subject", "erase", EMAIL)
     requests = rows(
-        settings.var_dir, "SELECT kind, actor, completed_at IS NOT NULL, due_at FROM subject_requests"
+        settings.var_dir,
+        "SELECT kind, actor, completed_at IS NOT NULL, due_at FROM subject_requests",
     )
     kinds = [r[0] for r in requests]
     assert kinds == ["export", "restrict", "unrestrict", "rectify", "withdraw", "erase"]
