@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, case, delete, false, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
-from relay.retention import PROSPECT, opposition_keep_until, prospect_expiry
-from relay.store.tables import consent_events, consent_wordings, opposition, prospects
+from relay.retention import CLIENT, PROSPECT, opposition_keep_until, prospect_expiry
+from relay.store.tables import UTC_TS, consent_events, consent_wordings, opposition, prospects
 
 if TYPE_CHECKING:
     from relay.crypto import KeyRing
@@ -102,12 +104,120 @@ def rehash(conn: Connection, old: str, new: str) -> None:
     conn.execute(update(opposition).where(opposition.c.subject_mac == old).values(subject_mac=new))
 
 
+_FAST: dict[str, Any] = {}
+_FAST_COLUMNS = (
+    "email_mac",
+    "email_enc",
+    "name_enc",
+    "company_enc",
+    "phone_enc",
+    "first_seen_at",
+    "last_interaction_at",
+    "last_legal_basis",
+    "status",
+    "restricted",
+    "expires_at",
+    "updated_at",
+)
+
+
+def _fast_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (email_mac) DO UPDATE, built once per dialect with bound
+    parameters: building a statement with `.values(**row)` costs more CPU than running it."""
+    if dialect in _FAST:
+        return _FAST[dialect]
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert_fn(prospects).values({name: bindparam(name) for name in _FAST_COLUMNS})
+    new, old = stmt.excluded, prospects.c
+    later_on_record = old.last_interaction_at > new.last_interaction_at
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[old.email_mac],
+        set_={
+            "email_enc": new.email_enc,
+            "name_enc": new.name_enc,
+            "company_enc": func.coalesce(new.company_enc, old.company_enc),
+            "phone_enc": func.coalesce(new.phone_enc, old.phone_enc),
+            "last_interaction_at": case(
+                (later_on_record, old.last_interaction_at), else_=new.last_interaction_at
+            ),
+            "last_legal_basis": new.last_legal_basis,
+            "expires_at": case(
+                (later_on_record, old.expires_at),
+                (old.status == CLIENT, bindparam("client_expires_at", type_=UTC_TS)),
+                else_=new.expires_at,
+            ),
+            "updated_at": new.updated_at,
+        },
+        where=old.restricted.is_(false()),
+    )
+    _FAST[dialect] = stmt
+    return stmt
+
+
+def _fast_upsert(conn: Connection, p: ProspectUpsert, now: datetime) -> None:
+    """The common case in one statement: no consent event to chain and one key in the ring (so
+    the record, if any, is under this very hash). The WHERE leaves a restricted record as is."""
+    conn.execute(
+        _fast_statement(conn.dialect.name),
+        {
+            "email_mac": p.email_mac,
+            "email_enc": p.email_enc,
+            "name_enc": p.name_enc,
+            "company_enc": p.company_enc,
+            "phone_enc": p.phone_enc,
+            "first_seen_at": now,
+            "last_interaction_at": now,
+            "last_legal_basis": p.legal_basis,
+            "status": PROSPECT,
+            "restricted": False,
+            "expires_at": prospect_expiry(now),
+            "updated_at": now,
+            "client_expires_at": prospect_expiry(now, CLIENT),
+        },
+    )
+
+
 def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetime) -> str:
     """Create or refresh the record for an accepted submission (in the accept transaction).
 
     A restricted record is left exactly as it is, consent included (RESTRICTED is returned);
     the submission itself is still stored and delivered by the caller.
     """
+    if len(p.lookup_macs) == 1:
+        _fast_upsert(conn, p, now)
+        if p.consent is None:
+            return MERGED
+        restricted = conn.execute(
+            select(prospects.c.restricted).where(prospects.c.email_mac == p.email_mac)
+        ).scalar_one()
+        if restricted:
+            return RESTRICTED
+    elif _slow_upsert(conn, p, now) == RESTRICTED:
+        return RESTRICTED
+    if p.consent is not None:
+        c = p.consent
+        append_event(
+            conn,
+            subject_mac=p.email_mac,
+            event=GRANTED,
+            occurred_at=now,
+            source=f"form:{c.form_id}",
+            form_id=c.form_id,
+            submission_id=submission_id,
+            wording_version=c.wording_version,
+            wording_sha256=c.wording_sha256,
+            notice_version=c.notice_version,
+            language=c.language,
+            field=c.field,
+            value=c.value,
+        )
+        # a fresh positive act on the form supersedes an earlier opposition
+        conn.execute(delete(opposition).where(opposition.c.subject_mac.in_(p.lookup_macs)))
+    return MERGED
+
+
+def _slow_upsert(conn: Connection, p: ProspectUpsert, now: datetime) -> str:
+    """Several keys in the ring: the record may be under an older key's hash; move it."""
     row = find_row(conn, p.lookup_macs)
     if row is None:
         conn.execute(
@@ -153,25 +263,6 @@ def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetim
                 updated_at=now,
             )
         )
-    if p.consent is not None:
-        c = p.consent
-        append_event(
-            conn,
-            subject_mac=p.email_mac,
-            event=GRANTED,
-            occurred_at=now,
-            source=f"form:{c.form_id}",
-            form_id=c.form_id,
-            submission_id=submission_id,
-            wording_version=c.wording_version,
-            wording_sha256=c.wording_sha256,
-            notice_version=c.notice_version,
-            language=c.language,
-            field=c.field,
-            value=c.value,
-        )
-        # a fresh positive act on the form supersedes an earlier opposition
-        conn.execute(delete(opposition).where(opposition.c.subject_mac.in_(p.lookup_macs)))
     return MERGED
 
 
@@ -223,7 +314,8 @@ def append_event(conn: Connection, *, subject_mac: str, **fields: Any) -> None:
     ).first()
     values = {"purpose": "marketing", **fields}
     values["prev_hash"] = None if last is None else event_hash(last._mapping)
-    conn.execute(insert(consent_events).values(subject_mac=subject_mac, **values))
+    row = dict.fromkeys(_CHAINED) | values | {"subject_mac": subject_mac}
+    conn.execute(insert(consent_events), row)  # parameters, not .values(): cached statement
 
 
 def chain_ok(events: Sequence[RowMapping | dict[str, Any]]) -> bool:

@@ -135,3 +135,21 @@ def test_consent_chain_detects_tampering(client, cli, settings, clock):
     conn.close()
     with at(clock, D0):
         assert export(cli, EMAIL)["marketing"]["consent_chain_verified"] is False
+
+
+def test_no_ip_address_is_written_anywhere(settings, clock, caplog):
+    """A submission from a known address leaves no trace of it in the database or the logs."""
+    import logging
+
+    from starlette.testclient import TestClient
+
+    from relay.app import create_app
+
+    caplog.set_level(logging.DEBUG)
+    app = create_app(settings, clock=clock)
+    with at(clock, D0), TestClient(app, client=("203.0.113.77", 50000)) as client:
+        response = post_json(client, newsletter="on")
+    assert response.status_code == 202
+    assert "set-cookie" not in response.headers
+    assert b"203.0.113" not in raw_bytes(settings.var_dir)
+    assert "203.0.113" not in caplog.text
