@@ -31,7 +31,7 @@ from relay.errors import SubjectError
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
 from relay.store import Store, audit
 from relay.store import prospects as records
-from relay.store.tables import consent_events, opposition, prospects, submissions
+from relay.store.tables import consent_events, prospects, submissions
 
 T = TypeVar("T")
 
@@ -538,13 +538,6 @@ async def touch_subject(
         return expires
 
     return await store.write(job)
-
-
-def opposition_count() -> Callable[[Connection], int]:
-    def query(conn: Connection) -> int:
-        return len(conn.execute(select(opposition.c.subject_mac)).all())
-
-    return query
 
 
 # --- the self-service withdrawal link ------------------------------------------------------

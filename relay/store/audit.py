@@ -124,15 +124,3 @@ def list_requests(since: datetime) -> Callable[[Connection], list[Request]]:
         return [_row(r) for r in rows]
 
     return query
-
-
-def audit_entries(action: str | None = None) -> Callable[[Connection], list[dict[str, object]]]:
-    """The audit log, oldest first (optionally one action): for `relay audit` and tests."""
-
-    def query(conn: Connection) -> list[dict[str, object]]:
-        stmt = select(audit_log).order_by(audit_log.c.id)
-        if action is not None:
-            stmt = stmt.where(audit_log.c.action == action)
-        return [dict(r._mapping) for r in conn.execute(stmt)]
-
-    return query
