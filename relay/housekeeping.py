@@ -77,6 +77,10 @@ class Housekeeper:
             await self.run_once()
         except RelayError as exc:
             log.warning("purge failed (%s); will retry at the next interval", exc)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a bug in one rule
+            log.error(  # noqa: TRY400 - no traceback: its locals could hold SQL parameters
+                "purge failed (%s); will retry at the next interval", type(exc).__name__
+            )
 
     async def _loop(self) -> None:
         while True:

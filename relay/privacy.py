@@ -328,6 +328,30 @@ def _write_job(
     return job
 
 
+async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dict[str, Any]]:
+    """The emails relay handed on for this person (date, form, provider id, state): so an
+    admin can delete the copies in the Microsoft 365 mailbox, which relay cannot reach."""
+    macs = keyring.macs(email)
+
+    def query(conn: Connection) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            select(
+                submissions.c.received_at,
+                submissions.c.form_id,
+                submissions.c.provider_message_id,
+                submissions.c.state,
+            )
+            .where(submissions.c.subject_mac.in_(macs), submissions.c.state.not_in(states.DUE))
+            .order_by(submissions.c.received_at)
+        ).all()
+        return [
+            {"received_at": r[0].isoformat(), "form": r[1], "message_id": r[2], "state": r[3]}
+            for r in rows
+        ]
+
+    return await store.read(query)
+
+
 async def erase_subject(
     store: Store,
     keyring: KeyRing,

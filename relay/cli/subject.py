@@ -134,8 +134,10 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
 
     Example: relay subject erase jeanne@example.fr --received 2026-11-20
     """
-    counts = _do(
-        lambda store, keyring: privacy.erase_subject(
+
+    async def action(store: Store, keyring: KeyRing) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        relayed = await privacy.relayed_emails(store, keyring, email)
+        counts = await privacy.erase_subject(
             store,
             keyring,
             email,
@@ -144,7 +146,9 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
             request_id=request_id,
             received_at=_utc(received),
         )
-    )
+        return relayed, counts
+
+    relayed, counts = _do(action)
     removed = {k: v for k, v in counts.items() if k != "opposition_added"}
     if not any(removed.values()):
         click.echo("nothing to erase: relay holds no record or message for this address")
@@ -155,10 +159,16 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
         "opposition list: address kept as a keyed hash only, so it is not re-enrolled in "
         "marketing without a new consent"
     )
-    click.echo(
-        "reminder: copies already delivered to the Microsoft 365 mailbox are not touched by "
-        "relay; delete them there"
-    )
+    if relayed:
+        click.echo(
+            "emails already handed to the mailbox (relay cannot delete these copies; delete them "
+            "in Microsoft 365):"
+        )
+        for item in relayed:
+            click.echo(
+                f"  {item['received_at']}  form {item['form']}  {item['state']}  "
+                f"message id {item['message_id'] or '-'}"
+            )
 
 
 @subject.command("rectify")

@@ -23,7 +23,7 @@ def test_erase_removes_everything_and_is_idempotent(client, cli, settings, clock
     assert "consent_events: 1" in result.output
     assert "messages_erased: 1" in result.output
     assert "delivery_log_rows_unlinked: 1" in result.output
-    assert "Microsoft 365" in result.output
+    assert "Microsoft 365" not in result.output  # nothing was handed on yet: no copies
     with at(clock, D0):
         again = invoke(cli, "subject", "erase", EMAIL)
         data = export(cli, EMAIL)
@@ -214,3 +214,19 @@ def test_requests_empty_and_export_to_file(cli, tmp_path):
     assert result.exit_code == 0
     assert json.loads(target.read_text())["prospect"] is None
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_erase_lists_the_copies_handed_to_the_mailbox(client, cli, settings, clock):
+    """Erasure lists the emails already relayed (date, form, id) for the Outlook clean-up."""
+    import sqlite3
+
+    with at(clock, D0):
+        post_json(client)
+    conn = sqlite3.connect(settings.var_dir / "relay.db")
+    conn.execute("UPDATE submissions SET state = 'delivered', provider_message_id = '<m1@mg>'")
+    conn.commit()
+    conn.close()
+    with at(clock, D0):
+        result = invoke(cli, "subject", "erase", EMAIL)
+    assert "delete them in Microsoft 365" in result.output
+    assert "form contact  delivered  message id <m1@mg>" in result.output
