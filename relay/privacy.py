@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -89,6 +90,7 @@ def _run_request(
     *,
     kind: str,
     mac: str | None,
+    macs: list[str] | None = None,
     actor: str,
     now: datetime,
     request_id: int | None,
@@ -96,13 +98,19 @@ def _run_request(
     counts: dict[str, int],
 ) -> int:
     """Record the request (new or given) as completed, and one audit entry with the counts."""
+    macs = macs or ([mac] if mac else [])
     if request_id is None:
         request_id = audit.open_request(
             conn, kind=kind, subject_mac=mac, received_at=received_at or now, actor=actor
         )
-    elif not audit.request_exists(conn, request_id):
-        msg = f"there is no request {request_id} in the register (see `relay subject requests`)"
-        raise SubjectError(msg)
+    else:
+        exists, whose = audit.request_subject(conn, request_id)
+        if not exists:
+            msg = f"there is no request {request_id} in the register (see `relay subject requests`)"
+            raise SubjectError(msg)
+        if whose is not None and mac is not None and whose not in macs:
+            msg = f"request {request_id} concerns another address"
+            raise SubjectError(msg)
     detail = json.dumps(counts, sort_keys=True)
     audit.complete_request(conn, request_id, now=now, actor=actor, outcome=f"{kind}: {detail}")
     audit.add_entry(conn, now, actor, f"subject.{kind}", f"request:{request_id}", detail)
@@ -265,6 +273,7 @@ async def export_subject(
             conn,
             kind="export",
             mac=macs[0],
+            macs=macs,
             actor=actor,
             now=now,
             request_id=request_id,
@@ -304,7 +313,7 @@ async def find_prospect(
 def _write_job(
     store: Store,
     kind: str,
-    mac: str,
+    macs: list[str],
     actor: str,
     now: datetime,
     request_id: int | None,
@@ -316,7 +325,8 @@ def _write_job(
         _run_request(
             conn,
             kind=kind,
-            mac=mac,
+            mac=macs[0],
+            macs=macs,
             actor=actor,
             now=now,
             request_id=request_id,
@@ -395,8 +405,16 @@ async def erase_subject(
         return counts, counts
 
     return await store.write(
-        _write_job(store, "erase", macs[0], actor, now, request_id, received_at, body)
+        _write_job(store, "erase", macs, actor, now, request_id, received_at, body)
     )
+
+
+def _valid_email(address: str) -> str:
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        msg = "the new address is not a valid email address"
+        raise SubjectError(msg) from None
 
 
 def _live_row(conn: Connection, macs: list[str]) -> RowMapping | None:
@@ -433,10 +451,10 @@ async def rectify_subject(
         changes = {"name": name, "company": company, "phone": phone, "email": new_email}
         for field, value in changes.items():
             if value is not None:
-                values[field] = records.normalise(value) if field == "email" else value
+                values[field] = _valid_email(value) if field == "email" else value.strip()
         new_mac = old
         if new_email is not None:
-            new_macs = keyring.macs(new_email)
+            new_macs = keyring.macs(values["email"] or "")
             other = records.find_row(conn, new_macs)
             if other is not None and other["id"] != row["id"]:
                 msg = "the new address already has a record; erase or rectify that one first"
@@ -462,7 +480,7 @@ async def rectify_subject(
         return True, {"rectified": sum(v is not None for v in changes.values())}
 
     return await store.write(
-        _write_job(store, "rectify", macs[0], actor, now, request_id, received_at, body)
+        _write_job(store, "rectify", macs, actor, now, request_id, received_at, body)
     )
 
 
@@ -491,7 +509,7 @@ async def restrict_subject(
 
     kind = "restrict" if restricted else "unrestrict"
     return await store.write(
-        _write_job(store, kind, macs[0], actor, now, request_id, received_at, body)
+        _write_job(store, kind, macs, actor, now, request_id, received_at, body)
     )
 
 
@@ -521,7 +539,7 @@ async def withdraw_consent(
         return changed, {"withdrawn": int(not already), "opposition_added": int(added)}
 
     return await store.write(
-        _write_job(store, "withdraw", macs[0], actor, now, request_id, received_at, body)
+        _write_job(store, "withdraw", macs, actor, now, request_id, received_at, body)
     )
 
 

@@ -328,6 +328,8 @@ def receive(kind: str, email: str, received: datetime | None, actor: str) -> Non
 
 def _request_row(r: audit.Request, now: datetime) -> dict[str, Any]:
     status = "done" if r.completed_at else ("OVERDUE" if r.overdue(now) else "open")
+    if r.due_soon(now):
+        status = "due soon"
     return {
         "id": r.id,
         "kind": r.kind,

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from relay.retention import request_due
 from relay.store.tables import audit_log, subject_requests
+
+DUE_SOON = timedelta(days=7)
 
 
 def add_entry(
@@ -46,6 +48,10 @@ class Request:
 
     def overdue(self, now: datetime) -> bool:
         return self.completed_at is None and self.due_at < now
+
+    def due_soon(self, now: datetime) -> bool:
+        """Open and due within a week: time to answer (or to tell the person of an extension)."""
+        return self.completed_at is None and now <= self.due_at < now + DUE_SOON
 
 
 class UnknownRequest(LookupError):
@@ -88,11 +94,12 @@ def complete_request(
         raise UnknownRequest(request_id)
 
 
-def request_exists(conn: Connection, request_id: int) -> bool:
+def request_subject(conn: Connection, request_id: int) -> tuple[bool, str | None]:
+    """(whether the request exists, the keyed hash of the person it concerns)."""
     row = conn.execute(
-        select(subject_requests.c.id).where(subject_requests.c.id == request_id)
+        select(subject_requests.c.subject_mac).where(subject_requests.c.id == request_id)
     ).first()
-    return row is not None
+    return (False, None) if row is None else (True, row[0])
 
 
 def _row(row: object) -> Request:

@@ -41,6 +41,8 @@ def create_engine(
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # erased and purged rows are overwritten with zeros, not left in free pages
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

@@ -153,3 +153,5 @@ def test_no_ip_address_is_written_anywhere(settings, clock, caplog):
     assert "set-cookie" not in response.headers
     assert b"203.0.113" not in raw_bytes(settings.var_dir)
     assert "203.0.113" not in caplog.text
+    assert EMAIL not in caplog.text
+    assert VALID["name"] not in caplog.text

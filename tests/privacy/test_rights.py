@@ -108,12 +108,15 @@ def test_rectify_errors(client, cli, clock):
         none = invoke(cli, "subject", "rectify", EMAIL)
         missing = invoke(cli, "subject", "rectify", "nobody@x.fr", "--name", "X")
         taken = invoke(cli, "subject", "rectify", EMAIL, "--new-email", "other@example.fr")
+        invalid = invoke(cli, "subject", "rectify", EMAIL, "--new-email", "not an address")
     assert none.exit_code == 2
     assert "at least one of" in none.output
     assert missing.exit_code == 1
     assert "no record" in missing.output
     assert taken.exit_code == 1
     assert "already has a record" in taken.output
+    assert invalid.exit_code == 1
+    assert "not a valid email address" in invalid.output
 
 
 def test_restricted_record_is_frozen(client, cli, clock):
@@ -188,10 +191,13 @@ def test_request_register_and_overdue_exit_code(client, cli, clock):
         result = invoke(cli, "subject", "receive", "export", EMAIL, "--received", "2027-01-31")
     assert "due by 2027-02-28" in result.output
     request_id = result.output.split()[1]
+    with at(clock, datetime(2027, 2, 10, tzinfo=UTC)):
+        early = invoke(cli, "subject", "requests")
     with at(clock, datetime(2027, 2, 27, tzinfo=UTC)):
         listed = invoke(cli, "subject", "requests")
+    assert "open" in early.output
     assert listed.exit_code == 0
-    assert "open" in listed.output
+    assert "due soon" in listed.output
     with at(clock, datetime(2027, 3, 1, tzinfo=UTC)):
         late = invoke(cli, "subject", "requests", "--json")
         assert late.exit_code == 1
@@ -204,6 +210,11 @@ def test_request_register_and_overdue_exit_code(client, cli, clock):
     assert "done" in after.output
     assert bad.exit_code == 1
     assert "no request 999" in bad.output
+    with at(clock, datetime(2027, 3, 1, tzinfo=UTC)):
+        invoke(cli, "subject", "receive", "erase", "other@x.fr")
+        other = invoke(cli, "subject", "erase", EMAIL, "--request", str(int(request_id) + 1))
+    assert other.exit_code == 1
+    assert "concerns another address" in other.output
 
 
 def test_requests_empty_and_export_to_file(cli, tmp_path):
