@@ -22,7 +22,7 @@ from relay.crypto import KeyRing
 from relay.errors import ConfigError, RelayError
 from relay.retention import Bounds, PurgeReport, purge
 from relay.store import Store
-from relay.store.prospects import Wording, register_wordings_job
+from relay.store.consent import Wording, register_wordings_job
 
 log = logging.getLogger("relay.housekeeping")
 

@@ -15,59 +15,25 @@ client must be kept; the result is *truncated*, still personal data, not anonymo
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay import states
-from relay.crypto import DecryptionFailed, KeyRing
+from relay import states, subject_export
+from relay.crypto import KeyRing
 from relay.errors import SubjectError
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
-from relay.store import Store, audit
+from relay.store import Store, audit, consent
 from relay.store import prospects as records
 from relay.store.tables import consent_events, prospects, submissions
 
 T = TypeVar("T")
-
-CONTROLLER = {
-    "name": "Biosera",
-    "address": "15 Rue du Mans, 49300 Cholet, France",
-    "contact": "biosera@mse-sas.fr",
-}
-PROCESSING = {
-    "purposes": [
-        "handle your inquiry or quote request",
-        "record your marketing consent and its withdrawal",
-        "prove compliance (legal basis, consent, requests)",
-    ],
-    "legal_bases": {
-        "contract": "Art. 6(1)(b) GDPR",
-        "legitimate_interest": "Art. 6(1)(f) GDPR",
-        "marketing": "Art. 6(1)(a) GDPR (consent)",
-    },
-    "recipients": [
-        "Biosera sales staff",
-        "Mailgun (EU) - processor, email transmission",
-        "Microsoft 365 - processor, mailbox",
-        "hosting provider (EU) - processor",
-    ],
-    "retention": {
-        "prospect": "3 years after your last interaction",
-        "client": "5 years after your last activity",
-        "message": "until delivered to our mailbox (bounded), then deleted from the relay",
-        "delivery_log": "2 years, without personal data",
-    },
-    "rights": "access, rectification, erasure, restriction, objection, portability, "
-    "withdrawal of consent; complaint to the CNIL (https://www.cnil.fr)",
-    "source": "provided by you via a form on our website",
-}
 
 
 def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
@@ -139,102 +105,6 @@ async def open_request(
     return await store.write(job)
 
 
-# --- reading a person's data ---------------------------------------------------------------
-
-
-def _open(keyring: KeyRing, token: bytes | None, mac: str, field: str) -> str | None:
-    if token is None:
-        return None
-    return keyring.open(token, records.aad(mac, field)).decode("utf-8")
-
-
-def _prospect_dict(keyring: KeyRing, row: RowMapping) -> dict[str, Any]:
-    mac = row["email_mac"]
-    return {
-        "email": _open(keyring, row["email_enc"], mac, "email"),
-        "name": _open(keyring, row["name_enc"], mac, "name"),
-        "company": _open(keyring, row["company_enc"], mac, "company"),
-        "phone": _open(keyring, row["phone_enc"], mac, "phone"),
-        "first_seen_at": row["first_seen_at"].isoformat(),
-        "last_interaction_at": row["last_interaction_at"].isoformat(),
-        "last_legal_basis": row["last_legal_basis"],
-        "status": RESTRICTED_STATUS if row["restricted"] else row["status"],
-        "relationship": row["status"],
-        "restricted": bool(row["restricted"]),
-        "expires_at": row["expires_at"].isoformat(),
-    }
-
-
-RESTRICTED_STATUS = "restricted"
-
-
-def _body(keyring: KeyRing, row: RowMapping) -> dict[str, Any] | None:
-    if row["body_enc"] is None:
-        return None
-    try:
-        plain = keyring.open(row["body_enc"], f"submission:{row['id']}".encode())
-    except DecryptionFailed:
-        return None
-    data: dict[str, Any] = json.loads(plain)
-    return data
-
-
-def _submissions(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(submissions)
-        .where(submissions.c.subject_mac.in_(macs))
-        .order_by(submissions.c.received_at)
-    ).all()
-    out = []
-    for r in rows:
-        row = r._mapping
-        body = _body(keyring, row)
-        wiped = row["body_wiped_at"]
-        out.append(
-            {
-                "id": row["id"],
-                "form": row["form_id"],
-                "received_at": row["received_at"].isoformat(),
-                "legal_basis": row["legal_basis"],
-                "notice_version": row["notice_version"],
-                "marketing_consent_given": bool(row["consent_given"]),
-                "delivery_state": row["state"],
-                "fields": body,
-                "message": None if body is None else body.get("message"),
-                "message_status": (
-                    "held encrypted until delivery"
-                    if body is not None
-                    else f"deleted on {wiped.date().isoformat()}"
-                    if wiped is not None
-                    else "deleted"
-                ),
-            }
-        )
-    return out
-
-
-def _events_export(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keep = (
-        "event",
-        "purpose",
-        "occurred_at",
-        "source",
-        "form_id",
-        "submission_id",
-        "wording_version",
-        "wording_sha256",
-        "wording_text",
-        "notice_version",
-        "language",
-        "field",
-        "value",
-    )
-    return [
-        {k: (e[k].isoformat() if isinstance(e[k], datetime) else e[k]) for k in keep}
-        for e in events
-    ]
-
-
 async def export_subject(
     store: Store,
     keyring: KeyRing,
@@ -250,22 +120,22 @@ async def export_subject(
 
     def job(conn: Connection) -> dict[str, Any]:
         row = records.find_row(conn, macs)
-        events = records.events_of(macs)(conn)
-        subs = _submissions(conn, keyring, macs)
+        events = consent.events_of(macs)(conn)
+        subs = subject_export.submissions_of(conn, keyring, macs)
         export = {
             "schema": "relay.subject-export/1",
             "generated_at": now.isoformat(),
-            "controller": CONTROLLER,
+            "controller": subject_export.CONTROLLER,
             "subject": {"email": records.normalise(email)},
-            "prospect": None if row is None else _prospect_dict(keyring, row),
+            "prospect": None if row is None else subject_export.prospect_dict(keyring, row),
             "marketing": {
-                "consent": records.consent_state(events),
-                "on_opposition_list": records.is_opposed(conn, macs),
-                "consent_chain_verified": records.chain_ok(events),
+                "consent": consent.consent_state(events),
+                "on_opposition_list": consent.is_opposed(conn, macs),
+                "consent_chain_verified": consent.chain_ok(events),
             },
-            "consent_events": _events_export(events),
+            "consent_events": subject_export.events_export(events),
             "submissions": subs,
-            "processing": PROCESSING,
+            "processing": subject_export.PROCESSING,
         }
         counts = {"prospect": int(row is not None), "submissions": len(subs)}
         counts["consent_events"] = len(events)
@@ -298,10 +168,10 @@ async def find_prospect(
         )
         if row is None:
             return None
-        out = _prospect_dict(keyring, row)
-        events = records.events_of(macs)(conn)
-        out["consent"] = records.consent_state(events)
-        out["on_opposition_list"] = records.is_opposed(conn, macs)
+        out = subject_export.prospect_dict(keyring, row)
+        events = consent.events_of(macs)(conn)
+        out["consent"] = consent.consent_state(events)
+        out["on_opposition_list"] = consent.is_opposed(conn, macs)
         return out
 
     return await store.write(job)
@@ -401,7 +271,7 @@ async def erase_subject(
             "undelivered_cancelled": int(unsent.rowcount or 0),
             "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
         }
-        counts["opposition_added"] = int(records.oppose(conn, macs[0], macs, now))
+        counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
         return counts, counts
 
     return await store.write(
@@ -447,7 +317,9 @@ async def rectify_subject(
         if row is None:
             return False, {"rectified": 0}
         old = row["email_mac"]
-        values = {f: _open(keyring, row[f"{f}_enc"], old, f) for f in records.FIELDS}
+        values = {
+            f: subject_export.open_field(keyring, row[f"{f}_enc"], old, f) for f in records.FIELDS
+        }
         changes = {"name": name, "company": company, "phone": phone, "email": new_email}
         for field, value in changes.items():
             if value is not None:
@@ -528,12 +400,12 @@ async def withdraw_consent(
     macs = keyring.macs(email)
 
     def body(conn: Connection) -> tuple[bool, dict[str, int]]:
-        events = records.events_of(macs)(conn)
-        already = records.consent_state(events) == records.WITHDRAWN
-        added = records.oppose(conn, macs[0], macs, now)
+        events = consent.events_of(macs)(conn)
+        already = consent.consent_state(events) == consent.WITHDRAWN
+        added = consent.oppose(conn, macs[0], macs, now)
         if not already:
-            records.append_event(
-                conn, subject_mac=macs[0], event=records.WITHDRAWN, occurred_at=now, source=source
+            consent.append_event(
+                conn, subject_mac=macs[0], event=consent.WITHDRAWN, occurred_at=now, source=source
             )
         changed = added or not already
         return changed, {"withdrawn": int(not already), "opposition_added": int(added)}
@@ -580,34 +452,3 @@ async def touch_subject(
         return expires
 
     return await store.write(job)
-
-
-# --- the self-service withdrawal link ------------------------------------------------------
-
-LINK_AAD = b"relay/consent-withdraw-link/v1"
-
-
-def withdrawal_token(keyring: KeyRing, email: str, *, now: datetime, days: int) -> str:
-    """An opaque, expiring token: the sealed address and expiry (AES-GCM authenticates both)."""
-    expires = int((now + timedelta(days=days)).timestamp())
-    plain = json.dumps({"e": records.normalise(email), "x": expires}).encode()
-    return base64.urlsafe_b64encode(keyring.seal(plain, LINK_AAD)).decode().rstrip("=")
-
-
-class InvalidLink(SubjectError):
-    """A withdrawal link that was altered, sealed by a retired key, or has expired."""
-
-
-def email_of_token(keyring: KeyRing, token: str, *, now: datetime) -> str:
-    """The address a withdrawal token was made for; InvalidLink if forged or expired."""
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4))
-        data = json.loads(keyring.open(raw, LINK_AAD))
-        email, expires = str(data["e"]), int(data["x"])
-    except (ValueError, KeyError, TypeError, UnicodeError, DecryptionFailed):
-        msg = "this withdrawal link is not valid"
-        raise InvalidLink(msg) from None
-    if datetime.fromtimestamp(expires, UTC) < now:
-        msg = "this withdrawal link has expired"
-        raise InvalidLink(msg)
-    return email

@@ -8,10 +8,11 @@ from __future__ import annotations
 import click
 
 from relay import __version__
+from relay.cli.consent import consent
 from relay.cli.ops import check, db, keys
 from relay.cli.purge import purge_command
 from relay.cli.serve import serve
-from relay.cli.subject import consent, subject
+from relay.cli.subject import subject
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -18,8 +18,8 @@ from relay.errors import RelayError
 from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
 from relay.store import Store, audit
+from relay.store.consent import wording_conflicts
 from relay.store.db import create_engine, current_revision, head_revision, upgrade
-from relay.store.prospects import wording_conflicts
 from relay.store.rotation import RotationReport, rotate_job
 
 

@@ -1,4 +1,5 @@
-"""`relay subject …` and `relay consent …`: the DPO's commands for data-subject requests.
+"""`relay subject …`: the DPO's commands for data-subject requests (`relay consent …` is in
+relay.cli.consent).
 
 Each command calls the same functions the admin pages use (relay.privacy); each records the
 request in the register (received, due, completed, who) and an audit entry. `--request ID`
@@ -23,7 +24,6 @@ from relay import privacy
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.crypto import KeyRing
-from relay.errors import RelayError
 from relay.keyfile import load_keyring
 from relay.retention import request_due
 from relay.store import Store, audit
@@ -40,7 +40,7 @@ def _user() -> str:
         return "cli"
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc_option(value: datetime | None) -> datetime | None:
     return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -60,7 +60,7 @@ async def opened() -> AsyncIterator[tuple[Store, KeyRing]]:
         await store.close()
 
 
-def _do(action: Callable[[Store, KeyRing], Awaitable[T]]) -> T:
+def with_store(action: Callable[[Store, KeyRing], Awaitable[T]]) -> T:
     async def go() -> T:
         async with opened() as (store, keyring):
             return await action(store, keyring)
@@ -103,7 +103,7 @@ def export(
 
     Example: relay subject export jeanne@example.fr --output jeanne.json
     """
-    data = _do(
+    data = with_store(
         lambda store, keyring: privacy.export_subject(
             store,
             keyring,
@@ -111,7 +111,7 @@ def export(
             actor=actor,
             now=utcnow(),
             request_id=request_id,
-            received_at=_utc(received),
+            received_at=utc_option(received),
         )
     )
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -144,11 +144,11 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
             actor=actor,
             now=utcnow(),
             request_id=request_id,
-            received_at=_utc(received),
+            received_at=utc_option(received),
         )
         return relayed, counts
 
-    relayed, counts = _do(action)
+    relayed, counts = with_store(action)
     removed = {k: v for k, v in counts.items() if k != "opposition_added"}
     if not any(removed.values()):
         click.echo("nothing to erase: relay holds no record or message for this address")
@@ -197,7 +197,7 @@ def rectify(
     if name is None and company is None and phone is None and new_email is None:
         msg = "give at least one of --name, --company, --phone, --new-email"
         raise click.UsageError(msg)
-    found = _do(
+    found = with_store(
         lambda store, keyring: privacy.rectify_subject(
             store,
             keyring,
@@ -209,7 +209,7 @@ def rectify(
             phone=phone,
             new_email=new_email,
             request_id=request_id,
-            received_at=_utc(received),
+            received_at=utc_option(received),
         )
     )
     if not found:
@@ -218,7 +218,7 @@ def rectify(
 
 
 def _restrict(email: str, actor: str, restricted: bool, request_id: int | None) -> None:
-    found = _do(
+    found = with_store(
         lambda store, keyring: privacy.restrict_subject(
             store,
             keyring,
@@ -268,7 +268,7 @@ def touch(email: str, at: datetime | None, client: bool, actor: str) -> None:
 
     Example: relay subject touch jeanne@example.fr --at 2026-11-24
     """
-    when = _utc(at)
+    when = utc_option(at)
 
     def action(store: Store, keyring: KeyRing) -> Awaitable[datetime | None]:
         now = utcnow()
@@ -282,7 +282,7 @@ def touch(email: str, at: datetime | None, client: bool, actor: str) -> None:
             client_since=(when or now) if client else None,
         )
 
-    expires = _do(action)
+    expires = with_store(action)
     if expires is None:
         raise click.ClickException("no record for this address")
     click.echo(f"record kept until {expires.date().isoformat()}")
@@ -296,7 +296,7 @@ def show(email: str, actor: str) -> None:
 
     Example: relay subject show jeanne@example.fr
     """
-    record = _do(
+    record = with_store(
         lambda store, keyring: privacy.find_prospect(
             store, keyring, email, actor=actor, now=utcnow()
         )
@@ -316,8 +316,8 @@ def receive(kind: str, email: str, received: datetime | None, actor: str) -> Non
 
     Example: relay subject receive erase jeanne@example.fr --received 2026-11-20
     """
-    when = _utc(received) or utcnow()
-    request_id = _do(
+    when = utc_option(received) or utcnow()
+    request_id = with_store(
         lambda store, keyring: privacy.open_request(
             store, keyring, email, actor=actor, now=utcnow(), kind=kind, received_at=when
         )
@@ -351,7 +351,7 @@ def requests(ctx: click.Context, days: int, as_json: bool) -> None:
     Example: relay subject requests || mail -s "GDPR request overdue" dpo@example.com
     """
     now = utcnow()
-    rows = _do(lambda store, _k: store.read(audit.list_requests(now - timedelta(days=days))))
+    rows = with_store(lambda store, _k: store.read(audit.list_requests(now - timedelta(days=days))))
     shaped = [_request_row(r, now) for r in rows]
     if as_json:
         click.echo(json.dumps(shaped, indent=2))
@@ -368,50 +368,3 @@ def requests(ctx: click.Context, days: int, as_json: bool) -> None:
     if overdue:
         click.echo(f"{overdue} request(s) overdue", err=True)
         ctx.exit(1)
-
-
-@click.group()
-def consent() -> None:
-    """Marketing consent: withdrawal and self-service withdrawal links."""
-
-
-@consent.command("withdraw")
-@click.argument("email")
-@actor_option
-@request_option
-@received_option
-def withdraw(email: str, actor: str, request_id: int | None, received: datetime | None) -> None:
-    """Withdraw EMAIL's marketing consent and put it on the opposition list.
-
-    Example: relay consent withdraw jeanne@example.fr
-    """
-    changed = _do(
-        lambda store, keyring: privacy.withdraw_consent(
-            store,
-            keyring,
-            email,
-            actor=actor,
-            now=utcnow(),
-            source=actor,
-            request_id=request_id,
-            received_at=_utc(received),
-        )
-    )
-    click.echo("consent withdrawn" if changed else "already withdrawn; nothing changed")
-
-
-@consent.command("link")
-@click.argument("email")
-def link(email: str) -> None:
-    """Print a signed, expiring self-service withdrawal link for EMAIL.
-
-    Example: relay consent link jeanne@example.fr
-    """
-    settings = settings_or_exit()
-    try:
-        keyring = load_keyring(settings)
-    except RelayError as exc:
-        raise click.ClickException(str(exc)) from None
-    token = privacy.withdrawal_token(keyring, email, now=utcnow(), days=settings.consent_link_days)
-    base = settings.public_url or "http://127.0.0.1:8000"
-    click.echo(f"{base}/consent/withdraw?token={token}")

@@ -1,7 +1,7 @@
 """GET (or POST) /consent/withdraw?token=…: self-service withdrawal of marketing consent.
 
 No login and no cookie: the token itself (sealed address + expiry, see
-relay.privacy.withdrawal_token) proves the link was made by relay for one person. The page
+relay.consent_link) proves the link was made by relay for one person. The page
 confirms the withdrawal and reveals nothing else, not even the address. POST is accepted too,
 for one-click unsubscribe headers (RFC 8058). Repeating the request changes nothing.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from relay import privacy
+from relay import consent_link, privacy
 from relay.errors import StoreUnavailable
 from relay.web.deps import deps_of, store_of
 
@@ -29,8 +29,8 @@ async def withdraw(request: Request) -> HTMLResponse:
     now = deps.clock()
     token = request.query_params.get("token", "")
     try:
-        email = privacy.email_of_token(deps.keyring, token, now=now)
-    except privacy.InvalidLink as exc:
+        email = consent_link.email_of_token(deps.keyring, token, now=now)
+    except consent_link.InvalidLink as exc:
         return _page(
             request,
             400,

@@ -10,7 +10,8 @@ from typing import Any
 
 from relay.config import FormConfig
 from relay.crypto import KeyRing
-from relay.store.prospects import ConsentGrant, ProspectUpsert, aad, wording_sha256
+from relay.store.consent import ConsentGrant, wording_sha256
+from relay.store.prospects import ProspectUpsert, aad
 from relay.submission import Submission, consent_from
 
 
