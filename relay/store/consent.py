@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.retention import opposition_keep_until
@@ -81,18 +81,31 @@ def _events(conn: Connection, macs: Sequence[str]) -> list[RowMapping]:
     return [r._mapping for r in rows]
 
 
+#: Built once: these run on the accept path (a ticked box), where building costs more than running.
+_LAST_EVENT = (
+    select(consent_events)
+    .where(consent_events.c.subject_mac == bindparam("mac"))
+    .order_by(consent_events.c.id.desc())
+    .limit(1)
+)
+_INSERT_EVENT = insert(consent_events)
+_LIFT_OPPOSITION = delete(opposition).where(
+    opposition.c.subject_mac.in_(bindparam("macs", expanding=True))
+)
+
+
+def lift_opposition(conn: Connection, macs: Sequence[str]) -> None:
+    """Remove a person from the opposition list (a new consent given on a form)."""
+    conn.execute(_LIFT_OPPOSITION, {"macs": list(macs)})
+
+
 def append_event(conn: Connection, *, subject_mac: str, **fields: Any) -> None:
     """Append one consent event, chained to the person's previous one."""
-    last = conn.execute(
-        select(consent_events)
-        .where(consent_events.c.subject_mac == subject_mac)
-        .order_by(consent_events.c.id.desc())
-        .limit(1)
-    ).first()
+    last = conn.execute(_LAST_EVENT, {"mac": subject_mac}).first()
     values = {"purpose": "marketing", **fields}
     values["prev_hash"] = None if last is None else event_hash(last._mapping)
     row = dict.fromkeys(_CHAINED) | values | {"subject_mac": subject_mac}
-    conn.execute(insert(consent_events), row)  # parameters, not .values(): cached statement
+    conn.execute(_INSERT_EVENT, row)
 
 
 def chain_ok(events: Sequence[RowMapping | dict[str, Any]]) -> bool:

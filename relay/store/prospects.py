@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, delete, false, func, insert, select, update
+from sqlalchemy import bindparam, case, false, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
-from relay.store.consent import GRANTED, ConsentGrant, append_event
+from relay.store.consent import GRANTED, ConsentGrant, append_event, lift_opposition
 from relay.store.tables import UTC_TS, consent_events, opposition, prospects
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ def rehash(conn: Connection, old: str, new: str) -> None:
 
 
 _FAST: dict[str, Any] = {}
+_RESTRICTED = select(prospects.c.restricted).where(prospects.c.email_mac == bindparam("mac"))
 _FAST_COLUMNS = (
     "email_mac",
     "email_enc",
@@ -164,9 +165,7 @@ def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetim
         _fast_upsert(conn, p, now)
         if p.consent is None:
             return MERGED
-        restricted = conn.execute(
-            select(prospects.c.restricted).where(prospects.c.email_mac == p.email_mac)
-        ).scalar_one()
+        restricted = conn.execute(_RESTRICTED, {"mac": p.email_mac}).scalar_one()
         if restricted:
             return RESTRICTED
     elif _slow_upsert(conn, p, now) == RESTRICTED:
@@ -189,7 +188,7 @@ def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetim
             value=c.value,
         )
         # a fresh positive act on the form supersedes an earlier opposition
-        conn.execute(delete(opposition).where(opposition.c.subject_mac.in_(p.lookup_macs)))
+        lift_opposition(conn, p.lookup_macs)
     return MERGED
 
 
