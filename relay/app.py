@@ -13,11 +13,13 @@ from starlette.applications import Starlette
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
+from relay.housekeeping import Housekeeper, register_wordings
 from relay.keyfile import load_keyring
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
+from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
 
 
@@ -41,12 +43,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             batch_max=settings.write_batch_max,
             migrate=settings.migrates_on_start,
         )
+        housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock)
         try:
+            await register_wordings(store, deps.forms, deps.clock())
+            await housekeeper.start()
             yield {"store": store}
         finally:
+            await housekeeper.stop()
+            await app.state.limiter.close()
             await store.close()
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
+    app.state.limiter = RateLimiter(settings, deps.clock)
     return app

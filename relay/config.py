@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
+from limits import parse_many
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -252,6 +253,18 @@ class Settings(BaseSettings):
     admin_login_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     metrics_token: SecretStr | None = None
     ready_max_queue_age_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 900
+    # --- issue 4: retention, data-subject rights, rate limits ---
+    body_retention_days: Annotated[int, Field(ge=1, le=365)] = 30
+    audit_retention_months: Annotated[int, Field(ge=1, le=24)] = 12
+    request_log_years: Annotated[int, Field(ge=1, le=10)] = 5
+    housekeeping_interval_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
+    consent_link_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    ip_v4_prefix: Annotated[int, Field(ge=0, le=32)] = 24
+    ip_v6_prefix: Annotated[int, Field(ge=0, le=128)] = 48
+    redis_url: str | None = None
+    redis_key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = "relay:"
+    rate_limit_client: str = "30/minute;300/hour"
+    rate_limit_form: str = "600/minute"
 
     @field_validator("public_url")
     @classmethod
@@ -265,6 +278,16 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)):
             msg = "each admin user name may appear once"
             raise ValueError(msg)
+        return value
+
+    @field_validator("rate_limit_client", "rate_limit_form")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            msg = f"{value!r} is not a rate limit such as '30/minute' or '30/minute;300/hour'"
+            raise ValueError(msg) from None
         return value
 
     @model_validator(mode="after")

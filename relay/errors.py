@@ -9,6 +9,8 @@
   - ``StoreUnavailable`` — the database could not commit or answer; the client gets 503 with
     Retry-After and nothing is claimed to be accepted.
   - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU").
+  - ``SubjectError`` — a data-subject action cannot be done as asked (the record is
+    restricted, the new address belongs to another record, the request id is unknown).
 
 Messages never contain personal data: only ids, field names, codes and HTTP statuses.
 """
@@ -61,3 +63,7 @@ class StoreUnavailable(RelayError):
 
 class DeliveryError(RelayError):
     """Base for failures while handing an email to a transport."""
+
+
+class SubjectError(RelayError):
+    """Raised by relay.privacy when an action on a person's data must be refused as asked."""

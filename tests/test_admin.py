@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from starlette.testclient import TestClient
 
@@ -20,7 +19,7 @@ from relay.store.deliveries import get_delivery
 from relay.store.tables import audit_log, prospects
 from tests.admin_helpers import USERS, Admin, csrf_in
 from tests.conftest import TEST_KEY
-from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit, write
+from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit
 
 
 @pytest.fixture(name="settings")
@@ -278,41 +277,10 @@ def test_a_viewer_cannot_reach_prospects(client):
     assert ("vera", "denied", "/admin/prospects") in _audit(client)
 
 
-def _add_prospect(client, clock, email: str) -> int:
-    keyring = KeyRing.from_text(TEST_KEY)
-
-    def job(conn: Connection) -> int:
-        result = conn.execute(
-            insert(prospects).values(
-                email_mac=keyring.mac(email),
-                email_enc=b"",
-                first_seen_at=clock.now,
-                last_interaction_at=clock.now,
-                last_legal_basis="legitimate_interest",
-                expires_at=clock.now + timedelta(days=3 * 365),
-                updated_at=clock.now,
-            )
-        )
-        assert result.inserted_primary_key is not None
-        pid = int(result.inserted_primary_key[0])
-        sealed = {
-            f"{f}_enc": keyring.seal(v.encode(), f"prospect:{pid}:{f}".encode())
-            for f, v in (
-                ("email", email),
-                ("name", "Jeanne Martin"),
-                ("company", "Laboratoires Martin"),
-            )
-        }
-        conn.execute(prospects.update().where(prospects.c.id == pid).values(**sealed))
-        return pid
-
-    return int(write(client, job))
-
-
 def test_dpo_looks_a_prospect_up_by_email(client, clock):
     """The DPO sees the decrypted record, its submissions and the action buttons; it is audited."""
     sid = submit(client)
-    pid = _add_prospect(client, clock, "jeanne.martin@example.fr")
+    [pid] = read(client, lambda conn: list(conn.execute(select(prospects.c.id)).scalars()))
     admin = Admin(client)
     admin.login("diane")
     form = admin.get("/admin/prospects")
@@ -338,21 +306,6 @@ def test_lookup_without_a_match(client):
     )
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("relay.privacy") is not None,
-    reason="relay.privacy is present: its own tests drive the actions",
-)
-def test_subject_actions_say_when_they_are_not_installed(client):
-    """Without relay.privacy in the build, the buttons answer 501 and say so (no fake result)."""
-    admin = Admin(client)
-    admin.login("diane")
-    response = admin.post("/admin/prospects/erase", {"email": "jeanne.martin@example.fr"})
-    assert response.status_code == 501
-    assert "not installed in this build" in response.text
-    assert admin.post("/admin/prospects/explode", {"email": "a@b.fr"}).status_code == 404
-    assert admin.post("/admin/prospects/erase", {"email": "a@b.fr", "csrf": "x"}).status_code == 403
-
-
 def test_login_page_and_csrf_helper(client):
     page = client.get("/admin/login")
     assert page.status_code == 200
@@ -367,11 +320,34 @@ def test_unknown_subject_action_is_refused_by_the_adapter(client, clock):
     """run_action accepts only the four actions, whatever relay.privacy holds."""
     import asyncio
 
-    from relay.web.subject_actions import SubjectActionsUnavailable, run_action
+    from relay.web.subject_actions import UnknownAction, run_action
     from tests.deliveries_helpers import store
 
     keyring = KeyRing.from_text(TEST_KEY)
-    with pytest.raises(SubjectActionsUnavailable, match="unknown action 'explode'"):
+    with pytest.raises(UnknownAction, match="unknown action 'explode'"):
         asyncio.run(
             run_action("explode", store(client), keyring, "a@b.fr", actor="t", now=clock.now)
         )
+
+
+def test_dpo_runs_the_subject_actions_from_the_page(client):
+    """Export downloads the JSON export; restrict, withdraw and erase run relay.privacy's
+    actions, each recorded in the request register and the audit log."""
+    from relay.store.tables import subject_requests
+
+    submit(client)
+    admin = Admin(client)
+    admin.login("diane")
+    email = {"email": "jeanne.martin@example.fr"}
+    export = admin.post("/admin/prospects/export", email)
+    assert export.status_code == 200
+    assert export.headers["content-disposition"].startswith("attachment;")
+    assert export.json()["prospect"]["name"] == "Jeanne Martin"
+    assert "record restricted" in admin.post("/admin/prospects/restrict", email).text
+    assert admin.post("/admin/prospects/withdraw", email).status_code == 200
+    erased = admin.post("/admin/prospects/erase", email)
+    assert "erased (" in erased.text
+    kinds = read(client, lambda conn: list(conn.execute(select(subject_requests.c.kind)).scalars()))
+    assert {"export", "restrict", "erase"} <= set(kinds)
+    gone = admin.post("/admin/prospects", email)
+    assert "Nothing is held for this address." in gone.text

@@ -9,9 +9,12 @@ import click
 
 from relay import __version__
 from relay.cli.admin import admin
+from relay.cli.consent import consent
 from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
+from relay.cli.purge import purge_command
 from relay.cli.serve import serve
+from relay.cli.subject import subject
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,3 +34,7 @@ main.add_command(keys)
 # --- issue 5 ---
 main.add_command(deliveries)
 main.add_command(admin)
+# --- issue 4 ---
+main.add_command(subject)
+main.add_command(consent)
+main.add_command(purge_command)

@@ -1,14 +1,55 @@
-"""Operations: check the configuration, migrate the database, generate keys."""
+"""Operations: check the configuration, migrate the database, generate and rotate keys."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import click
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from relay.cli.common import run, settings_or_exit
-from relay.config import load_forms
+from relay.clock import utcnow
+from relay.config import FormConfig, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.errors import RelayError
+from relay.housekeeping import wordings_of
+from relay.keyfile import load_keyring
+from relay.store import Store, audit
+from relay.store.consent import wording_conflicts
 from relay.store.db import create_engine, current_revision, head_revision, upgrade
+from relay.store.rotation import RotationReport, rotate_job
+
+
+def audit_job(action: str, detail: str) -> Callable[[Connection], None]:
+    now = utcnow()
+
+    def job(conn: Connection) -> None:
+        audit.add_entry(conn, now, "cli", action, None, detail)
+
+    return job
+
+
+def _stored_wording_problems(url: str, forms: dict[str, FormConfig]) -> list[str]:
+    """Wordings changed without a new version, compared with the database (if it exists)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not Path(path).exists():
+            return []
+
+    async def go() -> list[str]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(wording_conflicts(wordings_of(forms)))
+        except (SQLAlchemyError, OSError):
+            return []  # no database yet, or no schema: nothing published to compare with
+        finally:
+            await engine.dispose()
+
+    return run(go())
 
 
 @click.command()
@@ -19,7 +60,7 @@ def check() -> None:
     """
     settings = settings_or_exit()
     problems: list[str] = []
-    forms = {}
+    forms: dict[str, FormConfig] = {}
     try:
         forms = load_forms(settings.effective_forms_file)
     except RelayError as exc:
@@ -29,6 +70,8 @@ def check() -> None:
             KeyRing.from_text(settings.secret_key.get_secret_value())
         except RelayError as exc:
             problems.append(str(exc))
+    if forms:
+        problems.extend(_stored_wording_problems(settings.effective_database_url, forms))
     if problems:
         raise click.ClickException("\n".join(problems))
     click.echo(f"settings: ok ({settings.environment})")
@@ -96,3 +139,47 @@ def keys_generate() -> None:
     Example: export RELAY_SECRET_KEY="$(relay keys generate)"
     """
     click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt stored personal data under the newest key and re-hash email lookups.
+
+    Put the new key first in RELAY_SECRET_KEY (keep the old one after it), run this, then the
+    old key may be removed (see the report for hashes that still need it).
+
+    Example: RELAY_SECRET_KEY="$NEW,$OLD" relay keys rotate
+    """
+    settings = settings_or_exit()
+
+    async def go() -> RotationReport:
+        keyring = load_keyring(settings)
+        store = await Store.open(
+            settings.effective_database_url,
+            busy_timeout_ms=settings.db_busy_timeout_ms,
+            migrate=settings.migrates_on_start,
+        )
+        try:
+            report = await store.write(rotate_job(keyring))
+            await store.write(audit_job("keys.rotate", json.dumps(report.as_dict())))
+            return report
+        finally:
+            await store.close()
+
+    report = run(go())
+    click.echo(
+        f"re-encrypted {report.prospects_resealed} prospect record(s) and "
+        f"{report.bodies_resealed} outbox bod(y/ies); moved {report.hashes_moved} lookup hash(es)"
+    )
+    if report.old_ciphertexts_left:
+        raise click.ClickException(
+            f"{report.old_ciphertexts_left} ciphertext(s) still under an older key"
+        )
+    click.echo("every stored ciphertext is now under the newest key")
+    if report.orphan_hashes:
+        click.echo(
+            f"{report.orphan_hashes} person(s) known only by a hash (opposition list, consent "
+            "events): without an address they cannot be re-hashed, and hashes made before this "
+            "rotation are matched only while the older key stays listed in RELAY_SECRET_KEY; "
+            "keep it listed (after the new one) until they expire, at most 3 years"
+        )

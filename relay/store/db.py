@@ -38,6 +38,8 @@ def _sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> N
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # erased and purged rows are overwritten with zeros, not left in free pages
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 

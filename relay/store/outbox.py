@@ -14,6 +14,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from relay import states
+from relay.store import prospects
+from relay.store.prospects import ProspectUpsert
 from relay.store.tables import idempotency_keys, submissions
 
 QUEUED = states.QUEUED
@@ -74,9 +76,12 @@ def find_answer(key_mac: str, not_before: datetime) -> Callable[[Connection], St
 
 
 def accept(
-    sub: NewSubmission, idem: Idempotency | None = None
+    sub: NewSubmission,
+    idem: Idempotency | None = None,
+    prospect: ProspectUpsert | None = None,
 ) -> Callable[[Connection], StoredAnswer | None]:
-    """The write job for one accepted submission: the outbox row (and the idempotency answer).
+    """The write job for one accepted submission: the outbox row, the idempotency answer and
+    the prospect record (created or refreshed, with its consent event) commit together.
 
     Returns the earlier answer instead, storing nothing, when the key was already used.
     """
@@ -118,6 +123,8 @@ def accept(
                     "response": idem.response,
                 },
             )
+        if prospect is not None:
+            prospects.upsert(conn, prospect, sub.id, sub.received_at)
         return None
 
     return job

@@ -1,9 +1,8 @@
 """Read one prospect for the DPO's lookup page: find by keyed hash, open the sealed fields.
 
-Why a separate reader: the prospect record is written by the privacy issue's module, which
-seals each field with the AAD ``prospect:{id}:{field}``; this module only reads, so the admin
-page does not depend on how prospects are created. If that module grows its own reader, this
-one is the single place to swap.
+Why a separate reader: the lookup page shows the record with its submissions and consent
+history without recording a data-subject request; the fields are opened exactly as
+relay.store.prospects seals them (bound to the email hash and the field name).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from relay.crypto import DecryptionFailed, KeyRing
+from relay.store.prospects import aad
 from relay.store.tables import consent_events, prospects, submissions
 
 SEALED = ("email", "name", "company", "phone")
@@ -94,7 +94,7 @@ def open_prospect(found: dict[str, Any], keyring: KeyRing) -> ProspectRecord | N
             fields[name] = None
             continue
         try:
-            fields[name] = keyring.open(token, f"prospect:{row['id']}:{name}".encode()).decode()
+            fields[name] = keyring.open(token, aad(row["email_mac"], name)).decode("utf-8")
         except (DecryptionFailed, UnicodeDecodeError):
             fields[name] = "(cannot be decrypted with the current keys)"
     return ProspectRecord(

@@ -27,7 +27,7 @@ from relay.store.delivery_stats import counts_by_state
 from relay.store.prospects_read import find_prospect, open_prospect
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
-from relay.web.subject_actions import ACTIONS, SubjectActionsUnavailable, run_action
+from relay.web.subject_actions import ACTIONS, run_action
 
 log = logging.getLogger("relay.admin")
 MAX_FORM = 4096
@@ -299,12 +299,9 @@ async def prospect_action(request: Request) -> Response:
     await _audit(
         request, session.name, f"subject.{action}", f"subject:{deps.keyring.mac(email)[:16]}"
     )
-    try:
-        result = await run_action(
-            action, store_of(request), deps.keyring, email, actor=session.name, now=now
-        )
-    except SubjectActionsUnavailable as exc:
-        return _page(request, session, "action.html", 501, action=action, summary=str(exc))
+    result = await run_action(
+        action, store_of(request), deps.keyring, email, actor=session.name, now=now
+    )
     if result.download is not None:
         headers = {
             "Content-Disposition": f'attachment; filename="{result.filename}"',

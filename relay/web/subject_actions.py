@@ -1,32 +1,25 @@
-"""The DPO's buttons (export, erase, restrict, withdraw) → relay.privacy's subject actions.
+"""The DPO's buttons on /admin/prospects → the data-subject actions of relay.privacy.
 
-Why an adapter: the subject actions belong to the privacy issue (`relay.privacy`), built on
-another branch. The admin page calls only `run_action`; when `relay.privacy` is absent the
-page says the actions are not installed (501) instead of pretending. At merge, the lead checks
-that NAMES matches the function names of `relay.privacy`, whose functions take
-``(store, keyring, email, *, actor, now)`` and may be sync or async.
+The admin page and the CLI call the same functions, so a request made from the page is
+recorded in the request register and the audit log exactly like one made with `relay subject`.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from relay import privacy
 from relay.crypto import KeyRing
 from relay.errors import RelayError
 from relay.store import Store
 
-#: Button → function of relay.privacy.
-NAMES = {"export": "export", "erase": "erase", "restrict": "restrict", "withdraw": "withdraw"}
-ACTIONS = tuple(NAMES)
+ACTIONS = ("export", "erase", "restrict", "withdraw")
 
 
-class SubjectActionsUnavailable(RelayError):
-    """Raised when relay.privacy (or one of its functions) is not part of this build."""
+class UnknownAction(RelayError):
+    """Raised for a button name that is not one of ACTIONS."""
 
 
 @dataclass(frozen=True)
@@ -38,33 +31,27 @@ class ActionResult:
     filename: str | None = None
 
 
-def _function(action: str) -> Any:
-    try:
-        privacy = importlib.import_module("relay.privacy")
-    except ModuleNotFoundError as exc:
-        if exc.name != "relay.privacy":
-            raise
-        msg = "the data-subject actions (relay.privacy) are not installed in this build"
-        raise SubjectActionsUnavailable(msg) from None
-    function = getattr(privacy, NAMES[action], None)
-    if function is None:
-        msg = f"relay.privacy has no {NAMES[action]}() in this build"
-        raise SubjectActionsUnavailable(msg)
-    return function
-
-
 async def run_action(
     action: str, store: Store, keyring: KeyRing, email: str, *, actor: str, now: datetime
 ) -> ActionResult:
     """Run one subject action for `email`; its outcome as the page shows it."""
-    if action not in NAMES:
-        msg = f"unknown action {action!r}"
-        raise SubjectActionsUnavailable(msg)
-    result = _function(action)(store, keyring, email, actor=actor, now=now)
-    if inspect.isawaitable(result):
-        result = await result
     if action == "export":
-        data = result if isinstance(result, bytes) else json.dumps(result, default=str, indent=2)
-        body = data if isinstance(data, bytes) else data.encode("utf-8")
+        data = await privacy.export_subject(store, keyring, email, actor=actor, now=now)
+        body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
         return ActionResult("export ready", body, "subject-export.json")
-    return ActionResult(f"{action}: {result}" if result is not None else f"{action}: done")
+    if action == "erase":
+        counts = await privacy.erase_subject(store, keyring, email, actor=actor, now=now)
+        removed = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        return ActionResult(f"erased ({removed})")
+    if action == "restrict":
+        done = await privacy.restrict_subject(
+            store, keyring, email, actor=actor, now=now, restricted=True
+        )
+        return ActionResult("record restricted" if done else "no record to restrict")
+    if action == "withdraw":
+        done = await privacy.withdraw_consent(
+            store, keyring, email, actor=actor, now=now, source=f"admin:{actor}"
+        )
+        return ActionResult("consent withdrawn" if done else "no consent to withdraw")
+    msg = f"unknown action {action!r}"
+    raise UnknownAction(msg)

@@ -25,6 +25,8 @@ from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import Submission, consent_from, validate_submission
 from relay.web.deps import Deps, deps_of, store_of
+from relay.web.prospect import prospect_of
+from relay.web.ratelimit import RateLimited, limiter_of
 
 log = logging.getLogger("relay.submit")
 
@@ -70,6 +72,8 @@ class Answer:
         headers = dict(self.headers)
         if exc.status == 503:
             headers["Retry-After"] = RETRY_AFTER_SECONDS
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
         if self.json:
             errors = [e.as_dict() for e in exc.errors] or [
                 {"code": exc.code, "message": exc.message}
@@ -99,6 +103,7 @@ _TITLES = {
     403: "This site may not use this form",
     404: "Form not found",
     413: "The form is too large",
+    429: "Too many submissions",
     415: "The form was sent in an unsupported format",
     422: "Some fields need correcting",
     503: "Please try again in a moment",
@@ -205,6 +210,7 @@ async def _store_and_answer(
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
         idem = outbox.Idempotency(key_mac, 202, body, not_before)
+    prospect = prospect_of(deps.keyring, form, sub, raw)
     row = outbox.NewSubmission(
         id=submission_id,
         form_id=form.id,
@@ -214,10 +220,10 @@ async def _store_and_answer(
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
         body_enc=_seal(deps, submission_id, sub),
-        subject_mac=deps.keyring.mac(sub.email),
+        subject_mac=prospect.email_mac,
     )
     try:
-        earlier = await store_of(request).write(outbox.accept(row, idem))
+        earlier = await store_of(request).write(outbox.accept(row, idem, prospect))
     except StoreUnavailable as exc:
         log.error(  # noqa: TRY400 - the cause is in the message; no traceback with SQL in logs
             "submission not stored", extra={"form": form.id, "error": str(exc)}
@@ -253,6 +259,7 @@ async def submit(request: Request) -> Response:
     try:
         if form is None:
             raise _unknown_form()
+        await limiter_of(request).check(request.client.host if request.client else "", form.id)
         response = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
         deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())

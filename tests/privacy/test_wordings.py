@@ -1,0 +1,38 @@
+"""A consent wording is stored once per (form, version); changing it needs a new version."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from relay.app import create_app
+from relay.errors import ConfigError
+from tests.conftest import invoke
+
+OLD = "I agree to receive news about Biosera products by email."
+
+
+def test_changed_wording_without_new_version_fails_check_and_start(
+    client, cli, forms_file, settings
+):
+    """Once published, v1's text is fixed: `relay check` and start-up refuse an edited text."""
+    assert invoke(cli, "check").exit_code == 0
+    forms_file.write_text(forms_file.read_text().replace(OLD, "I agree to anything."))
+    result = invoke(cli, "check")
+    assert result.exit_code == 1
+    assert "wording changed but wording_version is still 'v1'" in result.output
+    with pytest.raises(ConfigError, match="wording_version"), TestClient(create_app(settings)):
+        pass
+
+
+def test_new_version_is_accepted_and_stored(client, cli, forms_file):
+    """Bumping wording_version with the new text passes `relay check`."""
+    text = forms_file.read_text().replace(OLD, "New words.").replace('"v1"', '"v2"')
+    forms_file.write_text(text)
+    result = invoke(cli, "check")
+    assert result.exit_code == 0, result.output
+
+
+def test_check_without_database_skips_the_comparison(cli):
+    """Before the first start there is nothing published to compare with."""
+    assert invoke(cli, "check").exit_code == 0
