@@ -5,7 +5,7 @@ random bytes made for each UTC day and kept only in memory, or, with several ins
 Redis (``SET <prefix>rlkey:<day> NX EX 172800``, so every instance shares it and it vanishes
 after two days). Once the key is gone nobody, relay included, can map a counter back to an
 address. Counters live in the `limits` storage (memory, or Redis with TTL = window); the
-moving-window strategy is `limits`' own (slowapi's engine, used here directly because the
+sliding-window-counter strategy is `limits`' own (slowapi's engine, used here directly because the
 endpoint is plain Starlette and async).
 """
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
 
@@ -84,7 +84,9 @@ class RateLimiter:
             )
         else:
             self.storage = MemoryStorage()
-        self._strategy = MovingWindowRateLimiter(self.storage)
+        # sliding-window counters: two counters per key whatever the limit (a moving window
+        # keeps one timestamp per hit, so memory would grow with the limit)
+        self._strategy = SlidingWindowCounterRateLimiter(self.storage)
         self._day: str | None = None
         self._day_key = b""
 
