@@ -13,15 +13,28 @@ from starlette.applications import Starlette
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
+from relay.delivery import build_dispatcher, open_transport, renderer_for
+from relay.dispatcher import Dispatcher, Lookup
 from relay.keyfile import load_keyring
+from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.routes import routes
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
-    """Build the ASGI app; raises ConfigError (naming file, field, problem) on bad config."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    lookup: Lookup | None = None,
+) -> Starlette:
+    """Build the ASGI app; raises ConfigError (naming file, field, problem) on bad config.
+
+    Unless RELAY_DISPATCH_IN_SERVE is off, the lifespan also runs the dispatcher, on
+    `transport` if given (tests) or the one settings choose (Mailgun, or .eml files).
+    """
     settings = settings if settings is not None else load_settings()
     deps = Deps(
         settings=settings,
@@ -30,6 +43,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         pages=Pages(default_templates_dir()),
         clock=clock or utcnow,
     )
+    renderer = renderer_for(settings) if settings.dispatch_in_serve else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -41,7 +55,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             migrate=settings.migrates_on_start,
         )
         try:
-            yield {"store": store}
+            async with contextlib.AsyncExitStack() as stack:
+                dispatcher: Dispatcher | None = None
+                if renderer is not None:
+                    chosen = transport
+                    if chosen is None:
+                        chosen = await stack.enter_async_context(
+                            open_transport(settings, deps.clock)
+                        )
+                    dispatcher = build_dispatcher(
+                        settings,
+                        store,
+                        chosen,
+                        forms=deps.forms,
+                        keyring=deps.keyring,
+                        clock=deps.clock,
+                        lookup=lookup,
+                        renderer=renderer,
+                    )
+                    await dispatcher.start()
+                    stack.push_async_callback(dispatcher.stop)
+                yield {"store": store, "dispatcher": dispatcher}
         finally:
             await store.close()
 

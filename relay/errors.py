@@ -9,6 +9,8 @@
   - ``StoreUnavailable`` — the database could not commit or answer; the client gets 503 with
     Retry-After and nothing is claimed to be accepted.
   - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU").
+    - ``RenderError`` — an email template (or a form's subject template) cannot be rendered;
+      the submission stays queued and retries until the operator fixes the template.
 
 Messages never contain personal data: only ids, field names, codes and HTTP statuses.
 """
@@ -61,3 +63,7 @@ class StoreUnavailable(RelayError):
 
 class DeliveryError(RelayError):
     """Base for failures while handing an email to a transport."""
+
+
+class RenderError(DeliveryError):
+    """Raised by relay.mail.render when a template is missing or uses an unknown name."""

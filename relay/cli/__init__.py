@@ -9,7 +9,7 @@ import click
 
 from relay import __version__
 from relay.cli.ops import check, db, keys
-from relay.cli.serve import serve
+from relay.cli.serve import serve, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,3 +26,4 @@ main.add_command(serve)
 main.add_command(check)
 main.add_command(db)
 main.add_command(keys)
+main.add_command(worker)
