@@ -41,6 +41,7 @@ _EMPTY_SLOTS = re.compile(r"(\s+[-–—|:/]+)(\s+[-–—|:/]+)+(?=\s)")
 _EDGE_SEPARATORS = re.compile(r"^[\s\-–—|:/]+|[\s\-–—|:/]+$")
 #: Characters left as they are in a mailto: address; `?`, `&`, `#` and `%` are encoded.
 _MAILTO_SAFE = "@.+-_~!$'*=^`{|}/"
+_SPECIALS = re.compile(r'[<>()\[\]:;@\\,"]')
 _E164 = re.compile(r"^\+[1-9][0-9]{5,14}$")
 _LABELS = {
     LegalBasis.CONTRACT: "contract or pre-contractual steps",
@@ -98,9 +99,18 @@ def tidy_subject(value: str) -> str:
     return header_safe(line)
 
 
+def display_name(name: str) -> str:
+    """The name for an address header, without RFC 5322 specials (`<>()[]:;@\\,"`).
+
+    Why: the full name is in the body; in the header, specials are only a chance for some
+    parser or refolder on the way (CPython's among them) to read a second address out of it.
+    """
+    return " ".join(_SPECIALS.sub(" ", header_safe(name, limit=200)).split())
+
+
 def reply_to_header(name: str, address: str) -> str:
-    """`"Name" <address>`, RFC 2047-encoding a non-ASCII name; never a line break."""
-    name = header_safe(name, limit=200)
+    """`Name <address>`, RFC 2047-encoding a non-ASCII name; never a line break."""
+    name = display_name(name)
     address = header_safe(address, limit=254).replace(" ", "")
     try:
         return formataddr((name, address), charset="utf-8")
@@ -110,8 +120,7 @@ def reply_to_header(name: str, address: str) -> str:
         try:
             return formataddr((name, f"{local}@{domain.encode('idna').decode('ascii')}"), "utf-8")
         except (UnicodeError, ValueError):
-            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-            return f'"{quoted}" <{address}>' if quoted else f"<{address}>"
+            return f'"{name}" <{address}>' if name else f"<{address}>"
 
 
 def tel_uri(phone: str | None) -> str | None:
