@@ -20,9 +20,11 @@ class FakeTransport:
         self.sent: list[RenderedEmail] = []
         self.gate: asyncio.Event | None = None
         self.started = 0
+        self.in_flight = asyncio.Event()  # set once a send has begun
 
     async def send(self, email: RenderedEmail) -> SendResult:
         self.started += 1
+        self.in_flight.set()
         if self.gate is not None:
             await self.gate.wait()
         self.sent.append(email)

@@ -132,7 +132,11 @@ async def test_a_refused_message_is_failed_with_mailguns_reason(outbox, clock):
     dispatcher = make(outbox, FakeTransport([Failed(400, reason)]), clock)
     await dispatcher.run_once()
     row = await outbox.row(sid)
-    assert (row["state"], row["last_error"], row["next_attempt_at"]) == (states.FAILED, reason, None)
+    assert (row["state"], row["last_error"], row["next_attempt_at"]) == (
+        states.FAILED,
+        reason,
+        None,
+    )
     assert row["final_at"] == clock.now
     clock.now += timedelta(days=1)
     assert await dispatcher.run_once() == 0
@@ -302,8 +306,7 @@ async def test_stop_finishes_sends_in_flight(outbox, clock):
     transport.gate = asyncio.Event()
     dispatcher = make(outbox, transport, clock, dispatch_poll_seconds=0.01)
     await dispatcher.start()
-    while transport.started == 0:
-        await asyncio.sleep(0.005)
+    await transport.in_flight.wait()
     stopping = asyncio.create_task(dispatcher.stop())
     await asyncio.sleep(0.02)
     transport.gate.set()
@@ -328,8 +331,7 @@ async def test_stop_releases_what_is_still_in_flight_after_the_grace(outbox, clo
         dispatch_concurrency=1,
     )
     await dispatcher.start()
-    while transport.started == 0:
-        await asyncio.sleep(0.005)
+    await transport.in_flight.wait()
     await dispatcher.stop()
     row = await outbox.row(sid)
     assert (row["state"], row["attempts"], row["lease_owner"]) == (states.QUEUED, 0, None)

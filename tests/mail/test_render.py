@@ -230,14 +230,16 @@ def test_a_templates_dir_can_replace_the_shipped_one(settings_factory, tmp_path,
     (tmp_path / "submission.html.j2").write_text("<p>{{ name }}</p>", encoding="utf-8")
     renderer = renderer_for(settings_factory(email_templates_dir=tmp_path))
     assert renderer.render(view(name="<A>"), forms["contact"]).html == "<p>&lt;A&gt;</p>"
-    with pytest.raises(ConfigError, match="must hold submission.txt.j2"):
+    with pytest.raises(ConfigError, match=r"must hold submission\.txt\.j2"):
         renderer_for(settings_factory(email_templates_dir=tmp_path / "missing"))
     assert (default_email_templates_dir() / "submission.html.j2").is_file()
 
 
 def test_internationalised_addresses_still_make_a_reply_to():
     """IDN domains are punycoded; a non-ASCII local part is kept as UTF-8, quoted name."""
-    assert reply_to_header("Zoé", "zoe@exämple.fr") == "=?utf-8?q?Zo=C3=A9?= <zoe@xn--exmple-cua.fr>"
+    assert (
+        reply_to_header("Zoé", "zoe@exämple.fr") == "=?utf-8?q?Zo=C3=A9?= <zoe@xn--exmple-cua.fr>"
+    )
     assert reply_to_header('Jo "J" <x>', "jö@exämple.fr") == '"Jo J x" <jö@exämple.fr>'
     assert reply_to_header("", "jö@exämple.fr") == "<jö@exämple.fr>"
 
@@ -281,11 +283,10 @@ def test_rendered_headers_and_html_are_always_safe(name, company, message):
 
 
 def _load_forms():
-    from tests.conftest import FORMS_TOML
-
     import tomllib
 
     from relay.config import FormsFile
+    from tests.conftest import FORMS_TOML
 
     return FormsFile.model_validate(tomllib.loads(FORMS_TOML)).by_id()
 
