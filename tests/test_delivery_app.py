@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,14 +17,14 @@ from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from relay.app import create_app
-from relay.config import load_settings
+from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from tests.conftest import TEST_KEY
 from tests.fakes import FakeTransport
 from tests.helpers import ORIGIN, VALID, post_json
 
 
-def wait_for(predicate, seconds=10.0):
+def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
     """Poll a condition of the outside world (a file, a log line), not a backoff."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -33,7 +34,7 @@ def wait_for(predicate, seconds=10.0):
     return False
 
 
-def state_of(settings, submission_id):
+def state_of(settings: Settings, submission_id: str) -> str | None:
     engine = create_engine(f"sqlite:///{settings.var_dir / 'relay.db'}")
     try:
         with engine.connect() as conn:
@@ -89,7 +90,7 @@ def test_a_lease_shorter_than_two_requests_is_refused():
 # --- SIGTERM against real processes ---------------------------------------------------------
 
 
-def _env(settings) -> dict[str, str]:
+def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env.update(
         RELAY_VAR_DIR=str(settings.var_dir),

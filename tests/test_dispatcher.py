@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from relay import states
 from relay.config import load_forms
 from relay.delivery import options_for, renderer_for
 from relay.dispatcher import Dispatcher
-from relay.mail.transport import Accepted, CredentialsRejected, Failed, Retry
+from relay.mail.transport import Accepted, CredentialsRejected, Failed, Retry, SendResult
 from relay.store import dispatch as db
 from tests.fakes import FakeTransport
 from tests.helpers import Outbox
@@ -22,7 +23,15 @@ pytestmark = pytest.mark.anyio
 CANARIES = ("Zoé Canari", "zoe.canari@example.org", "+33699887766", "Canari SARL", "secret plan")
 
 
-def make(outbox, transport, clock, *, lookup=None, owner=None, **overrides):
+def make(
+    outbox: Any,
+    transport: Any,
+    clock: Any,
+    *,
+    lookup: Any = None,
+    owner: str | None = None,
+    **overrides: Any,
+) -> Dispatcher:
     settings = outbox.settings.model_copy(update=overrides) if overrides else outbox.settings
     return Dispatcher(
         outbox.store,
@@ -411,7 +420,7 @@ async def test_no_personal_data_reaches_the_delivery_log_or_the_logs(outbox, clo
     name, email, phone, company, message = CANARIES
     fields = {"name": name, "email": email, "phone": phone, "company": company, "message": message}
     caplog.set_level(logging.DEBUG, logger="relay")
-    results = [
+    results: list[SendResult] = [
         Retry(None, 503, "Mailgun server error (503: Service Unavailable)"),
         Retry(None, None, "no answer from Mailgun in time (ReadTimeout)", ambiguous=True),
         CredentialsRejected(401, "Mailgun refused the API key (401: Forbidden)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ def fixture_mailgun():
 
 
 class Harness:
-    def __init__(self, outbox, clock, client, lookup=None):
+    def __init__(self, outbox: Any, clock: Any, client: Any, lookup: Any = None) -> None:
         settings = outbox.settings
         transport = MailgunTransport(
             client,

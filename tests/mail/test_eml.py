@@ -37,8 +37,11 @@ async def test_writes_one_eml_file_and_logs_its_path(tmp_path, clock, caplog):
     assert message["Subject"] == "Contact - Zoé 😀"
     assert message["Reply-To"].addresses[0].addr_spec == "zoe@example.fr"
     assert message["Date"] == "Wed, 25 Nov 2026 09:30:00 +0000"
-    assert message.get_body(("plain",)).get_content().strip() == "Bonjour 😀"
-    assert "<p>Bonjour 😀</p>" in message.get_body(("html",)).get_content()
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().strip() == "Bonjour 😀"
+    assert "<p>Bonjour 😀</p>" in html.get_content()
     [record] = [r for r in caplog.records if r.name == "relay.mail"]
     assert record.path == str(path)
     assert "zoe@example.fr" not in json.dumps(record.__dict__, default=str)

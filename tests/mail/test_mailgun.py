@@ -10,7 +10,14 @@ import pytest
 import respx
 
 from relay.mail.mailgun import MailgunTransport, redact, retry_after
-from relay.mail.transport import Accepted, CredentialsRejected, Failed, RenderedEmail, Retry
+from relay.mail.transport import (
+    Accepted,
+    CredentialsRejected,
+    Failed,
+    RenderedEmail,
+    Retry,
+    SendResult,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +43,7 @@ def fixture_mailgun():
         yield router
 
 
-async def send(*, base_url="https://api.eu.mailgun.net"):
+async def send(*, base_url: str = "https://api.eu.mailgun.net") -> SendResult:
     async with httpx.AsyncClient() as client:
         transport = MailgunTransport(
             client, api_key=KEY, domain="mg.example.com", base_url=base_url, clock=lambda: NOW

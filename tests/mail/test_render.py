@@ -7,13 +7,15 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from email import policy
+from email.message import EmailMessage
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.config import load_forms
+from relay.config import FormConfig, load_forms
 from relay.delivery import renderer_for
 from relay.errors import RenderError
 from relay.mail.eml import build_mime
@@ -26,13 +28,14 @@ from relay.mail.render import (
     tel_uri,
     tidy_subject,
 )
+from relay.mail.transport import RenderedEmail
 from tests.strategies import hostile_text, long_line
 
 RECEIVED = datetime(2026, 7, 14, 8, 5, 9, tzinfo=UTC)  # 10:05:09 in Paris (CEST)
 SID = "01937a4c-0000-7000-8000-00000000abcd"
 
 
-def view(**fields):
+def view(**fields: Any) -> SubmissionView:
     values = {
         "name": "Jeanne Martin",
         "email": "jeanne.martin@example.fr",
@@ -63,19 +66,21 @@ def fixture_renderer(settings):
     return renderer_for(settings.model_copy(update={"mailgun_domain": "mg.example.com"}))
 
 
-def parse(rendered):
+def parse(rendered: RenderedEmail) -> EmailMessage:
     raw = build_mime(rendered, date="Tue, 14 Jul 2026 08:05:09 +0000").as_bytes()
     return email.message_from_bytes(raw, policy=policy.default)
 
 
-def parts(message):
-    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
-    return text, html
+def parts(message: EmailMessage) -> tuple[str, str]:
+    plain, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    crlf = "\r\n"
+    return plain.get_content().replace(crlf, "\n"), html.get_content().replace(crlf, "\n")
 
 
 class _Collect(HTMLParser):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.text: list[str] = []
@@ -282,7 +287,7 @@ def test_rendered_headers_and_html_are_always_safe(name, company, message):
         assert re.match(r"(/?[a-z]+[ >]|!--|!\[endif\]|!DOCTYPE)", following), following
 
 
-def _load_forms():
+def _load_forms() -> dict[str, FormConfig]:
     import tomllib
 
     from relay.config import FormsFile
