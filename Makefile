@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench clean
+.PHONY: run test check lint pytest bench bench-dispatch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
+
+## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
+bench-dispatch: $(STAMP)
+	$(BIN)/python bench/dispatch.py

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from relay import backoff, states
 from relay.clock import Clock, utcnow
@@ -33,6 +34,9 @@ from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
 from relay.store import Store
 from relay.store import dispatch as db
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger("relay.dispatch")
 
@@ -55,6 +59,35 @@ class Options:
     body_retention: timedelta = timedelta(days=7)
     wipe_every: timedelta = timedelta(minutes=1)
     policy: backoff.Policy = field(default_factory=backoff.Policy)
+
+
+class _Outcomes:
+    """Collects finished attempts and writes them together (db.finish): while one group is
+    being committed the next accumulates, so the batch grows with the load."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[db.Outcome, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, outcome: db.Outcome) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                owned = await self._store.write(db.finish([outcome for outcome, _ in batch]))
+            except StoreUnavailable as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), mine in zip(batch, owned, strict=True):
+                future.set_result(mine)
 
 
 class Dispatcher:
@@ -90,6 +123,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_wipe: datetime | None = None
+        self._outcomes = _Outcomes(store)
         self.sent = 0
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -243,7 +277,7 @@ class Dispatcher:
         now = self.clock()
         attempt = db.Attempt(now, db.FOUND, error="earlier attempt found at the provider")
         message_id = self.renderer.message_id(row.id)
-        if await self._write(db.mark_accepted(row.id, self.owner, message_id, attempt), row):
+        if await self._record(db.accepted(row.id, self.owner, message_id, attempt), row):
             self._log(row, states.ACCEPTED, attempt)
         return True
 
@@ -293,9 +327,8 @@ class Dispatcher:
             self._resume()
         if isinstance(result, t.Accepted):
             attempt = db.Attempt(now, db.ACCEPTED, 200, duration)
-            if await self._write(
-                db.mark_accepted(row.id, self.owner, result.message_id, attempt), row
-            ):
+            outcome = db.accepted(row.id, self.owner, result.message_id, attempt)
+            if await self._record(outcome, row):
                 self.sent += 1
                 self._log(row, states.ACCEPTED, attempt)
             return
@@ -310,9 +343,9 @@ class Dispatcher:
         )
         if isinstance(decision, backoff.Retry):
             ambiguous = isinstance(result, t.Retry) and result.ambiguous
-            outcome = db.AMBIGUOUS if ambiguous else db.RETRY
-            attempt = db.Attempt(now, outcome, status, duration, decision.error)
-            if await self._write(db.mark_retry(row.id, self.owner, decision.at, attempt), row):
+            kind = db.AMBIGUOUS if ambiguous else db.RETRY
+            attempt = db.Attempt(now, kind, status, duration, decision.error)
+            if await self._record(db.retry(row.id, self.owner, decision.at, attempt), row):
                 self._log(row, states.RETRYING, attempt, next_attempt_at=decision.at)
         elif isinstance(decision, backoff.Pause):
             attempt = db.Attempt(now, db.PAUSED, status, duration, decision.error)
@@ -321,9 +354,9 @@ class Dispatcher:
             self._pause(decision)
         else:
             state = states.DEAD if isinstance(decision, backoff.Dead) else states.FAILED
-            outcome = db.DEAD if state == states.DEAD else db.FAILED
-            attempt = db.Attempt(now, outcome, status, duration, decision.error)
-            if await self._write(db.mark_final(row.id, self.owner, state, attempt), row):
+            kind = db.DEAD if state == states.DEAD else db.FAILED
+            attempt = db.Attempt(now, kind, status, duration, decision.error)
+            if await self._record(db.final(row.id, self.owner, state, attempt), row):
                 self._log(row, state, attempt)
 
     def _pause(self, decision: backoff.Pause) -> None:
@@ -352,9 +385,16 @@ class Dispatcher:
             attempt = db.Attempt(self.clock(), outcome, error="interrupted at shutdown")
         await self._write(db.release(row.id, self.owner, attempt), row)
 
-    async def _write(self, job: Callable[..., bool], row: db.Claimed) -> bool:
+    async def _record(self, outcome: db.Outcome, row: db.Claimed) -> bool:
+        """Write an attempt's outcome, batched with others'; False if it was not written."""
+        return await self._owned(self._outcomes.write(outcome), row)
+
+    async def _write(self, job: Callable[[Connection], bool], row: db.Claimed) -> bool:
+        return await self._owned(self.store.write(job), row)
+
+    async def _owned(self, write: Awaitable[bool], row: db.Claimed) -> bool:
         try:
-            owned = await self.store.write(job)
+            owned = await write
         except StoreUnavailable as exc:
             # The lease will expire and another pass (or worker) takes the row over.
             log.error(  # noqa: TRY400 - no SQL in logs

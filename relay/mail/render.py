@@ -22,6 +22,7 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     select_autoescape,
 )
@@ -165,8 +166,10 @@ class Renderer:
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
+            auto_reload=False,  # templates are read once; no stat() per email
         )
         self._subjects = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self._subject_templates: dict[str, Template] = {}  # compiled once per subject
         self._templates_dir = templates_dir
         self.sender = header_safe(sender, limit=300)
         self.domain = domain
@@ -187,7 +190,11 @@ class Renderer:
             "short_id": sub.id[-8:],
         }
         try:
-            line = self._subjects.from_string(form.subject).render(values)
+            template = self._subject_templates.get(form.subject)
+            if template is None:
+                template = self._subjects.from_string(form.subject)
+                self._subject_templates[form.subject] = template
+            line = template.render(values)
         except TemplateError as exc:
             msg = f"form {form.id!r}: the subject template cannot be rendered ({exc.message})"
             raise RenderError(msg) from None

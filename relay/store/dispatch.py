@@ -11,11 +11,11 @@ These are synchronous Core jobs of a `Connection`: run them with Store.write / S
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -63,6 +63,23 @@ class Attempt:
     error: str | None = None
 
 
+_CLAIMED_COLUMNS = [
+    submissions.c[name]
+    for name in (
+        "id",
+        "form_id",
+        "received_at",
+        "legal_basis",
+        "notice_version",
+        "consent_given",
+        "consent_wording_version",
+        "body_enc",
+        "attempts",
+        "first_attempt_at",
+    )
+]
+
+
 def _due(now: datetime) -> ColumnElement[bool]:
     return or_(
         and_(submissions.c.state.in_(states.DUE), submissions.c.next_attempt_at <= now),
@@ -87,7 +104,8 @@ def claim(
             return []
         ids = [row.id for row in picked]
         taken_over = {row.id for row in picked if row.state == states.SENDING}
-        conn.execute(
+        maybe_sent = taken_over | _last_attempt_maybe_sent(conn, ids)
+        rows = conn.execute(
             update(submissions)
             .where(submissions.c.id.in_(ids))
             .values(
@@ -98,27 +116,13 @@ def claim(
                 first_attempt_at=func.coalesce(submissions.c.first_attempt_at, now),
                 updated_at=now,
             )
-        )
-        maybe_sent = taken_over | _last_attempt_maybe_sent(conn, ids)
-        rows = conn.execute(select(submissions).where(submissions.c.id.in_(ids))).all()
-        claimed = [
-            Claimed(
-                id=r.id,
-                form_id=r.form_id,
-                received_at=r.received_at,
-                legal_basis=r.legal_basis,
-                notice_version=r.notice_version,
-                consent_given=r.consent_given,
-                consent_wording_version=r.consent_wording_version,
-                body_enc=r.body_enc,
-                attempts=r.attempts,
-                first_attempt_at=r.first_attempt_at,
-                maybe_sent=r.id in maybe_sent,
-            )
-            for r in rows
+            .returning(*_CLAIMED_COLUMNS)
+        ).all()
+        order = {sid: index for index, sid in enumerate(ids)}
+        return [
+            Claimed(**row._asdict(), maybe_sent=row.id in maybe_sent)
+            for row in sorted(rows, key=lambda r: order[r.id])
         ]
-        claimed.sort(key=lambda c: ids.index(c.id))
-        return claimed
 
     return job
 
@@ -146,84 +150,135 @@ def _owned(submission_id: str, owner: str) -> ColumnElement[bool]:
 
 
 def _record(conn: Connection, submission_id: str, attempt: Attempt) -> None:
-    conn.execute(
-        insert(delivery_attempts).values(
-            submission_id=submission_id,
-            attempted_at=attempt.at,
-            outcome=attempt.outcome,
-            http_status=attempt.http_status,
-            duration_ms=attempt.duration_ms,
-            error=attempt.error,
-        )
-    )
+    conn.execute(insert(delivery_attempts).values(_attempt_row(submission_id, attempt)))
 
 
-def _finish(
-    submission_id: str, owner: str, attempt: Attempt, **values: object
-) -> Callable[[Connection], bool]:
-    """Update the row (if this worker still owns it) and log the attempt, in one transaction.
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt changed: the row's new values and its delivery-log entry."""
 
-    Returns False when the lease was lost (it expired and another worker took the row): the
-    outcome is then not written, since the row now belongs to that worker.
+    submission_id: str
+    owner: str
+    attempt: Attempt
+    values: tuple[tuple[str, object], ...]
+
+
+def _attempt_row(submission_id: str, attempt: Attempt) -> dict[str, object]:
+    return {
+        "submission_id": submission_id,
+        "attempted_at": attempt.at,
+        "outcome": attempt.outcome,
+        "http_status": attempt.http_status,
+        "duration_ms": attempt.duration_ms,
+        "error": attempt.error,
+    }
+
+
+def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
+    """Write many outcomes in one job: rows still owned are updated and their attempts logged.
+
+    Why batched: one dispatcher finishes hundreds of sends a second, and a statement per row
+    cost more than the sends themselves. The owned rows are locked (PostgreSQL), then updated
+    and logged with one executemany per kind of outcome. For each outcome, False means the
+    lease was lost (it expired and another worker took the row): nothing is written for it,
+    since the row now belongs to that worker.
     """
 
-    def job(conn: Connection) -> bool:
-        result = conn.execute(
-            update(submissions)
-            .where(_owned(submission_id, owner))
-            .values(lease_owner=None, lease_expires_at=None, updated_at=attempt.at, **values)
+    def job(conn: Connection) -> list[bool]:
+        if not outcomes:
+            return []
+        owners = dict(
+            conn.execute(
+                select(submissions.c.id, submissions.c.lease_owner)
+                .where(
+                    submissions.c.id.in_([o.submission_id for o in outcomes]),
+                    submissions.c.state == states.SENDING,
+                )
+                .with_for_update()
+            ).all()
         )
-        if not result.rowcount:
-            return False
-        _record(conn, submission_id, attempt)
-        return True
+        owned = [owners.get(o.submission_id) == o.owner for o in outcomes]
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        attempts = []
+        for outcome, mine in zip(outcomes, owned, strict=True):
+            if not mine:
+                continue
+            values = {
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": outcome.attempt.at,
+                **dict(outcome.values),
+            }
+            params = {f"v_{key}": value for key, value in values.items()}
+            params["k_id"] = outcome.submission_id
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+            attempts.append(_attempt_row(outcome.submission_id, outcome.attempt))
+        for keys, rows in groups.items():
+            statement = (
+                update(submissions)
+                .where(submissions.c.id == bindparam("k_id"))
+                .values({key: bindparam(f"v_{key}") for key in keys})
+            )
+            conn.execute(statement, rows)
+        if attempts:
+            conn.execute(insert(delivery_attempts), attempts)
+        return owned
 
     return job
+
+
+def _one(outcome: Outcome) -> Callable[[Connection], bool]:
+    def job(conn: Connection) -> bool:
+        return finish([outcome])(conn)[0]
+
+    return job
+
+
+def accepted(submission_id: str, owner: str, message_id: str, attempt: Attempt) -> Outcome:
+    """The provider took it: `accepted`, with its message id; the body waits for finality."""
+    values = (
+        ("state", states.ACCEPTED),
+        ("provider_message_id", message_id),
+        ("next_attempt_at", None),
+        ("last_error", None),
+    )
+    return Outcome(submission_id, owner, attempt, values)
+
+
+def retry(submission_id: str, owner: str, at: datetime, attempt: Attempt) -> Outcome:
+    """A transient failure: `retrying`, due again at `at`."""
+    values = (("state", states.RETRYING), ("next_attempt_at", at), ("last_error", attempt.error))
+    return Outcome(submission_id, owner, attempt, values)
+
+
+def final(submission_id: str, owner: str, state: str, attempt: Attempt) -> Outcome:
+    """`failed` (refused for good) or `dead` (too old to retry): final. The body is kept for
+    review (an admin may fix and retry) until retention removes it."""
+    values = (
+        ("state", state),
+        ("next_attempt_at", None),
+        ("final_at", attempt.at),
+        ("last_error", attempt.error),
+    )
+    return Outcome(submission_id, owner, attempt, values)
 
 
 def mark_accepted(
     submission_id: str, owner: str, message_id: str, attempt: Attempt
 ) -> Callable[[Connection], bool]:
-    """The provider took it: `accepted`, with its message id; the body waits for finality."""
-    return _finish(
-        submission_id,
-        owner,
-        attempt,
-        state=states.ACCEPTED,
-        provider_message_id=message_id,
-        next_attempt_at=None,
-        last_error=None,
-    )
+    return _one(accepted(submission_id, owner, message_id, attempt))
 
 
 def mark_retry(
     submission_id: str, owner: str, at: datetime, attempt: Attempt
 ) -> Callable[[Connection], bool]:
-    """A transient failure: `retrying`, due again at `at`."""
-    return _finish(
-        submission_id,
-        owner,
-        attempt,
-        state=states.RETRYING,
-        next_attempt_at=at,
-        last_error=attempt.error,
-    )
+    return _one(retry(submission_id, owner, at, attempt))
 
 
 def mark_final(
     submission_id: str, owner: str, state: str, attempt: Attempt
 ) -> Callable[[Connection], bool]:
-    """`failed` (refused for good) or `dead` (too old to retry): final; the body is kept for
-    review (an admin may fix and retry) until retention removes it."""
-    return _finish(
-        submission_id,
-        owner,
-        attempt,
-        state=state,
-        next_attempt_at=None,
-        final_at=attempt.at,
-        last_error=attempt.error,
-    )
+    return _one(final(submission_id, owner, state, attempt))
 
 
 def release(
