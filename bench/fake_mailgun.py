@@ -62,6 +62,15 @@ class Counts:
         }
 
 
+async def _hang(request: Request, seconds: float) -> None:
+    """Answer late: until the client gives up (and disconnects), at most `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(0.05)
+
+
 def build_app(mix: Mix, rng: random.Random | None = None) -> Starlette:
     """The fake server as an ASGI app (state lives in the closure: one app, one run)."""
     counts = Counts()
@@ -92,7 +101,7 @@ def build_app(mix: Mix, rng: random.Random | None = None) -> Starlette:
         counts.taken[message_id] += 1
         if roll < current.ptimeout:
             counts.by_status["timeout"] += 1
-            await asyncio.sleep(current.hang_seconds)  # taken, but the client stops waiting
+            await _hang(request, current.hang_seconds)  # taken, but the client stops waiting
         else:
             counts.by_status["200"] += 1
         return JSONResponse({"id": message_id, "message": "Queued. Thank you."})

@@ -61,6 +61,16 @@ class Options:
     policy: backoff.Policy = field(default_factory=backoff.Policy)
 
 
+def _reap(tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+    """Drop finished sends; a bug in one is logged (by class) and its row waits for its lease
+    to expire, to be tried again, instead of stopping delivery."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            name = type(task.exception()).__name__
+            log.error("delivery of one submission crashed", extra={"error": name})
+    return {task for task in tasks if not task.done()}
+
+
 class _Outcomes:
     """Collects finished attempts and writes them together (db.finish): while one group is
     being committed the next accumulates, so the batch grows with the load."""
@@ -200,7 +210,7 @@ class Dispatcher:
                 if claimed and len(claimed) == limit and self.paused_reason is None:
                     continue  # more may be due and there may be room: claim again at once
                 await self._wait(tasks)
-                tasks = {task for task in tasks if not task.done()}
+                tasks = _reap(tasks)
         finally:
             await self._drain(tasks)
 

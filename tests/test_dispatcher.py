@@ -439,3 +439,29 @@ async def test_no_personal_data_reaches_the_delivery_log_or_the_logs(outbox, clo
     for canary in CANARIES:
         assert canary not in text
     assert "+33 6 99" not in text
+
+
+async def test_a_bug_while_processing_one_row_does_not_stop_the_loop(outbox, clock, caplog):
+    """An unexpected error for one row is logged by class; the row is retried after its lease
+    and the loop keeps delivering the others."""
+
+    class Exploding(FakeTransport):
+        async def send(self, email):
+            if email.submission_id == bad:
+                self.started += 1
+                return "not a SendResult"
+            return await super().send(email)
+
+    bad = await outbox.add(clock.now)
+    good = await outbox.add(clock.now)
+    transport = Exploding()
+    dispatcher = make(outbox, transport, clock, dispatch_poll_seconds=0.01)
+    await dispatcher.start()
+    for _ in range(300):
+        if transport.sent:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    await dispatcher.stop()
+    assert (await outbox.row(good))["state"] == states.ACCEPTED
+    assert "delivery of one submission crashed" in caplog.text
