@@ -174,3 +174,15 @@ def test_relay_serve_delivers_and_drains_the_dispatcher_on_sigterm(settings):
     assert '"dispatcher stopped"' in err
     assert "Application shutdown complete" in err
     assert err.index('"dispatcher stopped"') < err.index("Application shutdown complete")
+
+
+def test_the_dispatcher_is_in_the_lifespan_state(settings_factory, clock):
+    """Other parts (readiness) find it under "dispatcher"; None when serve does not dispatch."""
+    app = create_app(settings_factory(), clock=clock, transport=FakeTransport())
+    with TestClient(app) as client:
+        dispatcher = client.app_state["dispatcher"]
+        assert dispatcher.running
+        assert dispatcher.paused_reason is None
+    assert not dispatcher.running
+    with TestClient(create_app(settings_factory(dispatch_in_serve=False), clock=clock)) as client:
+        assert client.app_state["dispatcher"] is None

@@ -465,3 +465,43 @@ async def test_a_bug_while_processing_one_row_does_not_stop_the_loop(outbox, clo
     await dispatcher.stop()
     assert (await outbox.row(good))["state"] == states.ACCEPTED
     assert "delivery of one submission crashed" in caplog.text
+
+
+async def test_a_store_that_cannot_write_loses_nothing(outbox, clock, caplog):
+    """Claims, outcomes and wipes that cannot be written are logged; the row keeps its lease and
+    is taken over later, so nothing is lost."""
+    sid = await outbox.add(clock.now)
+
+    class ClosingStore(FakeTransport):
+        async def send(self, email):
+            await outbox.store.writer.stop()  # the database goes away mid-send
+            return await super().send(email)
+
+    dispatcher = make(outbox, ClosingStore(), clock)
+    assert await dispatcher.run_once() == 1
+    assert "cannot record a delivery outcome" in caplog.text
+    clock.now += timedelta(minutes=5)
+    assert await dispatcher.run_once() == 0
+    assert "cannot claim submissions" in caplog.text
+    assert await dispatcher.wipe_due() == 0
+    assert "cannot wipe delivered bodies" in caplog.text
+    row = await outbox.row(sid)
+    assert (row["state"], row["lease_owner"]) == (states.SENDING, dispatcher.owner)
+
+
+async def test_an_outcome_after_a_lost_lease_is_dropped_and_logged(outbox, clock, caplog):
+    """A send slower than its lease: another worker took the row, so this one writes nothing."""
+    sid = await outbox.add(clock.now)
+    transport = FakeTransport()
+    transport.gate = asyncio.Event()
+    slow = make(outbox, transport, clock, owner="slow")
+    running = asyncio.create_task(slow.run_once())
+    await transport.in_flight.wait()
+    clock.now += timedelta(seconds=outbox.settings.dispatch_lease_seconds)
+    await outbox.store.write(db.claim("fast", clock.now, timedelta(minutes=2), 1))
+    transport.gate.set()
+    await running
+    assert "lease lost before the outcome was recorded" in caplog.text
+    row = await outbox.row(sid)
+    assert (row["state"], row["lease_owner"]) == (states.SENDING, "fast")
+    assert await outbox.attempts(sid) == []
