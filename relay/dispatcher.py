@@ -32,6 +32,7 @@ from relay.crypto import DecryptionFailed, KeyRing
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
+from relay.outcomes import OutcomeWriter, log_attempt
 from relay.store import Store
 from relay.store import dispatch as db
 
@@ -71,35 +72,6 @@ def _reap(tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
     return {task for task in tasks if not task.done()}
 
 
-class _Outcomes:
-    """Collects finished attempts and writes them together (db.finish): while one group is
-    being committed the next accumulates, so the batch grows with the load."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._pending: list[tuple[db.Outcome, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def write(self, outcome: db.Outcome) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((outcome, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                owned = await self._store.write(db.finish([outcome for outcome, _ in batch]))
-            except StoreUnavailable as exc:
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), mine in zip(batch, owned, strict=True):
-                future.set_result(mine)
-
-
 class Dispatcher:
     """Delivers the outbox. `start()` runs the loop as a task; `stop()` drains it."""
 
@@ -133,8 +105,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_wipe: datetime | None = None
-        self._outcomes = _Outcomes(store)
-        self.sent = 0
+        self._outcomes = OutcomeWriter(store)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -288,7 +259,7 @@ class Dispatcher:
         attempt = db.Attempt(now, db.FOUND, error="earlier attempt found at the provider")
         message_id = self.renderer.message_id(row.id)
         if await self._record(db.accepted(row.id, self.owner, message_id, attempt), row):
-            self._log(row, states.ACCEPTED, attempt)
+            log_attempt(row, states.ACCEPTED, attempt)
         return True
 
     def _prepare(self, row: db.Claimed) -> t.RenderedEmail | t.Retry | t.Failed:
@@ -339,8 +310,7 @@ class Dispatcher:
             attempt = db.Attempt(now, db.ACCEPTED, 200, duration)
             outcome = db.accepted(row.id, self.owner, result.message_id, attempt)
             if await self._record(outcome, row):
-                self.sent += 1
-                self._log(row, states.ACCEPTED, attempt)
+                log_attempt(row, states.ACCEPTED, attempt)
             return
         decision = backoff.decide(
             result,
@@ -356,18 +326,18 @@ class Dispatcher:
             kind = db.AMBIGUOUS if ambiguous else db.RETRY
             attempt = db.Attempt(now, kind, status, duration, decision.error)
             if await self._record(db.retry(row.id, self.owner, decision.at, attempt), row):
-                self._log(row, states.RETRYING, attempt, next_attempt_at=decision.at)
+                log_attempt(row, states.RETRYING, attempt, next_attempt_at=decision.at)
         elif isinstance(decision, backoff.Pause):
             attempt = db.Attempt(now, db.PAUSED, status, duration, decision.error)
             if await self._write(db.release(row.id, self.owner, attempt), row):
-                self._log(row, states.QUEUED, attempt)
+                log_attempt(row, states.QUEUED, attempt)
             self._pause(decision)
         else:
             state = states.DEAD if isinstance(decision, backoff.Dead) else states.FAILED
             kind = db.DEAD if state == states.DEAD else db.FAILED
             attempt = db.Attempt(now, kind, status, duration, decision.error)
             if await self._record(db.final(row.id, self.owner, state, attempt), row):
-                self._log(row, state, attempt)
+                log_attempt(row, state, attempt)
 
     def _pause(self, decision: backoff.Pause) -> None:
         now = self.clock()
@@ -417,30 +387,3 @@ class Dispatcher:
                 "lease lost before the outcome was recorded", extra={"submission_id": row.id}
             )
         return owned
-
-    def _log(
-        self,
-        row: db.Claimed,
-        state: str,
-        attempt: db.Attempt,
-        next_attempt_at: datetime | None = None,
-    ) -> None:
-        extra: dict[str, object] = {
-            "submission_id": row.id,
-            "form": row.form_id,
-            "state": state,
-            "attempt": row.attempts,
-            "outcome": attempt.outcome,
-            "status": attempt.http_status,
-            "duration_ms": attempt.duration_ms,
-        }
-        if attempt.error:
-            extra["error"] = attempt.error
-        if next_attempt_at is not None:
-            extra["next_attempt_at"] = next_attempt_at.isoformat()
-        if state == states.DEAD:
-            log.error("ALERT: delivery given up", extra=extra)
-        elif state == states.FAILED:
-            log.warning("delivery failed", extra=extra)
-        else:
-            log.info("delivery attempt", extra=extra)
