@@ -439,6 +439,9 @@ async def test_no_personal_data_reaches_the_delivery_log_or_the_logs(outbox, clo
     for canary in CANARIES:
         assert canary not in text
     assert "+33 6 99" not in text
+    stored = b"".join(p.read_bytes() for p in outbox.settings.var_dir.glob("relay.db*"))
+    for canary in CANARIES:
+        assert canary.encode() not in stored  # the database files hold ciphertext only
 
 
 async def test_a_bug_while_processing_one_row_does_not_stop_the_loop(outbox, clock, caplog):
