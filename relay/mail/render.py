@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import phonenumbers
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -131,6 +132,20 @@ def tel_uri(phone: str | None) -> str | None:
     return None
 
 
+def phone_display(phone: str | None) -> str | None:
+    """An E.164 number as people read it (+33 6 12 34 56 78); anything else as typed."""
+    if not phone or tel_uri(phone) is None:
+        return phone
+    try:
+        return str(
+            phonenumbers.format_number(
+                phonenumbers.parse(phone, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+        )
+    except phonenumbers.NumberParseException:
+        return phone
+
+
 def paris_time(moment: datetime) -> str:
     """The receipt time as sales read it: Europe/Paris, with the zone's abbreviation."""
     local = moment.astimezone(DISPLAY_ZONE)
@@ -209,7 +224,7 @@ class Renderer:
             "name": sub.name,
             "email": sub.email,
             "mailto": "mailto:" + quote(sub.email, safe=_MAILTO_SAFE),
-            "phone": sub.phone,
+            "phone": phone_display(sub.phone),
             "tel": tel_uri(sub.phone),
             "company": sub.company,
             "message": sub.message,

@@ -24,6 +24,7 @@ from relay.mail.render import (
     SubmissionView,
     default_email_templates_dir,
     header_safe,
+    phone_display,
     reply_to_header,
     tel_uri,
     tidy_subject,
@@ -111,7 +112,7 @@ def test_the_text_part_alone_carries_everything(renderer, forms):
         "Jeanne Martin",
         "jeanne.martin@example.fr",
         "mailto:jeanne.martin@example.fr",
-        "+33612345678",
+        "+33 6 12 34 56 78",
         "tel:+33612345678",
         "Laboratoires Martin",
         "Bonjour,\nje voudrais un devis.",
@@ -180,6 +181,9 @@ def test_a_phone_kept_as_typed_has_no_tel_link(renderer, forms):
     assert "tel:" not in rendered.html
     assert "poste 42" in rendered.text
     assert tel_uri("+33612345678") == "tel:+33612345678"
+    assert phone_display("+33612345678") == "+33 6 12 34 56 78"
+    assert phone_display("+999123456") == "+999123456"  # E.164-shaped, no such country
+    assert phone_display(None) is None
     assert tel_uri("0612") is None
     assert tel_uri(None) is None
 
