@@ -88,3 +88,13 @@ def test_a_trial_key_file_is_created_once_and_reused(settings_factory, caplog):
     settings.key_file.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="cannot read the key file"):
         load_keyring(settings)
+
+
+def test_relay_worker_refuses_a_mailgun_key_without_a_domain(cli, monkeypatch):
+    """A configuration error stops `relay worker` at once with exit 1 and what to fix."""
+    from tests.conftest import invoke
+
+    monkeypatch.setenv("RELAY_MAILGUN_API_KEY", "k" * 40)
+    result = invoke(cli, "worker")
+    assert result.exit_code == 1
+    assert "RELAY_MAILGUN_DOMAIN must be set when RELAY_MAILGUN_API_KEY is" in result.output
