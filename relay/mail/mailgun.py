@@ -137,7 +137,7 @@ class MailgunTransport:
         if isinstance(exc, httpx.TimeoutException):
             # Read/write timeout: Mailgun may have queued the message before we gave up.
             return Retry(None, None, f"no answer from Mailgun in time ({name})", ambiguous=True)
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        if isinstance(exc, httpx.UnsupportedProtocol):
             return CredentialsRejected(None, f"RELAY_MAILGUN_BASE_URL is not a usable URL ({name})")
         # A dropped connection or protocol error mid-exchange: outcome unknown.
         return Retry(None, None, f"connection to Mailgun failed ({name})", ambiguous=True)

@@ -246,3 +246,20 @@ def test_retry_after_without_any_hint_is_none():
     assert retry_after(response, NOW) is None
     past = httpx.Response(503, headers={"Retry-After": "Wed, 25 Nov 2026 09:00:00 GMT"})
     assert retry_after(past, NOW) == 0.0
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+@pytest.mark.parametrize("exc_class", _subclasses(httpx.RequestError), ids=lambda c: c.__name__)
+async def test_every_httpx_request_error_is_translated_without_its_payload(mailgun, exc_class):
+    """The translation is complete: any request error becomes a result naming its class only."""
+    mailgun.post(URL).mock(side_effect=exc_class("jeanne.martin@example.fr leaked"))
+    result = await send()
+    assert isinstance(result, Retry | CredentialsRejected)
+    assert exc_class.__name__ in result.error
+    assert "jeanne" not in result.error
