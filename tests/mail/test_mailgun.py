@@ -248,8 +248,8 @@ def test_retry_after_without_any_hint_is_none():
     assert retry_after(past, NOW) == 0.0
 
 
-def _subclasses(cls: type) -> list[type]:
-    found = []
+def _subclasses(cls: type[Exception]) -> list[type[Exception]]:
+    found: list[type[Exception]] = []
     for sub in cls.__subclasses__():
         found += [sub, *_subclasses(sub)]
     return found
