@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-webhooks clean browser
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,7 @@ bench-webhooks: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
+
+## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
+bench-dispatch: $(STAMP)
+	$(BIN)/python bench/dispatch.py

@@ -13,8 +13,11 @@ from starlette.applications import Starlette
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
+from relay.delivery import renderer_for, running_delivery
+from relay.dispatcher import Dispatcher, Lookup
 from relay.housekeeping import Housekeeper, register_wordings
 from relay.keyfile import load_keyring
+from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
@@ -23,8 +26,18 @@ from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
-    """Build the ASGI app; raises ConfigError (naming file, field, problem) on bad config."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    transport: Transport | None = None,
+    lookup: Lookup | None = None,
+) -> Starlette:
+    """Build the ASGI app; raises ConfigError (naming file, field, problem) on bad config.
+
+    Unless RELAY_DISPATCH_IN_SERVE is off, the lifespan also runs the dispatcher, on
+    `transport` if given (tests) or the one settings choose (Mailgun, or .eml files).
+    """
     settings = settings if settings is not None else load_settings()
     deps = Deps(
         settings=settings,
@@ -33,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         pages=Pages(default_templates_dir()),
         clock=clock or utcnow,
     )
+    renderer = renderer_for(settings) if settings.dispatch_in_serve else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -43,11 +57,27 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             batch_max=settings.write_batch_max,
             migrate=settings.migrates_on_start,
         )
-        housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock)
+        housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
             await register_wordings(store, deps.forms, deps.clock())
             await housekeeper.start()
-            yield {"store": store}
+            async with contextlib.AsyncExitStack() as stack:
+                dispatcher: Dispatcher | None = None
+                if renderer is not None:
+                    dispatcher = await stack.enter_async_context(
+                        running_delivery(
+                            settings,
+                            store,
+                            forms=deps.forms,
+                            keyring=deps.keyring,
+                            clock=deps.clock,
+                            metrics=deps.metrics,
+                            transport=transport,
+                            lookup=lookup,
+                            renderer=renderer,
+                        )
+                    )
+                yield {"store": store, "dispatcher": dispatcher}
         finally:
             await housekeeper.stop()
             await app.state.limiter.close()

@@ -254,7 +254,6 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     ready_max_queue_age_seconds: Annotated[int, Field(ge=10, le=7 * 86_400)] = 900
     # --- issue 4: retention, data-subject rights, rate limits ---
-    body_retention_days: Annotated[int, Field(ge=1, le=365)] = 30
     audit_retention_months: Annotated[int, Field(ge=1, le=24)] = 12
     request_log_years: Annotated[int, Field(ge=1, le=10)] = 5
     housekeeping_interval_seconds: Annotated[int, Field(ge=60, le=86_400)] = 3600
@@ -265,6 +264,19 @@ class Settings(BaseSettings):
     redis_key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = "relay:"
     rate_limit_client: str = "30/minute;300/hour"
     rate_limit_form: str = "600/minute"
+    # --- issue 3: delivery (dispatcher, retries, minimisation, email templates) ---
+    dispatch_in_serve: bool = True
+    dispatch_concurrency: Annotated[int, Field(ge=1, le=500)] = 20
+    dispatch_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 120
+    dispatch_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    dispatch_stop_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 10.0
+    dispatch_max_age_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 72
+    dispatch_backoff_base_seconds: Annotated[float, Field(gt=0, le=86_400)] = 30
+    dispatch_backoff_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
+    dispatch_pause_max_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900
+    body_retention_days: Annotated[float, Field(gt=0, le=365)] = 7
+    mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
+    email_templates_dir: Path | None = None
 
     @field_validator("public_url")
     @classmethod
@@ -289,6 +301,17 @@ class Settings(BaseSettings):
             msg = f"{value!r} is not a rate limit such as '30/minute' or '30/minute;300/hour'"
             raise ValueError(msg) from None
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_request(self) -> Settings:
+        # A lease shorter than one request would let a second worker send a row still in flight.
+        if self.dispatch_lease_seconds <= 2 * self.mailgun_timeout_seconds:
+            msg = (
+                "RELAY_DISPATCH_LEASE_SECONDS must be more than twice "
+                "RELAY_MAILGUN_TIMEOUT_SECONDS, or a slow send could be taken over and sent twice"
+            )
+            raise ValueError(msg)
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

@@ -6,11 +6,21 @@
   - ``SubmissionRejected`` — a submission cannot be accepted as sent (bad media type, too
     large, malformed, a file part, invalid fields); carries the HTTP status and a Formspree-style
     code so the web layer can answer in JSON or HTML.
+    - ``relay.web.ratelimit.RateLimited`` — too many submissions (429 with Retry-After).
   - ``StoreUnavailable`` — the database could not commit or answer; the client gets 503 with
     Retry-After and nothing is claimed to be accepted.
-  - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU").
+  - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU"); the
+    transports report outcomes as values (relay.mail.transport), not exceptions.
+    - ``RenderError`` — an email template (or a form's subject template) cannot be rendered;
+      the submission stays queued and retries until the operator fixes the template.
+  - ``relay.mail.mailgun_logs.MailgunLogsError`` — Mailgun's Logs API could not answer
+    (reconciliation tries again later).
+  - ``relay.crypto.DecryptionFailed`` — a ciphertext was sealed by an unknown key or altered.
   - ``SubjectError`` — a data-subject action cannot be done as asked (the record is
     restricted, the new address belongs to another record, the request id is unknown).
+    - ``relay.consent_link.InvalidLink`` — a withdrawal link is forged, altered or expired.
+  - ``relay.web.subject_actions.UnknownAction`` — an admin page asked for an action that
+    does not exist.
 
 Messages never contain personal data: only ids, field names, codes and HTTP statuses.
 """
@@ -67,3 +77,7 @@ class DeliveryError(RelayError):
 
 class SubjectError(RelayError):
     """Raised by relay.privacy when an action on a person's data must be refused as asked."""
+
+
+class RenderError(DeliveryError):
+    """Raised by relay.mail.render when a template is missing or uses an unknown name."""

@@ -20,6 +20,7 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.errors import ConfigError, RelayError
+from relay.metrics import Metrics
 from relay.retention import Bounds, PurgeReport, purge
 from relay.store import Store
 from relay.store.consent import Wording, register_wordings_job
@@ -56,9 +57,18 @@ async def register_wordings(store: Store, forms: dict[str, FormConfig], now: dat
 class Housekeeper:
     """A background task that applies the retention rules at least once a day."""
 
-    def __init__(self, store: Store, keyring: KeyRing, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing,
+        settings: Settings,
+        clock: Clock,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._keyring = keyring  # kept for the rules that need to open data (none yet)
+        self._metrics = metrics
         self._interval = settings.housekeeping_interval_seconds
         self._bounds = bounds_of(settings)
         self._clock = clock
@@ -69,7 +79,12 @@ class Housekeeper:
         """One purge now; its counts go to the audit log and to one log line."""
         report = await purge(self._store, self._clock(), bounds=self._bounds, actor="housekeeper")
         self.last_report = report
-        log.info("purge done", extra={"counts": json.dumps(report.as_dict())})
+        counts = report.as_dict()
+        if self._metrics is not None:
+            for kind, count in counts.items():
+                if isinstance(count, int) and count:
+                    self._metrics.purged.labels(kind).inc(count)
+        log.info("purge done", extra={"counts": json.dumps(counts)})
         return report
 
     async def _safe_run(self) -> None:

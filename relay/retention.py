@@ -52,7 +52,7 @@ def delivery_log_cutoff(now: datetime) -> datetime:
     return now - relativedelta(years=DELIVERY_LOG_YEARS)
 
 
-def body_cutoff(now: datetime, days: int) -> datetime:
+def body_cutoff(now: datetime, days: float) -> datetime:
     """Outbox bodies received before this moment are past their bound, delivered or not."""
     return now - timedelta(days=days)
 
@@ -86,7 +86,7 @@ def request_log_cutoff(now: datetime, years: int) -> datetime:
 class Bounds:
     """The configurable bounds purge applies besides the policy's fixed periods."""
 
-    body_days: int = 30
+    body_days: float = 7
     audit_months: int = 12
     request_years: int = 5
     idempotency_hours: int = 24

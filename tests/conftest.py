@@ -170,3 +170,18 @@ def fixture_postgres_url() -> Iterator[str]:
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# --- issue 3: delivery ------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def reset_relay_logging() -> Iterator[None]:
+    """`relay serve`/`relay worker` configure the "relay" logger; undo it after each test so
+    caplog keeps seeing relay's records whatever the test order."""
+    import logging
+
+    logger = logging.getLogger("relay")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]

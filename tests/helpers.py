@@ -32,3 +32,81 @@ def post_form(client: TestClient, form_id: str = "contact", **fields: Any) -> An
     body = {k: v for k, v in {**VALID, **fields}.items() if v is not None}
     headers = {"Accept": "text/html,application/xhtml+xml", "Origin": ORIGIN}
     return client.post(f"/f/{form_id}", data=body, headers=headers, follow_redirects=False)
+
+
+def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **fields: Any) -> Any:
+    """Put one submission in the outbox the way the accept endpoint does; returns its id."""
+    import json
+
+    from relay.ids import new_submission_id
+    from relay.store import outbox
+
+    submission_id = new_submission_id()
+    body = {**VALID, "phone": "+33612345678", **fields}
+    sealed = keyring.seal(
+        json.dumps(body, ensure_ascii=False).encode("utf-8"), f"submission:{submission_id}".encode()
+    )
+    row = outbox.NewSubmission(
+        id=submission_id,
+        form_id=form_id,
+        received_at=now,
+        legal_basis="legitimate_interest",
+        notice_version="2026-03-20",
+        consent_given=False,
+        consent_wording_version="v1" if form_id == "contact" else None,
+        body_enc=sealed,
+        subject_mac=keyring.mac(body["email"]),
+    )
+
+    async def go() -> str:
+        await store.write(outbox.accept(row))
+        return submission_id
+
+    return go()
+
+
+class Outbox:
+    """A real store (the test's own SQLite, or PostgreSQL) plus readers for rows and attempts."""
+
+    def __init__(self, store: Any, keyring: Any, settings: Any) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.settings = settings
+
+    @classmethod
+    async def open(cls, settings: Any, url: str | None = None) -> Outbox:
+        from relay.keyfile import load_keyring
+        from relay.store import Store
+
+        store = await Store.open(url or settings.effective_database_url, migrate=True)
+        return cls(store, load_keyring(settings, create=True), settings)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def add(self, now: Any, form_id: str = "contact", **fields: Any) -> str:
+        return str(await queued(self.store, self.keyring, now, form_id, **fields))
+
+    async def row(self, submission_id: str) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from relay.store.tables import submissions
+
+        def query(conn: Any) -> dict[str, Any]:
+            found = conn.execute(select(submissions).where(submissions.c.id == submission_id))
+            return dict(found.mappings().one())
+
+        return dict(await self.store.read(query))
+
+    async def attempts(self, submission_id: str) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from relay.store.tables import delivery_attempts as da
+
+        def query(conn: Any) -> list[dict[str, Any]]:
+            found = conn.execute(
+                select(da).where(da.c.submission_id == submission_id).order_by(da.c.id)
+            )
+            return [dict(r) for r in found.mappings()]
+
+        return list(await self.store.read(query))

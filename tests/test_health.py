@@ -20,7 +20,7 @@ def test_healthz_says_the_process_is_alive(client):
 
 
 def test_ready_with_an_empty_queue(client):
-    """Database reachable, file transport, no dispatcher here, nothing waiting: ready."""
+    """Database reachable, file transport, the dispatcher running, nothing waiting: ready."""
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {
@@ -28,7 +28,7 @@ def test_ready_with_an_empty_queue(client):
         "checks": {
             "database": True,
             "transport": "file",
-            "dispatch": "not running here",
+            "dispatch": "running",
             "oldest_queued_age_seconds": 0.0,
             "queue_depth": 0,
         },
@@ -76,11 +76,21 @@ def test_not_ready_while_dispatch_is_paused(client):
     ],
 )
 def test_not_ready_with_half_a_transport(settings_factory, clock, overrides, reason):
-    """Mailgun needs both key and domain; half of them is not a configured transport."""
-    with TestClient(create_app(settings_factory(**overrides), clock=clock)) as client:
+    """Mailgun needs both key and domain; half of them is not a configured transport.
+    (A web-only instance reports it here; one that dispatches refuses to start, see below.)"""
+    settings = settings_factory(dispatch_in_serve=False, **overrides)
+    with TestClient(create_app(settings, clock=clock)) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["reasons"] == [f"transport not configured: {reason}"]
+
+
+def test_serve_with_dispatch_refuses_half_a_mailgun_configuration(settings_factory, clock):
+    """With the dispatcher in serve, a key without a domain stops start-up with a clear error."""
+    from relay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RELAY_MAILGUN_DOMAIN must be set"):
+        create_app(settings_factory(mailgun_api_key="key-test"), clock=clock)
 
 
 def test_ready_with_mailgun_configured(settings_factory, clock):

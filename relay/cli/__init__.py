@@ -13,7 +13,7 @@ from relay.cli.consent import consent
 from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
 from relay.cli.purge import purge_command
-from relay.cli.serve import serve
+from relay.cli.serve import serve, worker
 from relay.cli.subject import subject
 
 
@@ -38,3 +38,5 @@ main.add_command(admin)
 main.add_command(subject)
 main.add_command(consent)
 main.add_command(purge_command)
+# --- issue 3 ---
+main.add_command(worker)

@@ -1,1 +1,2 @@
-"""Mailgun: webhooks and event mapping (events.py), the Logs API (mailgun_logs.py)."""
+"""Mail: rendering and sending (render, transport, mailgun, eml) and Mailgun's confirmations
+(events: webhooks and their mapping; mailgun_logs: the Logs API for reconciliation)."""

@@ -119,6 +119,11 @@ class Reconciler:
         self.ran = asyncio.Event()
 
     @property
+    def logs(self) -> MailgunLogs | None:
+        """The Logs API client once started (None when reconciliation is off)."""
+        return self._logs
+
+    @property
     def configured(self) -> bool:
         return self.settings.mailgun_read_key is not None and bool(self.settings.mailgun_domain)
 

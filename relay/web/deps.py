@@ -14,6 +14,7 @@ from relay.metrics import Metrics
 from relay.web.pages import Pages
 
 if TYPE_CHECKING:
+    from relay.dispatcher import Dispatcher
     from relay.store import Store
 
 
@@ -33,6 +34,7 @@ class State(TypedDict):
     """Resources opened in the lifespan and closed at shutdown."""
 
     store: Store
+    dispatcher: Dispatcher | None  # None when RELAY_DISPATCH_IN_SERVE is off
 
 
 def deps_of(request: Request) -> Deps:

@@ -47,17 +47,18 @@ def test_prospect_purged_the_day_after_expiry_not_before(client, cli, clock):
 
 
 def test_delivery_log_two_years_and_bodies_after_their_bound(client, cli, settings, clock):
-    """Bodies go after 30 days; delivery-log rows after 2 years (to the day), unlinked first."""
+    """Bodies go after RELAY_BODY_RETENTION_DAYS (7); delivery-log rows after 2 years (to the
+    day), unlinked first."""
     d0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
     with at(clock, d0):
         post_json(client)
-    with at(clock, d0 + timedelta(days=29)):
+    with at(clock, d0 + timedelta(days=6)):
         assert purge(cli)["bodies_wiped"] == 0
-    with at(clock, d0 + timedelta(days=31)):
+    with at(clock, d0 + timedelta(days=8)):
         assert purge(cli)["bodies_wiped"] == 1
         [sub] = export(cli, EMAIL)["submissions"]
     assert sub["message"] is None
-    assert sub["message_status"] == "deleted on 2026-04-01"
+    assert sub["message_status"] == "deleted on 2026-03-09"
     with at(clock, datetime(2028, 2, 29, 8, tzinfo=UTC)):
         assert purge(cli)["delivery_log_rows"] == 0
     with at(clock, datetime(2028, 3, 1, 8, 0, 1, tzinfo=UTC)):

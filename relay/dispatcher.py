@@ -1,0 +1,389 @@
+"""The worker loop: claim due rows → render → send → record, with bounded concurrency.
+
+Why this shape: delivery is at-least-once (docs/decisions/0001). A row is claimed with a lease
+before it is sent and its outcome recorded after, so a crash anywhere leaves it claimable
+again; a row whose earlier attempt may have reached Mailgun is checked with `lookup` (when
+one is configured) before it is sent again, and carries our own Message-Id otherwise.
+
+On stop (SIGTERM) the loop stops claiming, lets in-flight sends finish for a grace period,
+and releases whatever is still in flight. After 401/403 (credentials, not the message) it
+pauses with back-off; `paused_reason` says why, for logs and readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from relay import backoff, states
+from relay.clock import Clock, utcnow
+from relay.config import FormConfig
+from relay.crypto import DecryptionFailed, KeyRing
+from relay.errors import RelayError, RenderError, StoreUnavailable
+from relay.mail import transport as t
+from relay.mail.render import Renderer, SubmissionView
+from relay.outcomes import OutcomeWriter, log_attempt
+from relay.store import Store
+from relay.store import dispatch as db
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+log = logging.getLogger("relay.dispatch")
+
+Lookup = Callable[[str], Awaitable[bool | None]]
+
+
+def worker_id() -> str:
+    """Who holds a lease: host, process and a random suffix (two dispatchers in one process)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Options:
+    """The dispatcher's knobs (settings RELAY_DISPATCH_*, RELAY_BODY_RETENTION_DAYS)."""
+
+    concurrency: int = 20
+    lease: timedelta = timedelta(seconds=120)
+    poll_seconds: float = 1.0
+    stop_grace_seconds: float = 10.0
+    body_retention: timedelta = timedelta(days=7)
+    wipe_every: timedelta = timedelta(minutes=1)
+    policy: backoff.Policy = field(default_factory=backoff.Policy)
+
+
+def _reap(tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+    """Drop finished sends; a bug in one is logged (by class) and its row waits for its lease
+    to expire, to be tried again, instead of stopping delivery."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            name = type(task.exception()).__name__
+            log.error("delivery of one submission crashed", extra={"error": name})
+    return {task for task in tasks if not task.done()}
+
+
+class Dispatcher:
+    """Delivers the outbox. `start()` runs the loop as a task; `stop()` drains it."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: t.Transport,
+        renderer: Renderer,
+        *,
+        forms: dict[str, FormConfig],
+        keyring: KeyRing,
+        clock: Clock = utcnow,
+        lookup: Lookup | None = None,
+        options: Options | None = None,
+        owner: str | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.renderer = renderer
+        self.forms = forms
+        self.keyring = keyring
+        self.clock = clock
+        self.lookup = lookup
+        self.options = options or Options()
+        self.owner = owner or worker_id()
+        self.rand = rand
+        self.paused_reason: str | None = None
+        self.paused_until: datetime | None = None
+        self._faults = 0
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_wipe: datetime | None = None
+        self._outcomes = OutcomeWriter(store)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run the loop in the background until `stop()`."""
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
+        log.info(
+            "dispatcher started",
+            extra={"worker": self.owner, "concurrency": self.options.concurrency},
+        )
+
+    async def stop(self) -> None:
+        """Stop claiming; finish in-flight sends within the grace period, release the rest."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        await self._task
+        self._task = None
+        log.info("dispatcher stopped", extra={"worker": self.owner})
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def run_once(self) -> int:
+        """Claim what is due now and process it all; returns how many rows were handled.
+
+        The loop's unit of work, exposed so tests (with a fake clock) drive it step by step.
+        """
+        if not self._may_claim():
+            return 0
+        claimed = await self._claim(self._limit(0))
+        await asyncio.gather(*(self._process(row) for row in claimed))
+        await self.wipe_due()
+        return len(claimed)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def _may_claim(self) -> bool:
+        if self._stopping.is_set():
+            return False
+        return self.paused_until is None or self.clock() >= self.paused_until
+
+    def _limit(self, in_flight: int) -> int:
+        # While paused, one probe at a time finds out whether the configuration works again.
+        if self.paused_reason is not None:
+            return 0 if in_flight else 1
+        return self.options.concurrency - in_flight
+
+    async def _claim(self, limit: int) -> list[db.Claimed]:
+        if limit <= 0:
+            return []
+        now = self.clock()
+        try:
+            return await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
+        except StoreUnavailable as exc:
+            log.error("cannot claim submissions", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
+            return []
+
+    async def _run(self) -> None:
+        tasks: set[asyncio.Task[None]] = set()
+        batch_min = max(1, self.options.concurrency // 4)
+        try:
+            while not self._stopping.is_set():
+                limit = self._limit(len(tasks)) if self._may_claim() else 0
+                claimed: list[db.Claimed] = []
+                if limit >= batch_min or (limit > 0 and not tasks):
+                    claimed = await self._claim(limit)
+                    for row in claimed:
+                        tasks.add(asyncio.create_task(self._process(row)))
+                await self.wipe_due()
+                if claimed and len(claimed) == limit and self.paused_reason is None:
+                    continue  # more may be due and there may be room: claim again at once
+                await self._wait(tasks)
+                tasks = _reap(tasks)
+        finally:
+            await self._drain(tasks)
+
+    async def _wait(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Until a send finishes, stop is asked, or the poll interval (or pause) runs out."""
+        timeout = self.options.poll_seconds
+        if self.paused_until is not None:
+            remaining = (self.paused_until - self.clock()).total_seconds()
+            timeout = max(0.0, min(timeout, remaining))
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({*tasks, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stopper.cancel()
+
+    async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
+        pending = {task for task in tasks if not task.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.options.stop_grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("released in-flight submissions at stop", extra={"count": len(pending)})
+
+    async def wipe_due(self) -> int:
+        """Wipe bodies whose delivery is final (at most once per `wipe_every`)."""
+        now = self.clock()
+        if self._last_wipe is not None and now - self._last_wipe < self.options.wipe_every:
+            return 0
+        self._last_wipe = now
+        try:
+            wiped = await self.store.write(db.wipe_bodies_due(now, self.options.body_retention))
+        except StoreUnavailable as exc:
+            log.error("cannot wipe delivered bodies", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
+            return 0
+        if wiped:
+            log.info("message bodies wiped after delivery", extra={"count": wiped})
+        return wiped
+
+    # --- one row ---------------------------------------------------------------------------
+
+    async def _process(self, row: db.Claimed) -> None:
+        sending = False
+        try:
+            if row.maybe_sent and await self._already_there(row):
+                return
+            email = self._prepare(row)
+            if isinstance(email, t.RenderedEmail):
+                started = time.monotonic()
+                sending = True
+                result = await self._send(email)
+                sending = False
+                duration = int((time.monotonic() - started) * 1000)
+            else:
+                result, duration = email, None
+            await self._settle(row, result, duration)
+        except asyncio.CancelledError:
+            outcome = db.INTERRUPTED if sending else None
+            await asyncio.shield(self._release(row, outcome))
+            raise
+
+    async def _already_there(self, row: db.Claimed) -> bool:
+        """Ask the lookup whether the provider already has this message (never raises)."""
+        if self.lookup is None:
+            return False
+        try:
+            found = await self.lookup(row.id)
+        except Exception as exc:  # noqa: BLE001 - another module's lookup; cannot tell = resend
+            log.warning("delivery lookup failed", extra={"error": type(exc).__name__})
+            return False
+        if found is not True:
+            return False
+        now = self.clock()
+        attempt = db.Attempt(now, db.FOUND, error="earlier attempt found at the provider")
+        message_id = self.renderer.message_id(row.id)
+        if await self._record(db.accepted(row.id, self.owner, message_id, attempt), row):
+            log_attempt(row, states.ACCEPTED, attempt)
+        return True
+
+    def _prepare(self, row: db.Claimed) -> t.RenderedEmail | t.Retry | t.Failed:
+        """Decrypt and render; a local problem becomes a result, worded without the data."""
+        form = self.forms.get(row.form_id)
+        if form is None:
+            return t.Retry(None, None, f"form {row.form_id!r} is not in the forms file any more")
+        if row.body_enc is None:
+            return t.Failed(None, "the message body was already wiped; nothing to send")
+        try:
+            plain = self.keyring.open(row.body_enc, f"submission:{row.id}".encode())
+            fields = json.loads(plain)
+        except DecryptionFailed as exc:
+            return t.Retry(None, None, f"cannot decrypt the body ({exc}); check RELAY_SECRET_KEY")
+        except (ValueError, TypeError):
+            return t.Failed(None, "the decrypted body is not valid JSON")
+        view = SubmissionView.from_fields(
+            fields,
+            id=row.id,
+            form_id=row.form_id,
+            received_at=row.received_at,
+            legal_basis=row.legal_basis,
+            notice_version=row.notice_version,
+            consent_given=row.consent_given,
+            consent_wording_version=row.consent_wording_version,
+        )
+        try:
+            return self.renderer.render(view, form)
+        except RenderError as exc:
+            return t.Retry(None, None, str(exc))
+
+    async def _send(self, email: t.RenderedEmail) -> t.SendResult:
+        try:
+            return await self.transport.send(email)
+        except RelayError as exc:
+            return t.Retry(None, None, f"transport error ({type(exc).__name__})", ambiguous=True)
+        except Exception as exc:  # noqa: BLE001 - a transport bug must not kill the loop
+            name = type(exc).__name__
+            log.error("transport raised", extra={"error": name})  # noqa: TRY400 - no payload in logs
+            return t.Retry(None, None, f"transport raised {name}", ambiguous=True)
+
+    async def _settle(self, row: db.Claimed, result: t.SendResult, duration: int | None) -> None:
+        now = self.clock()
+        status = None if isinstance(result, t.Accepted) else result.status
+        if not isinstance(result, t.CredentialsRejected):
+            self._resume()
+        if isinstance(result, t.Accepted):
+            attempt = db.Attempt(now, db.ACCEPTED, 200, duration)
+            outcome = db.accepted(row.id, self.owner, result.message_id, attempt)
+            if await self._record(outcome, row):
+                log_attempt(row, states.ACCEPTED, attempt)
+            return
+        decision = backoff.decide(
+            result,
+            row.attempts,
+            row.first_attempt_at,
+            now,
+            policy=self.options.policy,
+            faults=self._faults + 1,
+            rand=self.rand,
+        )
+        if isinstance(decision, backoff.Retry):
+            ambiguous = isinstance(result, t.Retry) and result.ambiguous
+            kind = db.AMBIGUOUS if ambiguous else db.RETRY
+            attempt = db.Attempt(now, kind, status, duration, decision.error)
+            if await self._record(db.retry(row.id, self.owner, decision.at, attempt), row):
+                log_attempt(row, states.RETRYING, attempt, next_attempt_at=decision.at)
+        elif isinstance(decision, backoff.Pause):
+            attempt = db.Attempt(now, db.PAUSED, status, duration, decision.error)
+            if await self._write(db.release(row.id, self.owner, attempt), row):
+                log_attempt(row, states.QUEUED, attempt)
+            self._pause(decision)
+        else:
+            state = states.DEAD if isinstance(decision, backoff.Dead) else states.FAILED
+            kind = db.DEAD if state == states.DEAD else db.FAILED
+            attempt = db.Attempt(now, kind, status, duration, decision.error)
+            if await self._record(db.final(row.id, self.owner, state, attempt), row):
+                log_attempt(row, state, attempt)
+
+    def _pause(self, decision: backoff.Pause) -> None:
+        now = self.clock()
+        if self.paused_until is not None and now < self.paused_until:
+            return  # already paused by another in-flight send: one fault, one back-off step
+        self._faults += 1
+        self.paused_reason = decision.error
+        self.paused_until = decision.until
+        log.error(
+            "dispatch paused: configuration fault",
+            extra={"error": decision.error, "until": decision.until.isoformat()},
+        )
+
+    def _resume(self) -> None:
+        if self.paused_reason is None:
+            return
+        self.paused_reason = None
+        self.paused_until = None
+        self._faults = 0
+        log.warning("dispatch resumed: the configuration works again")
+
+    async def _release(self, row: db.Claimed, outcome: str | None) -> None:
+        attempt = None
+        if outcome is not None:
+            attempt = db.Attempt(self.clock(), outcome, error="interrupted at shutdown")
+        await self._write(db.release(row.id, self.owner, attempt), row)
+
+    async def _record(self, outcome: db.Outcome, row: db.Claimed) -> bool:
+        """Write an attempt's outcome, batched with others'; False if it was not written."""
+        return await self._owned(self._outcomes.write(outcome), row)
+
+    async def _write(self, job: Callable[[Connection], bool], row: db.Claimed) -> bool:
+        return await self._owned(self.store.write(job), row)
+
+    async def _owned(self, write: Awaitable[bool], row: db.Claimed) -> bool:
+        try:
+            owned = await write
+        except StoreUnavailable as exc:
+            # The lease will expire and another pass (or worker) takes the row over.
+            log.error(  # noqa: TRY400 - no SQL in logs
+                "cannot record a delivery outcome",
+                extra={"submission_id": row.id, "error": str(exc)},
+            )
+            return False
+        if not owned:
+            log.warning(
+                "lease lost before the outcome was recorded", extra={"submission_id": row.id}
+            )
+        return owned

@@ -1,0 +1,76 @@
+"""Recording delivery outcomes: batched writes, and the one log line per attempt.
+
+Why batched: one dispatcher finishes hundreds of sends a second; writing each outcome in its
+own job cost more than the sends. Log lines carry ids, states and statuses, never personal
+data (the error texts are transports' own, which hold statuses and provider reasons only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from relay import states
+from relay.errors import StoreUnavailable
+from relay.store import Store
+from relay.store import dispatch as db
+
+log = logging.getLogger("relay.dispatch")
+
+
+class OutcomeWriter:
+    """Collects finished attempts and writes them together (db.finish): while one group is
+    being committed the next accumulates, so the batch grows with the load."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pending: list[tuple[db.Outcome, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def write(self, outcome: db.Outcome) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((outcome, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                owned = await self._store.write(db.finish([outcome for outcome, _ in batch]))
+            except StoreUnavailable as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), mine in zip(batch, owned, strict=True):
+                future.set_result(mine)
+
+
+def log_attempt(
+    row: db.Claimed,
+    state: str,
+    attempt: db.Attempt,
+    next_attempt_at: datetime | None = None,
+) -> None:
+    """One line per attempt (the canonical line): `dead` is an ALERT, `failed` a warning."""
+    extra: dict[str, object] = {
+        "submission_id": row.id,
+        "form": row.form_id,
+        "state": state,
+        "attempt": row.attempts,
+        "outcome": attempt.outcome,
+        "status": attempt.http_status,
+        "duration_ms": attempt.duration_ms,
+    }
+    if attempt.error:
+        extra["error"] = attempt.error
+    if next_attempt_at is not None:
+        extra["next_attempt_at"] = next_attempt_at.isoformat()
+    if state == states.DEAD:
+        log.error("ALERT: delivery given up", extra=extra)
+    elif state == states.FAILED:
+        log.warning("delivery failed", extra=extra)
+    else:
+        log.info("delivery attempt", extra=extra)

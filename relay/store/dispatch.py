@@ -1,0 +1,373 @@
+"""The dispatcher's side of the submissions table: claim with a lease, record, release, wipe.
+
+Why leases: a row being sent is `sending`, owned by one worker until `lease_expires_at`. Two
+workers never hold the same row (on PostgreSQL the claim locks with FOR UPDATE SKIP LOCKED; on
+SQLite the single group writer serialises claims), and a crashed worker's rows become
+claimable again once the lease expires. Every outcome is written only while the worker still
+owns the lease, together with its row in delivery_attempts, in one transaction.
+
+These are synchronous Core jobs of a `Connection`: run them with Store.write / Store.read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from relay import states
+from relay.store.tables import delivery_attempts, submissions
+
+#: delivery_attempts.outcome values. "ambiguous" and "interrupted" mean the message may have
+#: reached the provider: the next attempt asks the lookup (if any) before sending again.
+ACCEPTED = "accepted"
+FOUND = "found"  # an earlier ambiguous attempt turned out accepted: not sent again
+RETRY = "retry"
+AMBIGUOUS = "ambiguous"
+INTERRUPTED = "interrupted"
+FAILED = "failed"
+DEAD = "dead"
+PAUSED = "paused"
+MAYBE_SENT = (AMBIGUOUS, INTERRUPTED)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker now owns until its lease expires: what rendering and sending need."""
+
+    id: str
+    form_id: str
+    received_at: datetime
+    legal_basis: str
+    notice_version: str
+    consent_given: bool
+    consent_wording_version: str | None
+    body_enc: bytes | None
+    attempts: int  # including this one
+    first_attempt_at: datetime
+    maybe_sent: bool  # an earlier attempt may have reached the provider
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the delivery log: no personal data, only outcome, status, time and reason."""
+
+    at: datetime
+    outcome: str
+    http_status: int | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+
+
+_CLAIMED_COLUMNS = [
+    submissions.c[name]
+    for name in (
+        "id",
+        "form_id",
+        "received_at",
+        "legal_basis",
+        "notice_version",
+        "consent_given",
+        "consent_wording_version",
+        "body_enc",
+        "attempts",
+        "first_attempt_at",
+    )
+]
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(submissions.c.state.in_(states.DUE), submissions.c.next_attempt_at <= now),
+        and_(submissions.c.state == states.SENDING, submissions.c.lease_expires_at <= now),
+    )
+
+
+def claim(
+    owner: str, now: datetime, lease: timedelta, limit: int
+) -> Callable[[Connection], list[Claimed]]:
+    """Take up to `limit` due rows (oldest first), or rows whose lease expired, for `owner`."""
+
+    def job(conn: Connection) -> list[Claimed]:
+        picked = conn.execute(
+            select(submissions.c.id, submissions.c.state)
+            .where(_due(now))
+            .order_by(submissions.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not picked:
+            return []
+        ids = [row.id for row in picked]
+        taken_over = {row.id for row in picked if row.state == states.SENDING}
+        maybe_sent = taken_over | _last_attempt_maybe_sent(conn, ids)
+        rows = conn.execute(
+            update(submissions)
+            .where(submissions.c.id.in_(ids))
+            .values(
+                state=states.SENDING,
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                attempts=submissions.c.attempts + 1,
+                first_attempt_at=func.coalesce(submissions.c.first_attempt_at, now),
+                updated_at=now,
+            )
+            .returning(*_CLAIMED_COLUMNS)
+        ).all()
+        order = {sid: index for index, sid in enumerate(ids)}
+        return [
+            Claimed(**row._asdict(), maybe_sent=row.id in maybe_sent)
+            for row in sorted(rows, key=lambda r: order[r.id])
+        ]
+
+    return job
+
+
+def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> set[str]:
+    latest = (
+        select(func.max(delivery_attempts.c.id))
+        .where(delivery_attempts.c.submission_id.in_(ids))
+        .group_by(delivery_attempts.c.submission_id)
+    )
+    rows = conn.execute(
+        select(delivery_attempts.c.submission_id).where(
+            delivery_attempts.c.id.in_(latest), delivery_attempts.c.outcome.in_(MAYBE_SENT)
+        )
+    ).all()
+    return {row.submission_id for row in rows}
+
+
+def _owned(submission_id: str, owner: str) -> ColumnElement[bool]:
+    return and_(
+        submissions.c.id == submission_id,
+        submissions.c.state == states.SENDING,
+        submissions.c.lease_owner == owner,
+    )
+
+
+def _record(conn: Connection, submission_id: str, attempt: Attempt) -> None:
+    conn.execute(insert(delivery_attempts).values(_attempt_row(submission_id, attempt)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt changed: the row's new values and its delivery-log entry."""
+
+    submission_id: str
+    owner: str
+    attempt: Attempt
+    values: tuple[tuple[str, object], ...]
+
+
+def _attempt_row(submission_id: str, attempt: Attempt) -> dict[str, object]:
+    return {
+        "submission_id": submission_id,
+        "attempted_at": attempt.at,
+        "outcome": attempt.outcome,
+        "http_status": attempt.http_status,
+        "duration_ms": attempt.duration_ms,
+        "error": attempt.error,
+    }
+
+
+def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
+    """Write many outcomes in one job: rows still owned are updated and their attempts logged.
+
+    Why batched: one dispatcher finishes hundreds of sends a second, and a statement per row
+    cost more than the sends themselves. The owned rows are locked (PostgreSQL), then updated
+    and logged with one executemany per kind of outcome. For each outcome, False means the
+    lease was lost (it expired and another worker took the row): nothing is written for it,
+    since the row now belongs to that worker.
+    """
+
+    def job(conn: Connection) -> list[bool]:
+        if not outcomes:
+            return []
+        owners = dict(
+            conn.execute(
+                select(submissions.c.id, submissions.c.lease_owner)
+                .where(
+                    submissions.c.id.in_([o.submission_id for o in outcomes]),
+                    submissions.c.state == states.SENDING,
+                )
+                .with_for_update()
+            ).all()
+        )
+        owned = [owners.get(o.submission_id) == o.owner for o in outcomes]
+        groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+        attempts = []
+        for outcome, mine in zip(outcomes, owned, strict=True):
+            if not mine:
+                continue
+            values = {
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": outcome.attempt.at,
+                **dict(outcome.values),
+            }
+            params = {f"v_{key}": value for key, value in values.items()}
+            params["k_id"] = outcome.submission_id
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+            attempts.append(_attempt_row(outcome.submission_id, outcome.attempt))
+        for keys, rows in groups.items():
+            statement = (
+                update(submissions)
+                .where(submissions.c.id == bindparam("k_id"))
+                .values({key: bindparam(f"v_{key}") for key in keys})
+            )
+            conn.execute(statement, rows)
+        if attempts:
+            conn.execute(insert(delivery_attempts), attempts)
+        return owned
+
+    return job
+
+
+def _one(outcome: Outcome) -> Callable[[Connection], bool]:
+    def job(conn: Connection) -> bool:
+        return finish([outcome])(conn)[0]
+
+    return job
+
+
+def accepted(submission_id: str, owner: str, message_id: str, attempt: Attempt) -> Outcome:
+    """The provider took it: `accepted`, with its message id; the body waits for finality."""
+    values = (
+        ("state", states.ACCEPTED),
+        ("provider_message_id", message_id),
+        ("next_attempt_at", None),
+        ("last_error", None),
+    )
+    return Outcome(submission_id, owner, attempt, values)
+
+
+def retry(submission_id: str, owner: str, at: datetime, attempt: Attempt) -> Outcome:
+    """A transient failure: `retrying`, due again at `at`."""
+    values = (("state", states.RETRYING), ("next_attempt_at", at), ("last_error", attempt.error))
+    return Outcome(submission_id, owner, attempt, values)
+
+
+def final(submission_id: str, owner: str, state: str, attempt: Attempt) -> Outcome:
+    """`failed` (refused for good) or `dead` (too old to retry): final. The body is kept for
+    review (an admin may fix and retry) until retention removes it."""
+    values = (
+        ("state", state),
+        ("next_attempt_at", None),
+        ("final_at", attempt.at),
+        ("last_error", attempt.error),
+    )
+    return Outcome(submission_id, owner, attempt, values)
+
+
+def mark_accepted(
+    submission_id: str, owner: str, message_id: str, attempt: Attempt
+) -> Callable[[Connection], bool]:
+    return _one(accepted(submission_id, owner, message_id, attempt))
+
+
+def mark_retry(
+    submission_id: str, owner: str, at: datetime, attempt: Attempt
+) -> Callable[[Connection], bool]:
+    return _one(retry(submission_id, owner, at, attempt))
+
+
+def mark_final(
+    submission_id: str, owner: str, state: str, attempt: Attempt
+) -> Callable[[Connection], bool]:
+    return _one(final(submission_id, owner, state, attempt))
+
+
+def release(
+    submission_id: str, owner: str, attempt: Attempt | None = None
+) -> Callable[[Connection], bool]:
+    """Give a claimed row back without it counting as an attempt (shutdown, paused dispatch).
+
+    If `attempt` is given it is logged (a credentials fault, an interrupted send) but the
+    attempt counter goes back down: the message was not at fault. Due again at once.
+    """
+
+    def job(conn: Connection) -> bool:
+        row = conn.execute(
+            select(submissions.c.attempts).where(_owned(submission_id, owner))
+        ).first()
+        if row is None:
+            return False
+        attempts = max(0, row.attempts - 1)
+        values: dict[str, object] = {
+            "state": states.QUEUED if attempts == 0 else states.RETRYING,
+            "attempts": attempts,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        if attempts == 0:
+            values["first_attempt_at"] = None  # the max age counts from a real attempt
+        if attempt is not None:
+            values["updated_at"] = attempt.at
+            values["last_error"] = attempt.error
+            _record(conn, submission_id, attempt)
+        conn.execute(update(submissions).where(submissions.c.id == submission_id).values(values))
+        return True
+
+    return job
+
+
+def wipe_body(submission_id: str, now: datetime) -> Callable[[Connection], bool]:
+    """Forget the encrypted message of one submission (delivery final); the log row stays.
+
+    For the webhooks: call it when Mailgun reports the message delivered. Returns whether a
+    body was there to wipe.
+    """
+
+    def job(conn: Connection) -> bool:
+        result = conn.execute(
+            update(submissions)
+            .where(submissions.c.id == submission_id, submissions.c.body_enc.is_not(None))
+            .values(body_enc=None, body_wiped_at=now, updated_at=now)
+        )
+        return bool(result.rowcount)
+
+    return job
+
+
+def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connection], int]:
+    """Wipe bodies whose delivery is final: `delivered`, or `accepted` longer than `older_than`
+    ago (the bounded time: we stop waiting for a delivered event). Returns how many."""
+    cutoff = now - older_than
+    accepted_before = exists().where(
+        delivery_attempts.c.submission_id == submissions.c.id,
+        delivery_attempts.c.outcome.in_((ACCEPTED, FOUND)),
+        delivery_attempts.c.attempted_at <= cutoff,
+    )
+
+    def job(conn: Connection) -> int:
+        result = conn.execute(
+            update(submissions)
+            .where(
+                submissions.c.body_enc.is_not(None),
+                or_(
+                    submissions.c.state == states.DELIVERED,
+                    and_(submissions.c.state == states.ACCEPTED, accepted_before),
+                ),
+            )
+            .values(body_enc=None, body_wiped_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)
+
+    return job
+
+
+def counts_by_state() -> Callable[[Connection], dict[str, int]]:
+    """How many submissions are in each state (the bench and `relay worker` report these)."""
+
+    def query(conn: Connection) -> dict[str, int]:
+        rows = conn.execute(
+            select(submissions.c.state, func.count()).group_by(submissions.c.state)
+        ).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+    return query
