@@ -50,13 +50,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        store = await Store.open(
-            settings.effective_database_url,
-            synchronous=settings.sqlite_synchronous,
-            busy_timeout_ms=settings.db_busy_timeout_ms,
-            batch_max=settings.write_batch_max,
-            migrate=settings.migrates_on_start,
-        )
+        store = await Store.from_settings(settings)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
             await register_wordings(store, deps.forms, deps.clock())

@@ -172,13 +172,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> N
     keyring = load_keyring(settings, create=True)
     renderer = renderer_for(settings)
     metrics = Metrics()
-    store = await Store.open(
-        settings.effective_database_url,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_ms=settings.db_busy_timeout_ms,
-        batch_max=settings.write_batch_max,
-        migrate=settings.migrates_on_start,
-    )
+    store = await Store.from_settings(settings)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
         await housekeeper.start()

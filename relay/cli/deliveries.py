@@ -87,12 +87,7 @@ def _as_json(d: Delivery, now: datetime) -> dict[str, Any]:
 
 async def with_store(settings: Settings, use: Callable[[Store], Awaitable[T]]) -> T:
     """Open the configured database for one command, and close it whatever happens."""
-    store = await Store.open(
-        settings.effective_database_url,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_ms=settings.db_busy_timeout_ms,
-        migrate=settings.migrates_on_start,
-    )
+    store = await Store.from_settings(settings)
     try:
         return await use(store)
     finally:

@@ -154,11 +154,7 @@ def keys_rotate() -> None:
 
     async def go() -> RotationReport:
         keyring = load_keyring(settings)
-        store = await Store.open(
-            settings.effective_database_url,
-            busy_timeout_ms=settings.db_busy_timeout_ms,
-            migrate=settings.migrates_on_start,
-        )
+        store = await Store.from_settings(settings)
         try:
             report = await store.write(rotate_job(keyring))
             await store.write(audit_job("keys.rotate", json.dumps(report.as_dict())))

@@ -36,11 +36,7 @@ def purge_command(dry_run: bool, as_json: bool) -> None:
     settings = settings_or_exit()
 
     async def go() -> PurgeReport:
-        store = await Store.open(
-            settings.effective_database_url,
-            busy_timeout_ms=settings.db_busy_timeout_ms,
-            migrate=settings.migrates_on_start,
-        )
+        store = await Store.from_settings(settings)
         try:
             return await purge(
                 store, utcnow(), dry_run=dry_run, bounds=bounds_of(settings), actor="cli"

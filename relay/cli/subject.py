@@ -49,11 +49,7 @@ async def opened() -> AsyncIterator[tuple[Store, KeyRing]]:
     """The store and key ring of the configured relay, for one command."""
     settings = settings_or_exit()
     keyring = load_keyring(settings)
-    store = await Store.open(
-        settings.effective_database_url,
-        busy_timeout_ms=settings.db_busy_timeout_ms,
-        migrate=settings.migrates_on_start,
-    )
+    store = await Store.from_settings(settings)
     try:
         yield store, keyring
     finally:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relay.config import Settings
 from relay.errors import StoreUnavailable
 from relay.store.db import create_engine, create_sqlite_writer_engine, is_sqlite, upgrade
 from relay.store.writer import GroupWriter, unavailable
@@ -59,6 +60,17 @@ class Store:
         store = cls(engine, batch_max=batch_max, writer_engine=writer_engine)
         await store.writer.start()
         return store
+
+    @classmethod
+    async def from_settings(cls, settings: Settings) -> Store:
+        """The store as the settings describe it; every process (serve, worker, CLI) opens it so."""
+        return await cls.open(
+            settings.effective_database_url,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.db_busy_timeout_ms,
+            batch_max=settings.write_batch_max,
+            migrate=settings.migrates_on_start,
+        )
 
     @property
     def is_sqlite(self) -> bool:
