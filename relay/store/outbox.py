@@ -6,9 +6,10 @@ Functions here are synchronous Core on a `Connection`; the Store runs them in it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
@@ -75,59 +76,89 @@ def find_answer(key_mac: str, not_before: datetime) -> Callable[[Connection], St
     return query
 
 
-def accept(
-    sub: NewSubmission,
-    idem: Idempotency | None = None,
-    prospect: ProspectUpsert | None = None,
-) -> Callable[[Connection], StoredAnswer | None]:
+def _submission_params(sub: NewSubmission) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "form_id": sub.form_id,
+        "received_at": sub.received_at,
+        "legal_basis": sub.legal_basis,
+        "notice_version": sub.notice_version,
+        "consent_given": sub.consent_given,
+        "consent_wording_version": sub.consent_wording_version,
+        "consent_at": sub.received_at if sub.consent_given else None,
+        "body_enc": sub.body_enc,
+        "subject_mac": sub.subject_mac,
+        "state": QUEUED,
+        "attempts": 0,
+        "next_attempt_at": sub.received_at,
+        "updated_at": sub.received_at,
+    }
+
+
+@dataclass(frozen=True)
+class AcceptJob:
     """The write job for one accepted submission: the outbox row, the idempotency answer and
     the prospect record (created or refreshed, with its consent event) commit together.
 
-    Returns the earlier answer instead, storing nothing, when the key was already used.
+    Calling it runs it alone. The group writer hands all the AcceptJobs of one group to
+    `run_many`, which writes the common ones with one executemany per table: the per-statement
+    cost of SQLAlchemy is then paid once per group instead of once per submission.
     """
 
-    def job(conn: Connection) -> StoredAnswer | None:
+    sub: NewSubmission
+    idem: Idempotency | None = None
+    prospect: ProspectUpsert | None = None
+
+    def __call__(self, conn: Connection) -> StoredAnswer | None:
+        """Returns the earlier answer instead, storing nothing, when the key was already used."""
+        idem = self.idem
         if idem is not None:
             earlier = find_answer(idem.key_mac, idem.not_before)(conn)
             if earlier is not None:
                 return earlier
             conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key_mac == idem.key_mac))
-        conn.execute(
-            _INSERT_SUBMISSION,
-            {
-                "id": sub.id,
-                "form_id": sub.form_id,
-                "received_at": sub.received_at,
-                "legal_basis": sub.legal_basis,
-                "notice_version": sub.notice_version,
-                "consent_given": sub.consent_given,
-                "consent_wording_version": sub.consent_wording_version,
-                "consent_at": sub.received_at if sub.consent_given else None,
-                "body_enc": sub.body_enc,
-                "subject_mac": sub.subject_mac,
-                "state": QUEUED,
-                "attempts": 0,
-                "next_attempt_at": sub.received_at,
-                "updated_at": sub.received_at,
-            },
-        )
+        conn.execute(_INSERT_SUBMISSION, _submission_params(self.sub))
         if idem is not None:
             conn.execute(
                 _INSERT_IDEMPOTENCY,
                 {
                     "key_mac": idem.key_mac,
-                    "form_id": sub.form_id,
-                    "submission_id": sub.id,
-                    "created_at": sub.received_at,
+                    "form_id": self.sub.form_id,
+                    "submission_id": self.sub.id,
+                    "created_at": self.sub.received_at,
                     "status_code": idem.status_code,
                     "response": idem.response,
                 },
             )
-        if prospect is not None:
-            prospects.upsert(conn, prospect, sub.id, sub.received_at)
+        if self.prospect is not None:
+            prospects.upsert(conn, self.prospect, self.sub.id, self.sub.received_at)
         return None
 
-    return job
+    @property
+    def simple(self) -> bool:
+        """No idempotency key and no consent event: nothing to read or chain first."""
+        return self.idem is None and (self.prospect is None or prospects.is_fast(self.prospect))
+
+    @staticmethod
+    def run_many(conn: Connection, jobs: Sequence[AcceptJob]) -> list[StoredAnswer | None]:
+        """All of a group's accepts: simple ones in bulk, the others one by one, in order."""
+        simple = [job for job in jobs if job.simple]
+        if simple:
+            conn.execute(_INSERT_SUBMISSION, [_submission_params(job.sub) for job in simple])
+            prospects.fast_upsert_many(
+                conn,
+                [(job.prospect, job.sub.received_at) for job in simple if job.prospect],
+            )
+        return [None if job.simple else job(conn) for job in jobs]
+
+
+def accept(
+    sub: NewSubmission,
+    idem: Idempotency | None = None,
+    prospect: ProspectUpsert | None = None,
+) -> AcceptJob:
+    """The write job for one accepted submission (see AcceptJob)."""
+    return AcceptJob(sub, idem, prospect)
 
 
 def purge_idempotency(cutoff: datetime) -> Callable[[Connection], int]:

@@ -132,27 +132,41 @@ def _fast_statement(dialect: str) -> Any:
     return stmt
 
 
+def is_fast(p: ProspectUpsert) -> bool:
+    """The common case: no consent event to chain and one key in the ring (so the record, if
+    any, is under this very hash): one INSERT … ON CONFLICT statement does it all."""
+    return len(p.lookup_macs) == 1 and p.consent is None
+
+
+def _fast_params(p: ProspectUpsert, now: datetime) -> dict[str, Any]:
+    return {
+        "email_mac": p.email_mac,
+        "email_enc": p.email_enc,
+        "name_enc": p.name_enc,
+        "company_enc": p.company_enc,
+        "phone_enc": p.phone_enc,
+        "first_seen_at": now,
+        "last_interaction_at": now,
+        "last_legal_basis": p.legal_basis,
+        "status": PROSPECT,
+        "restricted": False,
+        "expires_at": prospect_expiry(now),
+        "updated_at": now,
+        "client_expires_at": prospect_expiry(now, CLIENT),
+    }
+
+
 def _fast_upsert(conn: Connection, p: ProspectUpsert, now: datetime) -> None:
-    """The common case in one statement: no consent event to chain and one key in the ring (so
-    the record, if any, is under this very hash). The WHERE leaves a restricted record as is."""
-    conn.execute(
-        _fast_statement(conn.dialect.name),
-        {
-            "email_mac": p.email_mac,
-            "email_enc": p.email_enc,
-            "name_enc": p.name_enc,
-            "company_enc": p.company_enc,
-            "phone_enc": p.phone_enc,
-            "first_seen_at": now,
-            "last_interaction_at": now,
-            "last_legal_basis": p.legal_basis,
-            "status": PROSPECT,
-            "restricted": False,
-            "expires_at": prospect_expiry(now),
-            "updated_at": now,
-            "client_expires_at": prospect_expiry(now, CLIENT),
-        },
-    )
+    """One record in one statement. The WHERE leaves a restricted record as it is."""
+    conn.execute(_fast_statement(conn.dialect.name), _fast_params(p, now))
+
+
+def fast_upsert_many(conn: Connection, items: Sequence[tuple[ProspectUpsert, datetime]]) -> None:
+    """Several `is_fast` refreshes in one executemany (in order: the same person twice in one
+    group ends with the later values), for the group-commit writer."""
+    if items:
+        params = [_fast_params(p, now) for p, now in items]
+        conn.execute(_fast_statement(conn.dialect.name), params)
 
 
 def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetime) -> str:

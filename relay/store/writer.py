@@ -35,7 +35,31 @@ def unavailable(exc: BaseException, what: str = "write") -> StoreUnavailable:
 
 def _run_all(conn: Connection, jobs: list[Job]) -> list[Any]:
     with conn.begin():
-        return [job(conn) for job in jobs]
+        return _apply(conn, jobs)
+
+
+def _apply(conn: Connection, jobs: list[Job]) -> list[Any]:
+    """Run a group's jobs in order; jobs that offer a `run_many` (accepts) run together, at the
+    place of the first of them, so their statements can be executed in bulk."""
+    results: list[Any] = [None] * len(jobs)
+    bulk: dict[Any, list[int]] = {}
+    for index, job in enumerate(jobs):
+        run_many = getattr(job, "run_many", None)
+        if run_many is not None:
+            bulk.setdefault(run_many, []).append(index)
+    done: set[int] = set()
+    for index, job in enumerate(jobs):
+        if index in done:
+            continue
+        run_many = getattr(job, "run_many", None)
+        if run_many is None:
+            results[index] = job(conn)
+            continue
+        members = bulk[run_many]
+        for member, result in zip(members, run_many(conn, [jobs[i] for i in members]), strict=True):
+            results[member] = result
+        done.update(members)
+    return results
 
 
 class _ThreadConnection:
