@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import socket
 import subprocess
 import sys
@@ -59,7 +58,6 @@ def free_port() -> int:
 def seed(keyring: KeyRing, count: int) -> Callable[[Connection], None]:
     """One write job that queues `count` submissions the way the accept endpoint does."""
     now = utcnow()
-    plain = json.dumps(BODY).encode()
     rows = []
     for _ in range(count):
         sid = new_submission_id()
@@ -72,7 +70,7 @@ def seed(keyring: KeyRing, count: int) -> Callable[[Connection], None]:
                 notice_version="2026-03-20",
                 consent_given=False,
                 consent_wording_version="v1",
-                body_enc=keyring.seal(plain, f"submission:{sid}".encode()),
+                body_enc=outbox.seal_body(keyring, sid, BODY),
                 subject_mac=keyring.mac(BODY["email"]),
             )
         )

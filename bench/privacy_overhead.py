@@ -11,7 +11,6 @@ asserts nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -42,7 +41,6 @@ wording_version = "v1"
 
 def _row(keyring: KeyRing, sub: Submission, mac: str, now: datetime) -> outbox.NewSubmission:
     sid = new_submission_id()
-    body = json.dumps(sub.model_dump()).encode()
     return outbox.NewSubmission(
         id=sid,
         form_id="contact",
@@ -51,7 +49,7 @@ def _row(keyring: KeyRing, sub: Submission, mac: str, now: datetime) -> outbox.N
         notice_version="2026-03-20",
         consent_given=False,
         consent_wording_version="v1",
-        body_enc=keyring.seal(body, f"submission:{sid}".encode()),
+        body_enc=outbox.seal_body(keyring, sid, sub.model_dump()),
         subject_mac=mac,
     )
 

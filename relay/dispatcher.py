@@ -13,7 +13,6 @@ pauses with back-off; `paused_reason` says why, for logs and readiness.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import random
@@ -35,6 +34,7 @@ from relay.mail.render import Renderer, SubmissionView
 from relay.outcomes import OutcomeWriter, log_attempt
 from relay.store import Store
 from relay.store import dispatch as db
+from relay.store.outbox import open_body
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -270,8 +270,7 @@ class Dispatcher:
         if row.body_enc is None:
             return t.Failed(None, "the message body was already wiped; nothing to send")
         try:
-            plain = self.keyring.open(row.body_enc, f"submission:{row.id}".encode())
-            fields = json.loads(plain)
+            fields = open_body(self.keyring, row.id, row.body_enc)
         except DecryptionFailed as exc:
             return t.Retry(None, None, f"cannot decrypt the body ({exc}); check RELAY_SECRET_KEY")
         except (ValueError, TypeError):

@@ -4,7 +4,6 @@ information the person is owed, shaped as JSON-ready data. Runs inside a store j
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import DecryptionFailed, KeyRing
 from relay.store import prospects as records
+from relay.store.outbox import open_body
 from relay.store.tables import submissions
 
 CONTROLLER = {
@@ -79,11 +79,9 @@ def body_of(keyring: KeyRing, row: RowMapping) -> dict[str, Any] | None:
     if row["body_enc"] is None:
         return None
     try:
-        plain = keyring.open(row["body_enc"], f"submission:{row['id']}".encode())
-    except DecryptionFailed:
+        return open_body(keyring, row["id"], row["body_enc"])
+    except (DecryptionFailed, ValueError):
         return None
-    data: dict[str, Any] = json.loads(plain)
-    return data
 
 
 def submissions_of(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[dict[str, Any]]:

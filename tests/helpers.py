@@ -36,16 +36,13 @@ def post_form(client: TestClient, form_id: str = "contact", **fields: Any) -> An
 
 def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **fields: Any) -> Any:
     """Put one submission in the outbox the way the accept endpoint does; returns its id."""
-    import json
 
     from relay.ids import new_submission_id
     from relay.store import outbox
 
     submission_id = new_submission_id()
     body = {**VALID, "phone": "+33612345678", **fields}
-    sealed = keyring.seal(
-        json.dumps(body, ensure_ascii=False).encode("utf-8"), f"submission:{submission_id}".encode()
-    )
+    sealed = outbox.seal_body(keyring, submission_id, body)
     row = outbox.NewSubmission(
         id=submission_id,
         form_id=form_id,

@@ -6,7 +6,8 @@ Functions here are synchronous Core on a `Connection`; the Store runs them in it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from relay import states
+from relay.crypto import KeyRing
 from relay.store import prospects
 from relay.store.prospects import ProspectUpsert
 from relay.store.tables import idempotency_keys, submissions
@@ -23,6 +25,26 @@ QUEUED = states.QUEUED
 #: Built once: a statement object reused with new parameters hits SQLAlchemy's compiled cache.
 _INSERT_SUBMISSION = insert(submissions)
 _INSERT_IDEMPOTENCY = insert(idempotency_keys)
+
+
+def body_context(submission_id: str) -> bytes:
+    """What a sealed body is bound to: copied to another row, it does not open."""
+    return f"submission:{submission_id}".encode()
+
+
+def seal_body(keyring: KeyRing, submission_id: str, fields: Mapping[str, Any]) -> bytes:
+    """The submission's fields (name, email, phone, company, message) as one sealed JSON."""
+    plain = json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":"))
+    return keyring.seal(plain.encode("utf-8"), body_context(submission_id))
+
+
+def open_body(keyring: KeyRing, submission_id: str, token: bytes) -> dict[str, Any]:
+    """The fields again; DecryptionFailed (unknown key, altered) or ValueError (not JSON)."""
+    fields = json.loads(keyring.open(token, body_context(submission_id)))
+    if not isinstance(fields, dict):
+        msg = "a sealed body is not a JSON object"
+        raise ValueError(msg)  # noqa: TRY004 - callers treat every malformed body alike
+    return fields
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from relay.crypto import KeyRing
 from relay.store import prospects as records
+from relay.store.outbox import body_context
 from relay.store.tables import consent_events, opposition, prospects, subject_requests, submissions
 
 
@@ -84,7 +85,7 @@ def _bodies(conn: Connection, keyring: KeyRing, current: set[str]) -> tuple[int,
         )
     ).all()
     for sub_id, token, old in rows:
-        context = f"submission:{sub_id}".encode()
+        context = body_context(sub_id)
         plain = keyring.open(token, context)
         email = json.loads(plain).get("email")
         new = keyring.mac(email) if isinstance(email, str) else old

@@ -163,11 +163,6 @@ def _idempotency_key(request: Request, deps: Deps, form: FormConfig) -> str | No
     return mac.hexdigest()
 
 
-def _seal(deps: Deps, submission_id: str, sub: Submission) -> bytes:
-    plain = json.dumps(sub.model_dump(), ensure_ascii=False, separators=(",", ":"))
-    return deps.keyring.seal(plain.encode("utf-8"), f"submission:{submission_id}".encode())
-
-
 async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer) -> Response:
     origin = request.headers.get("origin")
     if origin is not None and not form.allows_origin(origin):
@@ -219,7 +214,7 @@ async def _store_and_answer(
         notice_version=form.notice_version,
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
-        body_enc=_seal(deps, submission_id, sub),
+        body_enc=outbox.seal_body(deps.keyring, submission_id, sub.model_dump()),
         subject_mac=prospect.email_mac,
     )
     try:
