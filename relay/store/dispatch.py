@@ -359,15 +359,3 @@ def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connectio
         return int(result.rowcount or 0)
 
     return job
-
-
-def counts_by_state() -> Callable[[Connection], dict[str, int]]:
-    """How many submissions are in each state (the bench and `relay worker` report these)."""
-
-    def query(conn: Connection) -> dict[str, int]:
-        rows = conn.execute(
-            select(submissions.c.state, func.count()).group_by(submissions.c.state)
-        ).all()
-        return {row[0]: int(row[1]) for row in rows}
-
-    return query

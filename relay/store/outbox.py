@@ -183,17 +183,5 @@ def accept(
     return AcceptJob(sub, idem, prospect)
 
 
-def purge_idempotency(cutoff: datetime) -> Callable[[Connection], int]:
-    """Forget idempotency answers older than `cutoff` (their 24 h are over)."""
-
-    def job(conn: Connection) -> int:
-        result = conn.execute(
-            delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff)
-        )
-        return int(result.rowcount or 0)
-
-    return job
-
-
 def idempotency_window(now: datetime, hours: int) -> datetime:
     return now - timedelta(hours=hours)
