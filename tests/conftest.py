@@ -81,6 +81,9 @@ def fixture_settings_factory(tmp_path: Path, forms_file: Path) -> Any:
             "forms_file": forms_file,
             "secret_key": TEST_KEY,
             "log_format": "json",
+            # the dispatcher runs in the app (as in `relay serve`) but claims only at start:
+            # tests that deliver ask for a short poll, the others see their rows stay put
+            "dispatch_poll_seconds": 60,
         }
         values.update(overrides)
         return Settings(**values)

@@ -56,7 +56,8 @@ def _free_port() -> int:
 
 @pytest.fixture(name="relay_url")
 def fixture_relay_url(tmp_path: Path, forms_file: Path) -> Iterator[str]:
-    """A real `relay serve` on a free 127.0.0.1 port, with two admins and webhooks on."""
+    """A real `relay serve` on a free 127.0.0.1 port, with two admins and webhooks on. It does
+    not dispatch (as when `relay worker` processes deliver), so a retried row stays queued."""
     port = _free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -67,6 +68,7 @@ def fixture_relay_url(tmp_path: Path, forms_file: Path) -> Iterator[str]:
         "RELAY_ADMIN_USERS": USERS_JSON,
         "RELAY_MAILGUN_WEBHOOK_SIGNING_KEY": WEBHOOK_KEY,
         "RELAY_LOG_FORMAT": "json",
+        "RELAY_DISPATCH_IN_SERVE": "false",
     }
     command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
