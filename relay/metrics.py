@@ -67,6 +67,14 @@ class Metrics:
             registry=reg,
         )
 
+        self.rate_limit_unavailable = Counter(
+            "relay_rate_limit_unavailable",
+            "Rate-limit checks not made because Redis was unavailable, by RELAY_REDIS_FAIL "
+            "mode: open (let through unchecked) or closed (refused with 503).",
+            ["mode"],
+            registry=reg,
+        )
+
     def submission(self, form: str, outcome: str) -> None:
         """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
         self.submissions.labels(form, outcome).inc()

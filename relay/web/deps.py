@@ -11,6 +11,7 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.metrics import Metrics
+from relay.proxies import Network, client_address
 from relay.web.pages import Pages
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Deps:
     pages: Pages
     clock: Clock
     metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
+    trusted_proxies: tuple[Network, ...] = ()
 
 
 class State(TypedDict):
@@ -39,6 +41,21 @@ class State(TypedDict):
 
 def deps_of(request: Request) -> Deps:
     return cast("Deps", request.app.state.deps)
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or behind a trusted proxy the hop it vouches for.
+
+    In memory only (rate limits, login attempts); relay never stores it.
+    """
+    peer = request.client.host if request.client else ""
+    trusted = deps_of(request).trusted_proxies
+    if not trusted:
+        return peer
+    headers = request.headers
+    forwarded_for = ", ".join(headers.getlist("x-forwarded-for")) or None
+    forwarded = ", ".join(headers.getlist("forwarded")) or None
+    return client_address(peer, forwarded_for, forwarded, trusted)
 
 
 def store_of(request: Request) -> Store:
