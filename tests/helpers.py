@@ -20,7 +20,7 @@ def post_json(
     client: TestClient,
     form_id: str = "contact",
     *,
-    headers: dict[str, str] | None = None,
+    headers: Any = None,
     **fields: Any,
 ) -> Any:
     """Post like Formspree's client library: JSON body, Accept: application/json, CORS origin."""
@@ -38,7 +38,7 @@ def post_form(
     client: TestClient,
     form_id: str = "contact",
     *,
-    headers: dict[str, str] | None = None,
+    headers: Any = None,
     **fields: Any,
 ) -> Any:
     """Post like a plain HTML form: urlencoded, browser Accept header, no redirect following."""

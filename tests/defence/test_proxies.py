@@ -1,4 +1,4 @@
-"""Who the client is behind RELAY_TRUSTED_PROXIES: the right-most hop no trusted proxy vouches for."""
+"""Who the client is behind trusted proxies: the right-most hop no trusted proxy vouches for."""
 
 from __future__ import annotations
 
@@ -95,5 +95,5 @@ def test_trusted_proxies_setting_takes_a_comma_list():
 
 def test_bad_trusted_proxy_is_a_settings_error():
     """A value that is no address or CIDR names the variable and the value."""
-    with pytest.raises(ConfigError, match="RELAY_TRUSTED_PROXIES.*'proxy.local' is not an IP"):
+    with pytest.raises(ConfigError, match=r"RELAY_TRUSTED_PROXIES.*'proxy\.local' is not an IP"):
         load_settings(trusted_proxies="127.0.0.1,proxy.local")

@@ -20,9 +20,9 @@ from tests.helpers import post_form, post_json
 PROXY = "10.0.0.1"
 
 
-def VIA_PROXY(ip: str) -> dict[str, Any]:  # noqa: N802 - reads as a constant in the calls
-    """The header a trusted proxy adds for a visitor at `ip` (post_json passes it through)."""
-    return {"headers": {"X-Forwarded-For": ip}}
+def via_proxy(ip: str) -> dict[str, str]:
+    """The header a trusted proxy adds for a visitor at `ip`."""
+    return {"X-Forwarded-For": ip}
 
 
 CLIENT_IP = "203.0.113.7"
@@ -74,8 +74,8 @@ def test_limits_are_per_form_and_per_client(limited):
         assert post_json(client, form_id="quote").status_code == 202
         assert post_json(client, form_id="quote").status_code == 429  # the client's 2/minute
     with limited(rate_limit_form="1/minute", trusted_proxies="10.0.0.1") as client:
-        assert post_json(client, **VIA_PROXY("198.51.100.1")).status_code == 202
-        refused = post_json(client, **VIA_PROXY("198.51.100.2"))
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        refused = post_json(client, headers=via_proxy("198.51.100.2"))
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
 
@@ -85,9 +85,9 @@ def test_refused_submissions_do_not_spend_the_form_budget(limited):
     spam the defences drop) cannot lock real visitors out."""
     with limited(rate_limit_form="1/minute", trusted_proxies="10.0.0.1") as client:
         for n in range(5):
-            response = post_json(client, email="not-an-address", **VIA_PROXY(f"192.0.2.{n}"))
+            response = post_json(client, email="not-an-address", headers=via_proxy(f"192.0.2.{n}"))
             assert response.status_code == 422
-        assert post_json(client, **VIA_PROXY("198.51.100.9")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.9")).status_code == 202
 
 
 def test_bad_limit_setting_is_refused(settings_factory):
@@ -179,10 +179,10 @@ def test_redis_down_fails_open(limited, caplog):
 def test_visitors_behind_a_trusted_proxy_have_their_own_counters(limited):
     """Behind a trusted proxy, each visitor's address (not the proxy's) is counted."""
     with limited(trusted_proxies=PROXY) as client:
-        assert post_json(client, **VIA_PROXY("198.51.100.1")).status_code == 202
-        assert post_json(client, **VIA_PROXY("198.51.100.1")).status_code == 202
-        assert post_json(client, **VIA_PROXY("198.51.100.1")).status_code == 429
-        assert post_json(client, **VIA_PROXY("198.51.100.2")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 429
+        assert post_json(client, headers=via_proxy("198.51.100.2")).status_code == 202
 
 
 def test_a_visitor_cannot_spend_another_visitors_counter(limited):
@@ -191,28 +191,28 @@ def test_a_visitor_cannot_spend_another_visitors_counter(limited):
     victim, attacker = "198.51.100.1", "203.0.113.66"
     with limited(trusted_proxies=PROXY) as client:
         for _ in range(2):
-            spoofed = {"headers": {"X-Forwarded-For": f"{victim}, {attacker}"}}
-            assert post_json(client, **spoofed).status_code == 202
-        assert post_json(client, **VIA_PROXY(attacker)).status_code == 429
-        assert post_json(client, **VIA_PROXY(victim)).status_code == 202
+            spoofed = {"X-Forwarded-For": f"{victim}, {attacker}"}
+            assert post_json(client, headers=spoofed).status_code == 202
+        assert post_json(client, headers=via_proxy(attacker)).status_code == 429
+        assert post_json(client, headers=via_proxy(victim)).status_code == 202
 
 
 def test_forwarding_headers_from_an_untrusted_peer_are_ignored(limited):
     """Without RELAY_TRUSTED_PROXIES a client rotating X-Forwarded-For is still one client."""
     with limited() as client:
-        assert post_json(client, **VIA_PROXY("198.51.100.1")).status_code == 202
-        assert post_json(client, **VIA_PROXY("198.51.100.2")).status_code == 202
-        assert post_json(client, **VIA_PROXY("198.51.100.3")).status_code == 429
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.2")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.3")).status_code == 429
 
 
 def test_forwarded_header_is_understood(limited):
     """RFC 7239 Forwarded from a trusted proxy identifies the visitor too."""
     with limited(trusted_proxies=PROXY) as client:
         for _ in range(2):
-            visitor = {"headers": {"Forwarded": 'for="[2001:db8::1]:5000";proto=https'}}
-            assert post_json(client, **visitor).status_code == 202
-        assert post_json(client, **visitor).status_code == 429
-        assert post_json(client, **VIA_PROXY("198.51.100.2")).status_code == 202
+            visitor = {"Forwarded": 'for="[2001:db8::1]:5000";proto=https'}
+            assert post_json(client, headers=visitor).status_code == 202
+        assert post_json(client, headers=visitor).status_code == 429
+        assert post_json(client, headers=via_proxy("198.51.100.2")).status_code == 202
 
 
 def test_redis_down_fails_closed_when_asked(limited, caplog):
