@@ -46,6 +46,7 @@ def create_app(
         pages=Pages(default_templates_dir()),
         clock=clock or utcnow,
         trusted_proxies=settings.trusted_networks,
+        trusted_proxy_header=settings.trusted_proxy_header,
     )
     renderer = renderer_for(settings) if settings.dispatch_in_serve else None
 

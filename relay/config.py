@@ -268,6 +268,7 @@ class Settings(BaseSettings):
     rate_limit_quarantine: str = "60/minute"
     redis_fail: Literal["open", "closed"] = "open"
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # --- issue 3: delivery (dispatcher, retries, minimisation, email templates) ---
     dispatch_in_serve: bool = True
     dispatch_concurrency: Annotated[int, Field(ge=1, le=500)] = 20

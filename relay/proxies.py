@@ -4,8 +4,10 @@ Pure: strings in, a string out. A request that reaches relay through the reverse
 deploy/ comes from the proxy's address; the visitor's address is in ``X-Forwarded-For``
 (``client, proxy1, proxy2``) or RFC 7239 ``Forwarded`` (``for=client, for=proxy1``). Anyone can
 send those headers, so they are read only when the peer itself is a trusted proxy
-(``RELAY_TRUSTED_PROXIES``), and then from the right: every hop a trusted proxy appended is
-skipped, and the first address no trusted proxy vouches for is the client. Whatever a visitor
+(``RELAY_TRUSTED_PROXIES``), only the one header that proxy writes
+(``RELAY_TRUSTED_PROXY_HEADER``: a proxy that sets ``X-Forwarded-For`` passes a visitor's own
+``Forwarded`` through untouched, and the other way round), and then from the right: every hop
+a trusted proxy appended is skipped, and the first address no trusted proxy vouches for is the client. Whatever a visitor
 writes to the left of their own address is never reached, so they can neither spoof another
 visitor's address nor poison another visitor's counter.
 
@@ -61,23 +63,26 @@ def _trusted(address: Address | None, trusted: tuple[Network, ...]) -> bool:
     return address is not None and any(address in network for network in trusted)
 
 
-def forwarded_chain(x_forwarded_for: str | None, forwarded: str | None) -> list[str]:
-    """The hops the proxies recorded, client first. ``Forwarded`` wins when both are present."""
-    if forwarded:
-        text = forwarded[-MAX_HEADER_CHARS:]
-        hops = [quoted or bare for quoted, bare in _FORWARDED_FOR.findall(text)]
-        if hops:
-            return hops
-    if x_forwarded_for:
-        return [hop for hop in x_forwarded_for[-MAX_HEADER_CHARS:].split(",") if hop.strip()]
-    return []
+def forwarded_chain(header: str | None, *, rfc7239: bool = False) -> list[str]:
+    """The hops the proxies recorded in `header`, client first.
+
+    `header` is an ``X-Forwarded-For`` value (``a, b``), or with `rfc7239` a ``Forwarded`` one
+    (``for=a;proto=https, for=b``).
+    """
+    if not header:
+        return []
+    text = header[-MAX_HEADER_CHARS:]
+    if rfc7239:
+        return [quoted or bare for quoted, bare in _FORWARDED_FOR.findall(text)]
+    return [hop for hop in text.split(",") if hop.strip()]
 
 
 def client_address(
     peer: str,
-    x_forwarded_for: str | None,
-    forwarded: str | None,
+    header: str | None,
     trusted: tuple[Network, ...],
+    *,
+    rfc7239: bool = False,
 ) -> str:
     """The client's address for this request (see the module docstring).
 
@@ -94,7 +99,7 @@ def client_address(
     if not _trusted(peer_address, trusted):
         return str(peer_address)
     current: Address = peer_address
-    for hop in reversed(forwarded_chain(x_forwarded_for, forwarded)):
+    for hop in reversed(forwarded_chain(header, rfc7239=rfc7239)):
         address = _address(hop)
         if address is None:
             return str(current)

@@ -30,6 +30,7 @@ class Deps:
     clock: Clock
     metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
     trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxy_header: str = "x-forwarded-for"
 
 
 class State(TypedDict):
@@ -49,13 +50,12 @@ def client_of(request: Request) -> str:
     In memory only (rate limits, login attempts); relay never stores it.
     """
     peer = request.client.host if request.client else ""
-    trusted = deps_of(request).trusted_proxies
+    deps = deps_of(request)
+    trusted = deps.trusted_proxies
     if not trusted:
         return peer
-    headers = request.headers
-    forwarded_for = ", ".join(headers.getlist("x-forwarded-for")) or None
-    forwarded = ", ".join(headers.getlist("forwarded")) or None
-    return client_address(peer, forwarded_for, forwarded, trusted)
+    chain = ", ".join(request.headers.getlist(deps.trusted_proxy_header)) or None
+    return client_address(peer, chain, trusted, rfc7239=deps.trusted_proxy_header == "forwarded")
 
 
 def store_of(request: Request) -> Store:
