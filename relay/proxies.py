@@ -3,13 +3,13 @@
 Pure: strings in, a string out. A request that reaches relay through the reverse proxy of
 deploy/ comes from the proxy's address; the visitor's address is in ``X-Forwarded-For``
 (``client, proxy1, proxy2``) or RFC 7239 ``Forwarded`` (``for=client, for=proxy1``). Anyone can
-send those headers, so they are read only when the peer itself is a trusted proxy
-(``RELAY_TRUSTED_PROXIES``), only the one header that proxy writes
-(``RELAY_TRUSTED_PROXY_HEADER``: a proxy that sets ``X-Forwarded-For`` passes a visitor's own
-``Forwarded`` through untouched, and the other way round), and then from the right: every hop
-a trusted proxy appended is skipped, and the first address no trusted proxy vouches for is the client. Whatever a visitor
-writes to the left of their own address is never reached, so they can neither spoof another
-visitor's address nor poison another visitor's counter.
+send those headers, so relay reads them only when the peer itself is a trusted proxy
+(``RELAY_TRUSTED_PROXIES``), and only the one header that proxy writes
+(``RELAY_TRUSTED_PROXY_HEADER``): a proxy that sets ``X-Forwarded-For`` passes a visitor's own
+``Forwarded`` through untouched, and the other way round. The chain is read from the right:
+every hop a trusted proxy appended is skipped, and the first address no trusted proxy vouches
+for is the client. Whatever a visitor writes to the left of their own address is never
+reached, so they can neither spoof another visitor's address nor poison another's counter.
 
 The address found is used in memory only (rate-limit keys, login attempts); it is never stored.
 """
