@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,16 +33,24 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) tools
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
-## browser: in CI (CI=true), install Debian's chromium for the admin browser test when missing.
-## Locally the browser test skips with a message instead. Playwright's own download is never used.
-browser:
-	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
-	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+## tools: in CI (CI=true), install the Debian packages real-client tests drive when missing:
+## chromium (browser tests), caddy (the reverse-proxy tests). Locally those tests skip with a
+## message instead. Playwright's own browser download is never used.
+DEBIAN_TOOLS := chromium:chromium caddy:caddy
+tools:
+	@if [ "$${CI:-}" = "true" ]; then \
+	  missing=""; \
+	  for pair in $(DEBIAN_TOOLS); do \
+	    command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian's$$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
 	fi
 
 ## lint: apply formatting and safe fixes
