@@ -82,13 +82,16 @@ class Answer:
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if exc.status == 422 and self.form is not None and self.form.error_url:
             return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
-        html = self.deps.pages.render(
-            "error.html",
-            title=_TITLES.get(exc.status, "The form could not be sent"),
-            message=exc.message,
-            errors=list(exc.errors),
-            back=self._back(),
-        )
+        back = self._back()
+        title = _TITLES.get(exc.status, "The form could not be sent")
+        if exc.errors:
+            html = self.deps.pages.render(
+                "error.html", title=title, message=exc.message, errors=list(exc.errors), back=back
+            )
+        else:
+            html = self.deps.pages.render_static(
+                "error.html", ("title", title), ("message", exc.message), ("back", back)
+            )
         return HTMLResponse(html, status_code=exc.status, headers=headers)
 
     def accepted(self, next_url: str, submission_id: str) -> Response:

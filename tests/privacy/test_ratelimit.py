@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from relay.app import create_app
 from tests.conftest import REDIS_URL, service_missing
-from tests.helpers import post_form, post_json
+from tests.helpers import ORIGIN, post_form, post_json
 
 PROXY = "10.0.0.1"
 
@@ -280,3 +280,18 @@ def test_login_with_redis_down_and_fail_closed_is_503(settings_factory, clock):
         response = client.post("/admin/login", data=data, follow_redirects=False)
     assert response.status_code == 503
     assert "unavailable for a moment" in response.text
+
+
+def test_html_refusals_keep_their_own_back_link(limited):
+    """Refusal pages are rendered once and reused, yet each keeps the link back to the page
+    it came from."""
+    with limited() as client:
+        post_form(client)
+        post_form(client)
+        pages = [
+            post_form(client, headers={"Referer": f"{ORIGIN}/{page}"}).text
+            for page in ("contact", "devis", "contact")
+        ]
+    assert f'href="{ORIGIN}/contact"' in pages[0]
+    assert f'href="{ORIGIN}/devis"' in pages[1]
+    assert pages[0] == pages[2]
