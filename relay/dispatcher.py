@@ -51,13 +51,16 @@ def worker_id() -> str:
 
 @dataclass
 class Options:
-    """The dispatcher's knobs (settings RELAY_DISPATCH_*, RELAY_BODY_RETENTION_DAYS)."""
+    """The dispatcher's knobs (settings RELAY_DISPATCH_*, RELAY_BODY_RETENTION_DAYS,
+    RELAY_DELIVERED_BODY_HOURS, RELAY_RESEND_LOOKUP_DELAY_SECONDS)."""
 
     concurrency: int = 20
     lease: timedelta = timedelta(seconds=120)
     poll_seconds: float = 1.0
     stop_grace_seconds: float = 10.0
     body_retention: timedelta = timedelta(days=7)
+    delivered_hold: timedelta = timedelta(hours=24)
+    lookup_delay: timedelta = timedelta(minutes=15)
     wipe_every: timedelta = timedelta(minutes=1)
     policy: backoff.Policy = field(default_factory=backoff.Policy)
 
@@ -208,13 +211,16 @@ class Dispatcher:
             log.warning("released in-flight submissions at stop", extra={"count": len(pending)})
 
     async def wipe_due(self) -> int:
-        """Wipe bodies whose delivery is final (at most once per `wipe_every`)."""
+        """Wipe bodies whose delivery is settled (at most once per `wipe_every`): delivered
+        ones once the bounce window has passed, accepted ones past the body bound."""
         now = self.clock()
         if self._last_wipe is not None and now - self._last_wipe < self.options.wipe_every:
             return 0
         self._last_wipe = now
         try:
-            wiped = await self.store.write(db.wipe_bodies_due(now, self.options.body_retention))
+            wiped = await self.store.write(
+                db.wipe_bodies_due(now, self.options.body_retention, self.options.delivered_hold)
+            )
         except StoreUnavailable as exc:
             log.error("cannot wipe delivered bodies", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
             return 0
@@ -323,9 +329,10 @@ class Dispatcher:
         if isinstance(decision, backoff.Retry):
             ambiguous = isinstance(result, t.Retry) and result.ambiguous
             kind = db.AMBIGUOUS if ambiguous else db.RETRY
+            at = self._not_before_logs_settle(decision.at, now, row) if ambiguous else decision.at
             attempt = db.Attempt(now, kind, status, duration, decision.error)
-            if await self._record(db.retry(row.id, self.owner, decision.at, attempt), row):
-                log_attempt(row, states.RETRYING, attempt, next_attempt_at=decision.at)
+            if await self._record(db.retry(row.id, self.owner, at, attempt), row):
+                log_attempt(row, states.RETRYING, attempt, next_attempt_at=at)
         elif isinstance(decision, backoff.Pause):
             attempt = db.Attempt(now, db.PAUSED, status, duration, decision.error)
             if await self._write(db.release(row.id, self.owner, attempt), row):
@@ -337,6 +344,15 @@ class Dispatcher:
             attempt = db.Attempt(now, kind, status, duration, decision.error)
             if await self._record(db.final(row.id, self.owner, state, attempt), row):
                 log_attempt(row, state, attempt)
+
+    def _not_before_logs_settle(self, at: datetime, now: datetime, row: db.Claimed) -> datetime:
+        """After a send that may have reached Mailgun (timeout, 5xx), the next attempt asks
+        Mailgun's logs first; recent events take a while to show there, so with a lookup the
+        retry waits at least `lookup_delay` (never past the maximum age)."""
+        if self.lookup is None:
+            return at
+        deadline = row.first_attempt_at + self.options.policy.max_age
+        return max(at, min(now + self.options.lookup_delay, deadline))
 
     def _pause(self, decision: backoff.Pause) -> None:
         now = self.clock()

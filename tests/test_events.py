@@ -102,11 +102,13 @@ def _event(event: str, severity: str | None = None) -> ProviderEvent:
 @pytest.mark.parametrize(
     ("current", "event", "severity", "expected"),
     [
-        (states.ACCEPTED, "delivered", None, (states.DELIVERED, True, True)),
-        (states.SENDING, "delivered", None, (states.DELIVERED, True, True)),
-        (states.FAILED, "delivered", None, (states.DELIVERED, True, True)),
+        (states.ACCEPTED, "delivered", None, (states.DELIVERED, True, False)),
+        (states.SENDING, "delivered", None, (states.DELIVERED, True, False)),
+        (states.DEAD, "delivered", None, (states.DELIVERED, True, False)),
+        (states.FAILED, "delivered", None, None),
         (states.ACCEPTED, "failed", "permanent", (states.FAILED, True, False)),
         (states.ACCEPTED, "rejected", None, (states.FAILED, True, False)),
+        (states.DEAD, "failed", "permanent", None),
         (states.ACCEPTED, "failed", "temporary", None),
         (states.SENDING, "failed", "temporary", (states.ACCEPTED, False, False)),
         (states.SENDING, "accepted", None, (states.ACCEPTED, False, False)),
@@ -119,9 +121,10 @@ def _event(event: str, severity: str | None = None) -> ProviderEvent:
     ],
 )
 def test_transition_table(current, event, severity, expected):
-    """Each event moves a submission as the state diagram says, and never back from delivered."""
+    """Each event moves a submission as the state diagram says; a delivered one moves only on a
+    delayed bounce, a failed one not at all."""
     change = transition(current, _event(event, severity))
-    got = None if change is None else (change.state, change.final, change.wipe_body)
+    got = None if change is None else (change.state, change.final, change.delayed_bounce)
     assert expected == got
 
 

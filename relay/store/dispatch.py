@@ -316,11 +316,8 @@ def release(
 
 
 def wipe_body(submission_id: str, now: datetime) -> Callable[[Connection], bool]:
-    """Forget the encrypted message of one submission (delivery final); the log row stays.
-
-    For the webhooks: call it when Mailgun reports the message delivered. Returns whether a
-    body was there to wipe.
-    """
+    """Forget the encrypted message of one submission; the log row stays. Returns whether a
+    body was there to wipe."""
 
     def job(conn: Connection) -> bool:
         result = conn.execute(
@@ -333,9 +330,17 @@ def wipe_body(submission_id: str, now: datetime) -> Callable[[Connection], bool]
     return job
 
 
-def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connection], int]:
-    """Wipe bodies whose delivery is final: `delivered`, or `accepted` longer than `older_than`
-    ago (the bounded time: we stop waiting for a delivered event). Returns how many."""
+def wipe_bodies_due(
+    now: datetime, older_than: timedelta, delivered_hold: timedelta = timedelta(0)
+) -> Callable[[Connection], int]:
+    """Wipe bodies whose delivery is settled; returns how many.
+
+    - `delivered` for longer than `delivered_hold` (final_at): Microsoft 365 can accept a
+      message and bounce it later (Mailgun's delayed bounce), so the body is kept that long
+      for an admin's retry, then wiped;
+    - `accepted` longer than `older_than` ago (the bounded time: we stop waiting for an
+      outcome). Failed, dead and unknown bodies stay for review until retention removes them.
+    """
     cutoff = now - older_than
     accepted_before = exists().where(
         delivery_attempts.c.submission_id == submissions.c.id,
@@ -349,7 +354,13 @@ def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connectio
             .where(
                 submissions.c.body_enc.is_not(None),
                 or_(
-                    submissions.c.state == states.DELIVERED,
+                    and_(
+                        submissions.c.state == states.DELIVERED,
+                        or_(
+                            submissions.c.final_at.is_(None),
+                            submissions.c.final_at <= now - delivered_hold,
+                        ),
+                    ),
                     and_(submissions.c.state == states.ACCEPTED, accepted_before),
                 ),
             )
