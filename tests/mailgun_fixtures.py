@@ -55,7 +55,7 @@ def retarget(data: dict[str, Any], submission_id: str, at: datetime) -> dict[str
 
 def logs_page(items: list[dict[str, Any]], next_token: str | None = None) -> dict[str, Any]:
     """A Logs API answer shaped like the OpenAPI example, with `items` and one next token."""
-    page = load("logs_api_response.json")
+    page: dict[str, Any] = load("logs_api_response.json")
     page["items"] = items
     page["pagination"] = {**page["pagination"], "next": next_token} if next_token else {}
     return page

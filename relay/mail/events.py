@@ -240,13 +240,15 @@ def _flag(data: dict[str, Any], name: str) -> bool:
     return isinstance(flags, dict) and flags.get(name) is True
 
 
-def _rejection(data: dict[str, Any]) -> tuple[str | None, str | None]:
-    """`rejected` events: (reason, description) from `reject`, both free text, redacted."""
+def _rejection(data: dict[str, Any]) -> str | None:
+    """`rejected` events: Mailgun's `reject.reason` and `.description` (sentences, not codes),
+    on one line, redacted and bounded; None when there is neither."""
     reject = data.get("reject")
     if not isinstance(reject, dict):
-        return None, None
-    reason = _clean(reject.get("reason"))
-    return (reason[:128] if reason else None), _clean(reject.get("description"))
+        return None
+    parts = [_clean(reject.get(key)) for key in ("reason", "description")]
+    text = " - ".join(dict.fromkeys(p for p in parts if p))
+    return text[:MAX_DESCRIPTION] or None
 
 
 def _occurred(data: dict[str, Any]) -> datetime:
@@ -284,9 +286,7 @@ def parse_event(data: Any) -> ProviderEvent:
     severity = _severity(data) if event == "failed" else None
     reason, description = _short(data.get("reason"), 128), _describe(data.get("delivery-status"))
     if event == "rejected":
-        rejected_reason, rejected_description = _rejection(data)
-        reason = rejected_reason or reason
-        description = rejected_description or description
+        description = _rejection(data) or description
     return ProviderEvent(
         event_id=event_id,
         event=event,
