@@ -233,6 +233,8 @@ class Dispatcher:
     async def _process(self, row: db.Claimed) -> None:
         sending = False
         try:
+            if row.maybe_sent and await self._too_soon_to_ask(row):
+                return
             if row.maybe_sent and await self._already_there(row):
                 return
             email = self._prepare(row)
@@ -249,6 +251,22 @@ class Dispatcher:
             outcome = db.INTERRUPTED if sending else None
             await asyncio.shield(self._release(row, outcome))
             raise
+
+    async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
+        """A send that may have reached Mailgun began less than `lookup_delay` ago (a worker
+        stopped or crashed mid-send): its logs may not show it yet, so asking now could
+        wrongly answer "not there". Give the row back, due once the logs have caught up."""
+        if self.lookup is None or row.maybe_sent_at is None:
+            return False
+        ask_at = row.maybe_sent_at + self.options.lookup_delay
+        if self.clock() >= ask_at:
+            return False
+        attempt = None
+        if row.taken_over:  # log the lost send where it began, so the next claim still asks
+            error = "a worker stopped mid-send; Mailgun's logs are asked before sending again"
+            attempt = db.Attempt(row.maybe_sent_at, db.INTERRUPTED, error=error)
+        await self._write(db.release(row.id, self.owner, attempt, not_before=ask_at), row)
+        return True
 
     async def _already_there(self, row: db.Claimed) -> bool:
         """Ask the lookup whether the provider already has this message (never raises)."""

@@ -190,7 +190,9 @@ async def test_repeated_credentials_faults_back_off(outbox, clock):
 
 async def test_a_crash_between_claim_and_send_is_taken_over_after_the_lease(outbox, clock):
     """A worker that claimed and died: nobody touches the row until its lease expires; then
-    another worker asks the lookup (the first may have sent) and sends exactly once."""
+    another worker waits until Mailgun's logs can show a send the first may have made
+    (RELAY_RESEND_LOOKUP_DELAY_SECONDS after the claim), asks the lookup, and sends once."""
+    claimed_at = clock.now
     sid = await outbox.add(clock.now)
     lease = timedelta(seconds=outbox.settings.dispatch_lease_seconds)
     [claimed] = await outbox.store.write(db.claim("crashed-worker", clock.now, lease, 10))
@@ -205,6 +207,16 @@ async def test_a_crash_between_claim_and_send_is_taken_over_after_the_lease(outb
     survivor = make(outbox, transport, clock, lookup=lookup)
     assert await survivor.run_once() == 0  # leased to the crashed worker
     clock.now += lease
+    assert await survivor.run_once() == 1  # taken over, and given back: too soon to ask
+    ask_at = claimed_at + timedelta(seconds=outbox.settings.resend_lookup_delay_seconds)
+    row = await outbox.row(sid)
+    assert (row["state"], row["next_attempt_at"], row["attempts"], asked) == (
+        states.RETRYING,
+        ask_at,
+        1,
+        [],
+    )
+    clock.now = ask_at
     assert await survivor.run_once() == 1
     row = await outbox.row(sid)
     assert (row["state"], row["attempts"]) == (states.ACCEPTED, 2)
