@@ -226,3 +226,29 @@ def test_a_late_retry_is_recorded_once_and_its_token_stays_single_use(client, cl
     replay = _post(client, forged)
     assert (replay.status_code, replay.json()["error"]) == (406, "replayed")
     assert read(client, get_delivery(accepted)).state == states.DELIVERED
+
+
+def test_the_housekeeper_wipes_delivered_bodies_after_the_bounce_window(settings_factory, clock):
+    """Without any dispatcher running, the Housekeeper wipes a delivered body once
+    RELAY_DELIVERED_BODY_HOURS have passed since delivery, not before, and counts it."""
+    settings = settings_factory(
+        mailgun_webhook_signing_key=WEBHOOK_KEY, dispatch_in_serve=False, delivered_body_hours=6
+    )
+    delivered_at = clock.now
+    with TestClient(create_app(settings, clock=clock)) as client:
+        sid = submit(client)
+        sent(client, sid, clock.now)
+        assert _hook(client, "event_delivered.json", sid, clock.now).status_code == 200
+    clock.now = delivered_at + timedelta(hours=6) - timedelta(seconds=1)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        assert read(client, get_delivery(sid)).body_present is True
+    clock.now = delivered_at + timedelta(hours=6)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        row = read(client, get_delivery(sid))
+        metrics = client.get("/metrics").text
+    assert (row.state, row.body_present, row.body_wiped_at) == (
+        states.DELIVERED,
+        False,
+        clock.now,
+    )
+    assert 'relay_purged_total{kind="delivered_bodies"} 1.0' in metrics

@@ -113,6 +113,15 @@ def test_has_message(settings, clock, answer, expected):
             "Mailgun refused the read key (HTTP 401): check RELAY_MAILGUN_READ_KEY",
         ),
         (httpx.Response(404), "answered 404: check RELAY_MAILGUN_BASE_URL (EU host)"),
+        (
+            httpx.Response(400, json={"message": "unknown attribute message_id"}),
+            "refused relay's message_id query (HTTP 400: unknown attribute message_id)",
+        ),
+        (
+            httpx.Response(400, json={"message": "bad filter for a@b.example"}),
+            "(HTTP 400: bad filter for <address>)",
+        ),
+        (httpx.Response(400, text="nope"), "(HTTP 400: no message)"),
         (httpx.Response(503), "answered HTTP 503; try again later"),
         (httpx.Response(200, text="<html>"), "something that is not JSON"),
         (httpx.Response(200, json=[1]), "an unexpected shape"),

@@ -30,7 +30,7 @@ import httpx
 from relay.clock import Clock, utcnow
 from relay.config import Settings
 from relay.errors import RelayError
-from relay.mail.events import EventInvalid, ProviderEvent, message_id_of, parse_event
+from relay.mail.events import EventInvalid, ProviderEvent, message_id_of, parse_event, redact
 from relay.metrics import Metrics
 
 log = logging.getLogger("relay.sync")
@@ -99,6 +99,18 @@ def belongs_to(event: ProviderEvent, submission_id: str, domain: str) -> bool:
     return event.submission_id in (None, submission_id)
 
 
+def _error_text(response: httpx.Response) -> str:
+    """Mailgun's `message`, redacted and short, or a note when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        return "no message"
+    return redact(" ".join(text.split()))[:200]
+
+
 def check_settings(settings: Settings) -> None:
     """Reconciliation needs a read key and the sending domain; say so before anything runs."""
     if settings.mailgun_read_key is None or not settings.mailgun_domain:
@@ -156,6 +168,15 @@ class MailgunLogs:
             raise MailgunLogsError(msg)
         if status == 404:
             msg = "Mailgun's Logs API answered 404: check RELAY_MAILGUN_BASE_URL (EU host)"
+            raise MailgunLogsError(msg)
+        if status == 400:
+            # The query itself was refused: most likely the message_id filter relay relies on
+            # (its attribute or comparator) is no longer accepted. Nothing can be matched.
+            msg = (
+                f"Mailgun's Logs API refused relay's message_id query (HTTP 400: "
+                f"{_error_text(response)}); reconciliation cannot match messages until this "
+                "is fixed"
+            )
             raise MailgunLogsError(msg)
         if status != 200:
             msg = f"Mailgun's Logs API answered HTTP {status}; try again later"
