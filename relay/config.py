@@ -246,7 +246,7 @@ class Settings(BaseSettings):
     # --- issue 5: webhooks, reconciliation, admin web, health and metrics ---
     mailgun_webhook_signing_key: SecretStr | None = None
     mailgun_read_key: SecretStr | None = None
-    webhook_max_age_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+    webhook_max_age_seconds: Annotated[int, Field(ge=10, le=86_400)] = 36_000
     sync_interval_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 180
     mailgun_retention_days: Annotated[int, Field(ge=1, le=30)] = 3
     admin_users: tuple[AdminUser, ...] = ()
@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     dispatch_backoff_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
     dispatch_pause_max_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900
     body_retention_days: Annotated[float, Field(gt=0, le=365)] = 7
+    # --- issue 13: what relay says stays true to what Mailgun knows ---
+    delivered_body_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
+    resend_lookup_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 900
     mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     email_templates_dir: Path | None = None
 
