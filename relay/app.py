@@ -53,6 +53,7 @@ def create_app(
         store = await Store.from_settings(settings)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
+            await store.require_schema()  # else: say to run `relay db upgrade`, and stop
             await register_wordings(store, deps.forms, deps.clock())
             await housekeeper.start()
             async with contextlib.AsyncExitStack() as stack:

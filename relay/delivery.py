@@ -175,6 +175,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> N
     store = await Store.from_settings(settings)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
+        await store.require_schema()  # an empty database: one clear error, not one a second
         await housekeeper.start()
         async with running_delivery(
             settings,

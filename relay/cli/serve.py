@@ -12,8 +12,10 @@ from relay import logs
 from relay.app import create_app
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
+from relay.config import Settings
 from relay.delivery import run_worker
 from relay.errors import RelayError
+from relay.store.db import engine_for, require_schema
 
 
 @click.command()
@@ -33,6 +35,8 @@ def serve(host: str, port: int) -> None:
         app = create_app(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
+    if not settings.migrates_on_start:
+        run(_database_ready(settings))  # exit 1 naming the database and the fix, no traceback
     # access_log off: uvicorn's access lines carry the client's full IP address.
     uvicorn.run(
         app,
@@ -43,6 +47,15 @@ def serve(host: str, port: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+async def _database_ready(settings: Settings) -> None:
+    """Reachable, with this release's schema; else a RelayError saying where and what to do."""
+    engine = engine_for(settings)
+    try:
+        await require_schema(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _worker_until_signalled() -> None:

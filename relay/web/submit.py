@@ -232,9 +232,7 @@ async def _store_and_answer(
 
 def _store_failed(form: FormConfig, exc: StoreUnavailable) -> SubmissionRejected:
     """A database failure (write, or the idempotency lookup) is a 503 with Retry-After."""
-    log.error(  # noqa: TRY400 - the cause is in the message; no traceback with SQL in logs
-        "submission not stored", extra={"form": form.id, "error": str(exc)}
-    )
+    log.error("submission not stored", extra={"form": form.id, "error": str(exc)})
     return SubmissionRejected(
         503, "STORE_UNAVAILABLE", "The form could not be saved; please try again shortly."
     )
