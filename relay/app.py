@@ -24,6 +24,9 @@ from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
+from relay.web.worker_health import create_worker_app
+
+__all__ = ["create_app", "create_worker_app"]
 
 
 def create_app(
