@@ -53,7 +53,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        store = await Store.from_settings(settings)
+        store = await Store.from_settings(settings, dispatching=renderer is not None)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
             await store.require_schema()  # else: say to run `relay db upgrade`, and stop

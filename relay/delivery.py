@@ -111,6 +111,7 @@ def build_dispatcher(
     clock: Clock,
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The dispatcher as settings describe it (the renderer may be built earlier, to fail fast)."""
     return Dispatcher(
@@ -122,6 +123,7 @@ def build_dispatcher(
         clock=clock,
         lookup=lookup,
         options=options_for(settings),
+        metrics=metrics,
     )
 
 
@@ -161,6 +163,7 @@ async def running_delivery(
             clock=clock,
             lookup=lookup,
             renderer=renderer,
+            metrics=metrics,
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
@@ -189,7 +192,7 @@ async def running_worker(
     keyring = load_keyring(settings, create=True)
     renderer = renderer_for(settings)
     metrics = Metrics()
-    store = await Store.from_settings(settings)
+    store = await Store.from_settings(settings, dispatching=True)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
         await store.require_schema()  # an empty database: one clear error, not one a second

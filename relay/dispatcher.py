@@ -31,10 +31,12 @@ from relay.crypto import DecryptionFailed, KeyRing
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
+from relay.metrics import Metrics
 from relay.outcomes import OutcomeWriter, log_attempt
 from relay.store import Store
 from relay.store import dispatch as db
 from relay.store.outbox import open_body
+from relay.store.peers import PeerWatch
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -88,6 +90,7 @@ class Dispatcher:
         options: Options | None = None,
         owner: str | None = None,
         rand: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -106,12 +109,15 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._last_wipe: datetime | None = None
         self._outcomes = OutcomeWriter(store)
+        self.metrics = metrics
+        self._peers = PeerWatch(store, self.lookup is not None, self.options.concurrency)
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Run the loop in the background until `stop()`."""
         self._stopping.clear()
+        await self._peers.check(self.clock())
         self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
         log.info(
             "dispatcher started",
@@ -161,10 +167,27 @@ class Dispatcher:
             return []
         now = self.clock()
         try:
-            return await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
+            claimed = await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
         except StoreUnavailable as exc:
             log.error("cannot claim submissions", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
             return []
+        for row in claimed:
+            if row.taken_over_from is not None:
+                self._taken_over(row)
+        return claimed
+
+    def _taken_over(self, row: db.Claimed) -> None:
+        """A crashed (or stalled) worker's send is ours now: say so; it is on the timeline."""
+        if self.metrics is not None:
+            self.metrics.lease_takeovers.inc()
+        log.warning(
+            "took over a send whose lease expired",
+            extra={
+                "submission_id": row.id,
+                "previous_worker": row.taken_over_from,
+                "lookup": self.lookup is not None,
+            },
+        )
 
     async def _run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -178,6 +201,7 @@ class Dispatcher:
                     for row in claimed:
                         tasks.add(asyncio.create_task(self._process(row)))
                 await self.wipe_due()
+                await self._peers.check(self.clock())
                 if claimed and len(claimed) == limit and self.paused_reason is None:
                     continue  # more may be due and there may be room: claim again at once
                 await self._wait(tasks)

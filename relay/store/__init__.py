@@ -22,6 +22,7 @@ from relay.store.db import (
     require_schema,
     upgrade,
 )
+from relay.store.peers import application_name
 from relay.store.writer import GroupWriter, unavailable
 
 T = TypeVar("T")
@@ -31,9 +32,15 @@ class Store:
     """The database as relay uses it: `write` commits in groups, `read` runs on the pool."""
 
     def __init__(
-        self, engine: AsyncEngine, *, batch_max: int = 64, writer_engine: Engine | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        batch_max: int = 64,
+        writer_engine: Engine | None = None,
+        application_name: str = "",
     ) -> None:
         self.engine = engine
+        self.application_name = application_name  # PostgreSQL: how our sessions are named
         self.writer = GroupWriter(engine, batch_max=batch_max, sync_engine=writer_engine)
 
     @classmethod
@@ -47,6 +54,7 @@ class Store:
         migrate: bool = False,
         connect_timeout: float = 3.0,
         statement_timeout: float | None = None,
+        application_name: str = "",
     ) -> Store:
         """Connect (and, for the embedded SQLite default, bring the schema up to date).
 
@@ -69,19 +77,28 @@ class Store:
             busy_timeout_ms=busy_timeout_ms,
             connect_timeout=connect_timeout,
             statement_timeout=statement_timeout,
+            application_name=application_name,
         )
         writer_engine = None
         if is_sqlite(url):
             writer_engine = create_sqlite_writer_engine(
                 url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
             )
-        store = cls(engine, batch_max=batch_max, writer_engine=writer_engine)
+        store = cls(
+            engine,
+            batch_max=batch_max,
+            writer_engine=writer_engine,
+            application_name=application_name,
+        )
         await store.writer.start()
         return store
 
     @classmethod
-    async def from_settings(cls, settings: Settings) -> Store:
-        """The store as the settings describe it; every process (serve, worker, CLI) opens it so."""
+    async def from_settings(cls, settings: Settings, *, dispatching: bool = False) -> Store:
+        """The store as the settings describe it; every process (serve, worker, CLI) opens it so.
+
+        `dispatching`: this process runs a dispatcher (names its PostgreSQL sessions so, see
+        relay.store.peers)."""
         return await cls.open(
             settings.effective_database_url,
             synchronous=settings.sqlite_synchronous,
@@ -90,6 +107,7 @@ class Store:
             migrate=settings.migrates_on_start,
             connect_timeout=settings.database_connect_timeout_seconds,
             statement_timeout=settings.database_statement_timeout_seconds,
+            application_name=application_name(dispatching=dispatching),
         )
 
     async def require_schema(self) -> None:

@@ -52,6 +52,7 @@ def create_engine(
     busy_timeout_ms: int = 5000,
     connect_timeout: float = 3.0,
     statement_timeout: float | None = None,
+    application_name: str = "",
 ) -> AsyncEngine:
     """An async engine; for SQLite the database's folder is created and pragmas applied.
 
@@ -68,7 +69,9 @@ def create_engine(
         _sqlite_pragmas(engine.sync_engine, synchronous, busy_timeout_ms)
         return engine
     parsed = make_url(url)
-    connect_args: dict[str, float] = {"timeout": connect_timeout}
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    if application_name:
+        connect_args["server_settings"] = {"application_name": application_name}
     if statement_timeout is not None:
         connect_args["command_timeout"] = statement_timeout
     for name in DATABASE_URL_TIMEOUTS:

@@ -32,7 +32,10 @@ INTERRUPTED = "interrupted"
 FAILED = "failed"
 DEAD = "dead"
 PAUSED = "paused"
-MAYBE_SENT = (AMBIGUOUS, INTERRUPTED)
+#: logged when a row's lease expired while `sending` (its worker crashed or hung mid-send) and
+#: another worker claimed it: the timeline shows the lost attempt, which may have been sent
+TAKEN_OVER = "taken_over"
+MAYBE_SENT = (AMBIGUOUS, INTERRUPTED, TAKEN_OVER)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Claimed:
     attempts: int  # including this one
     first_attempt_at: datetime
     maybe_sent: bool  # an earlier attempt may have reached the provider
+    taken_over_from: str | None = None  # the worker whose lease expired mid-send, if any
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def claim(
 
     def job(conn: Connection) -> list[Claimed]:
         picked = conn.execute(
-            select(submissions.c.id, submissions.c.state)
+            select(submissions.c.id, submissions.c.state, submissions.c.lease_owner)
             .where(_due(now))
             .order_by(submissions.c.next_attempt_at)
             .limit(limit)
@@ -103,8 +107,12 @@ def claim(
         if not picked:
             return []
         ids = [row.id for row in picked]
-        taken_over = {row.id for row in picked if row.state == states.SENDING}
-        maybe_sent = taken_over | _last_attempt_maybe_sent(conn, ids)
+        taken_over = {
+            row.id: row.lease_owner or "?" for row in picked if row.state == states.SENDING
+        }
+        maybe_sent = set(taken_over) | _last_attempt_maybe_sent(conn, ids)
+        if taken_over:
+            _record_takeovers(conn, taken_over, owner, now)
         rows = conn.execute(
             update(submissions)
             .where(submissions.c.id.in_(ids))
@@ -120,11 +128,34 @@ def claim(
         ).all()
         order = {sid: index for index, sid in enumerate(ids)}
         return [
-            Claimed(**row._asdict(), maybe_sent=row.id in maybe_sent)
+            Claimed(
+                **row._asdict(),
+                maybe_sent=row.id in maybe_sent,
+                taken_over_from=taken_over.get(row.id),
+            )
             for row in sorted(rows, key=lambda r: order[r.id])
         ]
 
     return job
+
+
+def _record_takeovers(
+    conn: Connection, previous: dict[str, str], owner: str, now: datetime
+) -> None:
+    """One delivery-log line per row taken over: the lost attempt shows on its timeline."""
+    rows = [
+        _attempt_row(
+            sid,
+            Attempt(
+                now,
+                TAKEN_OVER,
+                error=f"lease of {old} expired mid-send (crashed or stalled); taken over by "
+                f"{owner}: the message may have reached Mailgun already",
+            ),
+        )
+        for sid, old in previous.items()
+    ]
+    conn.execute(insert(delivery_attempts), rows)
 
 
 def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> set[str]:
