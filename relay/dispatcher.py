@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.dispatch")
 
 Lookup = Callable[[str], Awaitable[bool | None]]
+#: While the database is down, "cannot claim submissions" is logged at most this often.
+CLAIM_LOG_EVERY = timedelta(minutes=1)
 
 
 def worker_id() -> str:
@@ -110,6 +112,8 @@ class Dispatcher:
         self._last_wipe: datetime | None = None
         self._outcomes = OutcomeWriter(store)
         self.metrics = metrics
+        self._claim_failing_since: datetime | None = None
+        self._claim_logged_at: datetime | None = None
         self._peers = PeerWatch(store, self.lookup is not None, self.options.concurrency)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -169,12 +173,28 @@ class Dispatcher:
         try:
             claimed = await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
         except StoreUnavailable as exc:
-            log.error("cannot claim submissions", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
+            self._claims_failing(exc, now)
             return []
+        if self._claim_failing_since is not None:
+            down = int((now - self._claim_failing_since).total_seconds())
+            log.warning("claims work again", extra={"after_seconds": down})
+            self._claim_failing_since = self._claim_logged_at = None
         for row in claimed:
             if row.taken_over_from is not None:
                 self._taken_over(row)
         return claimed
+
+    def _claims_failing(self, exc: StoreUnavailable, now: datetime) -> None:
+        """Log a database outage when it starts, then once a minute: not at every poll."""
+        if self._claim_failing_since is None:
+            self._claim_failing_since = now
+        if self._claim_logged_at is not None and now - self._claim_logged_at < CLAIM_LOG_EVERY:
+            return
+        self._claim_logged_at = now
+        down = int((now - self._claim_failing_since).total_seconds())
+        log.error(
+            "cannot claim submissions", extra={"error": str(exc), "failing_for_seconds": down}
+        )
 
     def _taken_over(self, row: db.Claimed) -> None:
         """A crashed (or stalled) worker's send is ours now: say so; it is on the timeline."""

@@ -4,6 +4,7 @@ an empty database, and `relay check` reaching what is configured (issue 14.3).""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -210,3 +211,31 @@ def test_a_timeout_in_the_url_works_and_require_schema_passes(postgres_url):
             await store.close()
 
     assert "timeout" not in asyncio.run(go())
+
+
+@pytest.mark.anyio
+async def test_a_database_outage_is_logged_once_a_minute_not_at_every_poll(settings, clock, caplog):
+    """While the database cannot be written, a dispatcher polling every second logs 'cannot
+    claim submissions' when it starts and once a minute after, then says when claims work."""
+    from datetime import timedelta
+
+    from tests.fakes import FakeTransport
+    from tests.helpers import Outbox
+    from tests.test_dispatcher import make
+
+    box = await Outbox.open(settings)
+    try:
+        dispatcher = make(box, FakeTransport(), clock)
+        database = settings.var_dir / "relay.db"
+        with sqlite3.connect(database) as con:
+            con.execute("ALTER TABLE submissions RENAME TO submissions_gone")
+        for _ in range(90):
+            await dispatcher.run_once()
+            clock.now += timedelta(seconds=1)
+        with sqlite3.connect(database) as con:
+            con.execute("ALTER TABLE submissions_gone RENAME TO submissions")
+        await dispatcher.run_once()
+    finally:
+        await box.close()
+    assert caplog.text.count("cannot claim submissions") == 2
+    assert "claims work again" in caplog.text
