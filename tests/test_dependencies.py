@@ -13,7 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from relay.config import load_settings
 from relay.errors import ConfigError
 from relay.preflight import probe_redis
-from relay.redis_conn import redis_client, redis_where
+from relay.redis_conn import RedisUnavailable, redis_client, redis_where
 from relay.store import Store
 from relay.store.db import HEAD, create_engine, require_schema, upgrade
 from tests.conftest import REDIS_URL, invoke, service_missing
@@ -239,3 +239,49 @@ async def test_a_database_outage_is_logged_once_a_minute_not_at_every_poll(setti
         await box.close()
     assert caplog.text.count("cannot claim submissions") == 2
     assert "claims work again" in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql+asyncpg://relay@relay-db.invalid:5432/relay", "host name not found"),
+        ("postgresql+asyncpg://no_such_role_x@127.0.0.1:5432/test", "authentication failed"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432/no_such_db_x", "no such database"),
+        ("postgresql+asyncpg://postgres@127.0.0.1:1/test", "connection refused"),
+    ],
+)
+def test_check_says_why_the_database_cannot_be_used(cli, monkeypatch, url, why):
+    """Unknown host, unknown role, unknown database and a closed port are each named in
+    words (not a driver's class name), with the URL and what to check."""
+    monkeypatch.setenv("RELAY_DATABASE_URL", url)
+    result = invoke(cli, "check")
+    assert result.exit_code == 1
+    assert f"cannot use the database at {url} ({why}): check RELAY_DATABASE_URL" in result.output
+
+
+@pytest.mark.parametrize(
+    ("auto_migrate", "exit_code", "says"),
+    [
+        ("false", 1, "is at schema revision 0000, this relay needs"),
+        ("true", 0, f"schema 0000, upgraded to {HEAD} when relay serve starts"),
+    ],
+)
+def test_check_compares_an_older_schema_with_this_release(
+    cli, settings, monkeypatch, auto_migrate, exit_code, says
+):
+    """A database at another release's revision is reported against this release's: a
+    problem to fix with `relay db upgrade`, unless relay serve upgrades it by itself."""
+    assert invoke(cli, "db", "upgrade").exit_code == 0
+    with sqlite3.connect(settings.var_dir / "relay.db") as con:
+        con.execute("UPDATE alembic_version SET version_num = '0000'")
+    monkeypatch.setenv("RELAY_AUTO_MIGRATE", auto_migrate)
+    result = invoke(cli, "check")
+    assert result.exit_code == exit_code
+    assert says in result.output
+
+
+def test_a_redis_client_needs_a_url():
+    """Building a Redis client without RELAY_REDIS_URL is a clear error, not a localhost guess."""
+    with pytest.raises(RedisUnavailable, match="RELAY_REDIS_URL is not set"):
+        redis_client(load_settings())

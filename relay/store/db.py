@@ -139,22 +139,39 @@ def where(engine: AsyncEngine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's `orig`, the driver's own `__cause__`)."""
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 8:
+        current = todo.pop(0)
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return chain
+
+
+_WORDS = {
+    "InvalidPasswordError": "authentication failed",
+    "InvalidAuthorizationSpecificationError": "authentication failed",
+    "InvalidCatalogNameError": "no such database",
+}
+
+
 def _reason(exc: BaseException) -> str:
     """Why a connection failed, in words, without the server's text (it may quote SQL)."""
-    cause = getattr(exc, "orig", None) or exc.__cause__ or exc
-    name = type(cause).__name__
-    if isinstance(cause, TimeoutError) or isinstance(exc, TimeoutError):
-        return "no answer within RELAY_DATABASE_CONNECT_TIMEOUT_SECONDS"
-    if isinstance(cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(cause, socket.gaierror):
-        return "host name not found"
-    words = {
-        "InvalidPasswordError": "authentication failed",
-        "InvalidAuthorizationSpecificationError": "authentication failed",
-        "InvalidCatalogNameError": "no such database",
-    }
-    return words.get(name, name)
+    chain = _causes(exc)
+    for cause in chain:
+        if isinstance(cause, TimeoutError):
+            return "no answer within RELAY_DATABASE_CONNECT_TIMEOUT_SECONDS"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "host name not found"
+        if type(cause).__name__ in _WORDS:
+            return _WORDS[type(cause).__name__]
+    return type(chain[-1]).__name__
 
 
 def unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
