@@ -92,3 +92,24 @@ def test_worker_refuses_an_http_port_in_use(cli):
         result = invoke(cli, "worker", "--http-port", str(port))
     assert result.exit_code == 1
     assert f"--http-port: cannot listen on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.anyio
+async def test_a_worker_without_database_or_dispatcher_is_not_ready(settings_factory, clock):
+    """A stopped dispatcher and an unreachable database each make the worker not ready."""
+    settings = settings_factory()
+    async with running_worker(settings, clock, transport=FakeTransport()) as runtime:
+        app = create_worker_app(runtime)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://worker"
+        ) as http:
+            await runtime.dispatcher.stop()
+            stopped = await http.get("/readyz")
+            await runtime.store.engine.dispose()
+            for path in settings.var_dir.glob("relay.db*"):
+                path.unlink()
+            (settings.var_dir / "relay.db").mkdir()  # not a database any more
+            gone = await http.get("/readyz")
+            (settings.var_dir / "relay.db").rmdir()
+    assert (stopped.status_code, stopped.json()["reasons"]) == (503, ["dispatcher not running"])
+    assert "database unreachable" in gone.json()["reasons"]
