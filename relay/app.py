@@ -24,6 +24,9 @@ from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
+from relay.web.worker_health import create_worker_app
+
+__all__ = ["create_app", "create_worker_app"]
 
 
 def create_app(
@@ -52,9 +55,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        store = await Store.from_settings(settings)
+        store = await Store.from_settings(settings, dispatching=renderer is not None)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
+            await store.require_schema()  # else: say to run `relay db upgrade`, and stop
             await register_wordings(store, deps.forms, deps.clock())
             await housekeeper.start()
             async with contextlib.AsyncExitStack() as stack:

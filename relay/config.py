@@ -85,6 +85,75 @@ def _check_url(url: str) -> str:
     return url
 
 
+#: The drivers relay runs on: the embedded SQLite file, or PostgreSQL for several instances.
+DATABASE_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+#: asyncpg's numeric connection options, accepted in the URL's query (`?timeout=3`).
+DATABASE_URL_TIMEOUTS = ("timeout", "command_timeout")
+
+
+def check_database_url(url: str) -> str:
+    """A SQLAlchemy async URL relay can use, or ValueError saying what to write instead."""
+    # imported here: relay.mail.render imports this module and must stay free of SQLAlchemy
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    hint = "use sqlite+aiosqlite:///path/relay.db or postgresql+asyncpg://user@host:5432/db"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        msg = f"is not a database URL; {hint}"
+        raise ValueError(msg) from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if DATABASE_DRIVERS.get(backend) != driver:
+        msg = f"{backend}+{driver} is not supported; {hint}"
+        raise ValueError(msg)
+    if backend == "postgresql" and not parsed.host:
+        msg = f"names no host; {hint}"
+        raise ValueError(msg)
+    for name in DATABASE_URL_TIMEOUTS:
+        if name in parsed.query:
+            url_timeout(parsed.query[name], name)
+    return url
+
+
+def url_timeout(value: str | tuple[str, ...], name: str) -> float:
+    """A `?timeout=3`-style URL parameter as seconds, or ValueError naming it."""
+    text = value[-1] if isinstance(value, tuple) else value
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:  # also refuses nan
+        msg = f"?{name}= must be a number of seconds between 0 and 3600"
+        raise ValueError(msg)
+    return seconds
+
+
+def check_redis_url(url: str) -> str:
+    """redis://[:password@]host[:port][/db], rediss://… or unix:///path, else ValueError."""
+    hint = "use redis://host:6379/0 (rediss:// for TLS, unix:///path/redis.sock)"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("redis", "rediss", "unix") or port == -1:
+        msg = f"is not a Redis URL; {hint}"
+        raise ValueError(msg)
+    if parts.scheme == "unix":
+        if not parts.path:
+            msg = f"names no socket path; {hint}"
+            raise ValueError(msg)
+        return url
+    if not parts.hostname:
+        msg = f"names no host; {hint}"
+        raise ValueError(msg)
+    if parts.path not in ("", "/") and not parts.path.lstrip("/").isdigit():
+        msg = f"the database must be a number (/0); {hint}"
+        raise ValueError(msg)
+    return url
+
+
 class FormConfig(BaseModel):
     """One form of the forms file. Frozen: a running relay never changes its forms."""
 
@@ -285,11 +354,26 @@ class Settings(BaseSettings):
     resend_lookup_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 900
     mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     email_templates_dir: Path | None = None
+    # --- issue 14: several instances (timeouts of every dependency) ---
+    database_connect_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 3
+    database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10
+    redis_connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 1
+    redis_socket_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 1
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value).rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_redis_url(value)
 
     @field_validator("admin_users")
     @classmethod

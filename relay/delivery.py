@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
@@ -112,6 +113,7 @@ def build_dispatcher(
     clock: Clock,
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The dispatcher as settings describe it (the renderer may be built earlier, to fail fast)."""
     return Dispatcher(
@@ -123,6 +125,7 @@ def build_dispatcher(
         clock=clock,
         lookup=lookup,
         options=options_for(settings),
+        metrics=metrics,
     )
 
 
@@ -162,21 +165,39 @@ async def running_delivery(
             clock=clock,
             lookup=lookup,
             renderer=renderer,
+            metrics=metrics,
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
         yield dispatcher
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:
-    """`relay worker`: deliver (and purge) until `stop` is set (SIGTERM), then drain and close."""
+@dataclass(frozen=True)
+class WorkerRuntime:
+    """What a running worker is made of; its HTTP endpoint (/readyz, /metrics) reads it."""
+
+    settings: Settings
+    store: Store
+    dispatcher: Dispatcher
+    metrics: Metrics
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings, clock: Clock, *, transport: Transport | None = None
+) -> AsyncIterator[WorkerRuntime]:
+    """A worker delivering (and purging) until the block exits; then it drains and closes.
+
+    `transport` replaces the one the settings choose (tests, as with create_app)."""
     forms = load_forms(settings.effective_forms_file)
     keyring = load_keyring(settings, create=True)
     renderer = renderer_for(settings)
     metrics = Metrics()
-    store = await Store.from_settings(settings)
+    store = await Store.from_settings(settings, dispatching=True)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
+        await store.require_schema()  # an empty database: one clear error, not one a second
         await housekeeper.start()
         async with running_delivery(
             settings,
@@ -186,9 +207,16 @@ async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> N
             clock=clock,
             metrics=metrics,
             renderer=renderer,
-        ):
-            await stop.wait()
+            transport=transport,
+        ) as dispatcher:
+            yield WorkerRuntime(settings, store, dispatcher, metrics, clock)
     finally:
         await housekeeper.stop()
         await store.close()
     log.info("worker exited cleanly")
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> None:
+    """`relay worker`: deliver (and purge) until `stop` is set (SIGTERM), then drain and close."""
+    async with running_worker(settings, clock):
+        await stop.wait()

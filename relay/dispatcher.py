@@ -31,10 +31,12 @@ from relay.crypto import DecryptionFailed, KeyRing
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
+from relay.metrics import Metrics
 from relay.outcomes import OutcomeWriter, log_attempt
 from relay.store import Store
 from relay.store import dispatch as db
 from relay.store.outbox import open_body
+from relay.store.peers import PeerWatch
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.dispatch")
 
 Lookup = Callable[[str], Awaitable[bool | None]]
+#: While the database is down, "cannot claim submissions" is logged at most this often.
+CLAIM_LOG_EVERY = timedelta(minutes=1)
 
 
 def worker_id() -> str:
@@ -91,6 +95,7 @@ class Dispatcher:
         options: Options | None = None,
         owner: str | None = None,
         rand: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -109,12 +114,17 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._last_wipe: datetime | None = None
         self._outcomes = OutcomeWriter(store)
+        self.metrics = metrics
+        self._claim_failing_since: datetime | None = None
+        self._claim_logged_at: datetime | None = None
+        self._peers = PeerWatch(store, self.lookup is not None, self.options.concurrency)
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Run the loop in the background until `stop()`."""
         self._stopping.clear()
+        await self._peers.check(self.clock())
         self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
         log.info(
             "dispatcher started",
@@ -164,10 +174,43 @@ class Dispatcher:
             return []
         now = self.clock()
         try:
-            return await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
+            claimed = await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
         except StoreUnavailable as exc:
-            log.error("cannot claim submissions", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
+            self._claims_failing(exc, now)
             return []
+        if self._claim_failing_since is not None:
+            down = int((now - self._claim_failing_since).total_seconds())
+            log.warning("claims work again", extra={"after_seconds": down})
+            self._claim_failing_since = self._claim_logged_at = None
+        for row in claimed:
+            if row.taken_over_from is not None:
+                self._taken_over(row)
+        return claimed
+
+    def _claims_failing(self, exc: StoreUnavailable, now: datetime) -> None:
+        """Log a database outage when it starts, then once a minute: not at every poll."""
+        if self._claim_failing_since is None:
+            self._claim_failing_since = now
+        if self._claim_logged_at is not None and now - self._claim_logged_at < CLAIM_LOG_EVERY:
+            return
+        self._claim_logged_at = now
+        down = int((now - self._claim_failing_since).total_seconds())
+        log.error(
+            "cannot claim submissions", extra={"error": str(exc), "failing_for_seconds": down}
+        )
+
+    def _taken_over(self, row: db.Claimed) -> None:
+        """A crashed (or stalled) worker's send is ours now: say so; it is on the timeline."""
+        if self.metrics is not None:
+            self.metrics.lease_takeovers.inc()
+        log.warning(
+            "took over a send whose lease expired",
+            extra={
+                "submission_id": row.id,
+                "previous_worker": row.taken_over_from,
+                "lookup": self.lookup is not None,
+            },
+        )
 
     async def _run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
@@ -181,6 +224,7 @@ class Dispatcher:
                     for row in claimed:
                         tasks.add(asyncio.create_task(self._process(row)))
                 await self.wipe_due()
+                await self._peers.check(self.clock())
                 if claimed and len(claimed) == limit and self.paused_reason is None:
                     continue  # more may be due and there may be room: claim again at once
                 await self._wait(tasks)
@@ -261,11 +305,9 @@ class Dispatcher:
         ask_at = row.maybe_sent_at + self.options.lookup_delay
         if self.clock() >= ask_at:
             return False
-        attempt = None
-        if row.taken_over:  # log the lost send where it began, so the next claim still asks
-            error = "a worker stopped mid-send; Mailgun's logs are asked before sending again"
-            attempt = db.Attempt(row.maybe_sent_at, db.INTERRUPTED, error=error)
-        await self._write(db.release(row.id, self.owner, attempt, not_before=ask_at), row)
+        # a takeover is already on the timeline (dated when the lost send began), so the next
+        # claim finds it and still asks
+        await self._write(db.release(row.id, self.owner, None, not_before=ask_at), row)
         return True
 
     async def _already_there(self, row: db.Claimed) -> bool:

@@ -9,6 +9,10 @@
     - ``relay.web.ratelimit.RateLimited`` — too many submissions (429 with Retry-After).
   - ``StoreUnavailable`` — the database could not commit or answer; the client gets 503 with
     Retry-After and nothing is claimed to be accepted.
+    - ``SchemaNotReady`` — the database answers but holds no relay schema, or another
+      release's; start-up stops and says to run `relay db upgrade`.
+  - ``relay.redis_conn.RedisUnavailable`` — Redis did not answer `relay check` (or a start-up
+    probe); the message names the host (never the password) and the setting to check.
   - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU"); the
     transports report outcomes as values (relay.mail.transport), not exceptions.
     - ``RenderError`` — an email template (or a form's subject template) cannot be rendered;
@@ -69,6 +73,10 @@ class SubmissionRejected(RelayError):
 
 class StoreUnavailable(RelayError):
     """Raised when the database cannot commit or answer (locked, down, disk full)."""
+
+
+class SchemaNotReady(StoreUnavailable):
+    """Raised at start-up (serve, worker) when the schema is not this release's."""
 
 
 class DeliveryError(RelayError):

@@ -91,6 +91,17 @@ class Metrics:
             ["mode"],
             registry=reg,
         )
+        self.dispatch_paused = Gauge(
+            "relay_dispatch_paused",
+            "1 while this process's dispatcher is paused (Mailgun refused the credentials or "
+            "the domain), else 0 (also where no dispatcher runs).",
+            registry=reg,
+        )
+        self.lease_takeovers = Counter(
+            "relay_lease_takeovers",
+            "Submissions this dispatcher took over after another's lease expired (a crash).",
+            registry=reg,
+        )
 
     def submission(self, form: str, outcome: str) -> None:
         """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
@@ -102,6 +113,11 @@ class Metrics:
             self.deliveries.labels(state).set(stats.by_state.get(state, 0))
         self.queue_depth.set(stats.depth)
         self.oldest_queued_age.set(max(0.0, stats.oldest_age(now)))
+
+    def observe_dispatch(self, dispatcher: object | None) -> None:
+        """Set the pause gauge from the dispatcher (if one runs in this process)."""
+        paused = getattr(dispatcher, "paused_reason", None) if dispatcher is not None else None
+        self.dispatch_paused.set(1 if paused else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

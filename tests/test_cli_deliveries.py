@@ -170,3 +170,18 @@ def test_render_table_on_a_terminal_aligns_columns():
     table = render_table(("id", "state"), [["a", "queued"], ["bbbb", "failed"]], tty=True)
     assert table.splitlines() == ["id    state", "----  ------", "a     queued", "bbbb  failed"]
     assert render_table(("id",), [["a"]], tty=False) == "id\na"
+
+
+def test_list_says_when_it_stops_at_the_limit(cli, log):
+    """With more matches than --limit, the newest N are listed and stderr says more match;
+    at or under the limit, nothing is said."""
+    cut = invoke(cli, "deliveries", "--limit", "2")
+    assert cut.exit_code == 0
+    assert [line.split("\t")[0] for line in cut.stdout.splitlines()[1:]] == [
+        log["queued"],
+        log["failed"],
+    ]
+    assert "showing the newest 2 matching submissions; more match: raise --limit" in cut.stderr
+    whole = invoke(cli, "deliveries", "--limit", "3", "--json")
+    assert len(json.loads(whole.stdout)) == 3
+    assert whole.stderr == ""

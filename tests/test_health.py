@@ -35,13 +35,14 @@ def test_ready_with_an_empty_queue(client):
     }
 
 
-def test_not_ready_when_the_oldest_message_waits_too_long(client, clock):
-    """A message waiting longer than the threshold makes the instance not ready, with why."""
+def test_a_web_instance_stays_ready_when_the_queue_is_old(client, clock):
+    """A message waiting too long is a delivery problem, not an accepting one: the web
+    instance stays ready (a load balancer keeps it) and reports it as a warning."""
     submit(client)
     clock.now += timedelta(seconds=901)
     response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["reasons"] == ["oldest queued message is 901 s old (limit 900 s)"]
+    assert response.status_code == 200
+    assert response.json()["warnings"] == ["oldest queued message is 901 s old (limit 900 s)"]
 
 
 @dataclass
@@ -49,17 +50,21 @@ class PausedDispatcher:
     paused_reason: str | None
 
 
-def test_not_ready_while_dispatch_is_paused(client):
-    """The dispatcher's pause reason (e.g. Mailgun refused the key) is reported."""
+def test_a_web_instance_reports_a_paused_dispatch_as_a_warning(client):
+    """The in-process dispatcher's pause (e.g. Mailgun refused the key) is reported, in the
+    body and in relay_dispatch_paused, without taking the instance out of rotation."""
     client.app_state["dispatcher"] = PausedDispatcher("Mailgun answered 401: check the API key")
     response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["reasons"] == [
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [
         "dispatch paused: Mailgun answered 401: check the API key"
     ]
+    assert "relay_dispatch_paused 1.0" in client.get("/metrics").text
     client.app_state["dispatcher"] = PausedDispatcher(None)
     ready = client.get("/readyz")
     assert (ready.status_code, ready.json()["checks"]["dispatch"]) == (200, "running")
+    assert "warnings" not in ready.json()
+    assert "relay_dispatch_paused 0.0" in client.get("/metrics").text
 
 
 @pytest.mark.parametrize(
@@ -75,14 +80,17 @@ def test_not_ready_while_dispatch_is_paused(client):
         ),
     ],
 )
-def test_not_ready_with_half_a_transport(settings_factory, clock, overrides, reason):
-    """Mailgun needs both key and domain; half of them is not a configured transport.
-    (A web-only instance reports it here; one that dispatches refuses to start, see below.)"""
+def test_a_web_only_instance_warns_about_half_a_transport(
+    settings_factory, clock, overrides, reason
+):
+    """Mailgun needs both key and domain; a web-only instance (which sends nothing) stays
+    ready and warns. (One that dispatches refuses to start, see below.)"""
     settings = settings_factory(dispatch_in_serve=False, **overrides)
     with TestClient(create_app(settings, clock=clock)) as client:
         response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["reasons"] == [f"transport not configured: {reason}"]
+    assert response.status_code == 200
+    assert response.json()["warnings"] == [f"transport not configured: {reason}"]
+    assert response.json()["checks"]["dispatch"] == "not running here"
 
 
 def test_serve_with_dispatch_refuses_half_a_mailgun_configuration(settings_factory, clock):
@@ -133,6 +141,8 @@ def test_metrics_in_prometheus_format(client, clock):
         "# TYPE relay_mailgun_request_duration_seconds histogram",
         "# TYPE relay_webhook_events_total counter",
         "# TYPE relay_purged_total counter",
+        "relay_dispatch_paused 0.0",
+        "relay_lease_takeovers_total 0.0",
     ]:
         assert line in text
 

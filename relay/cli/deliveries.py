@@ -34,6 +34,7 @@ from relay.store.deliveries import (
 
 T = TypeVar("T")
 COLUMNS = ("id", "form", "received", "state", "attempts", "last event", "age")
+MAX_LIMIT = 10_000
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -106,7 +107,13 @@ def actor() -> str:
 @click.option("--state", type=click.Choice(states.ALL), help="Only submissions in this state.")
 @click.option("--form", "form_id", metavar="FORM", help="Only this form's submissions.")
 @click.option("--since", metavar="SPAN|DATE", help="Received since: 24h, 7d, or 2026-11-01.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, MAX_LIMIT),
+    help="Show at most this many (newest first); a note on stderr says when more match.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 @click.pass_context
 def deliveries(
@@ -119,7 +126,9 @@ def deliveries(
 ) -> None:
     """List recent submissions: id, form, received, state, attempts, last event, age.
 
-    Example: relay deliveries --state failed --since 7d
+    At most --limit rows (100), newest first; when more match, a note on stderr says so.
+
+    Example: relay deliveries --state failed --since 7d --limit 500
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -129,9 +138,16 @@ def deliveries(
         state=state,
         form=form_id,
         since=parse_since(since, now) if since else None,
-        limit=limit,
+        limit=limit + 1,  # one more than shown: tells whether the limit cut the list
     )
     rows = run(with_store(settings, lambda s: s.read(list_deliveries(flt))))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        click.echo(
+            f"showing the newest {limit} matching submissions; more match: raise --limit "
+            f"(at most {MAX_LIMIT}) or narrow with --state, --form or --since",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps([_as_json(d, now) for d in rows], indent=2))
         return

@@ -12,14 +12,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
-from relay.config import FormConfig, load_forms
+from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.errors import RelayError
 from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
+from relay.preflight import Probe, probe_database, probe_redis
 from relay.store import Store, audit
 from relay.store.consent import wording_conflicts
-from relay.store.db import create_engine, current_revision, head_revision, upgrade
+from relay.store.db import current_revision, engine_for, head_revision, upgrade
 from relay.store.rotation import RotationReport, rotate_job
 
 
@@ -32,15 +33,23 @@ def audit_job(action: str, detail: str) -> Callable[[Connection], None]:
     return job
 
 
-def _stored_wording_problems(url: str, forms: dict[str, FormConfig]) -> list[str]:
+async def _probe_all(settings: Settings) -> list[Probe]:
+    """The database, and Redis when configured: reachable, and the schema this release's."""
+    probes = [await probe_database(settings)]
+    redis = await probe_redis(settings)
+    return probes if redis is None else [*probes, redis]
+
+
+def _stored_wording_problems(settings: Settings, forms: dict[str, FormConfig]) -> list[str]:
     """Wordings changed without a new version, compared with the database (if it exists)."""
+    url = settings.effective_database_url
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if not Path(path).exists():
             return []
 
     async def go() -> list[str]:
-        engine = create_engine(url)
+        engine = engine_for(settings)
         try:
             async with engine.connect() as conn:
                 return await conn.run_sync(wording_conflicts(wordings_of(forms)))
@@ -54,7 +63,8 @@ def _stored_wording_problems(url: str, forms: dict[str, FormConfig]) -> list[str
 
 @click.command()
 def check() -> None:
-    """Validate the settings and the forms file; exit 1 and say what is wrong otherwise.
+    """Validate the settings and the forms file, and reach the database (its schema revision
+    against this release's) and Redis when configured; exit 1 and say what is wrong otherwise.
 
     Example: RELAY_FORMS_FILE=forms.toml relay check
     """
@@ -70,11 +80,15 @@ def check() -> None:
             KeyRing.from_text(settings.secret_key.get_secret_value())
         except RelayError as exc:
             problems.append(str(exc))
-    if forms:
-        problems.extend(_stored_wording_problems(settings.effective_database_url, forms))
+    probes = run(_probe_all(settings))
+    problems.extend(p.problem for p in probes if p.problem)
+    if forms and not any(p.problem for p in probes):
+        problems.extend(_stored_wording_problems(settings, forms))
     if problems:
         raise click.ClickException("\n".join(problems))
     click.echo(f"settings: ok ({settings.environment})")
+    for probe in probes:
+        click.echo(probe.line)
     click.echo(
         f"forms file: {settings.effective_forms_file}: {len(forms)} form(s): "
         + ", ".join(sorted(forms))
@@ -99,7 +113,7 @@ def db_upgrade() -> None:
     settings = settings_or_exit()
 
     async def go() -> str | None:
-        engine = create_engine(settings.effective_database_url)
+        engine = engine_for(settings, statements=False)  # a migration may take its time
         try:
             await upgrade(engine)
             return await current_revision(engine)
@@ -118,7 +132,7 @@ def db_current() -> None:
     settings = settings_or_exit()
 
     async def go() -> str | None:
-        engine = create_engine(settings.effective_database_url)
+        engine = engine_for(settings)
         try:
             return await current_revision(engine)
         finally:

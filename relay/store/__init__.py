@@ -15,8 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.config import Settings
-from relay.errors import StoreUnavailable
-from relay.store.db import create_engine, create_sqlite_writer_engine, is_sqlite, upgrade
+from relay.store.db import (
+    create_engine,
+    create_sqlite_writer_engine,
+    is_sqlite,
+    require_schema,
+    upgrade,
+)
+from relay.store.peers import application_name
 from relay.store.writer import GroupWriter, unavailable
 
 T = TypeVar("T")
@@ -26,9 +32,15 @@ class Store:
     """The database as relay uses it: `write` commits in groups, `read` runs on the pool."""
 
     def __init__(
-        self, engine: AsyncEngine, *, batch_max: int = 64, writer_engine: Engine | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        batch_max: int = 64,
+        writer_engine: Engine | None = None,
+        application_name: str = "",
     ) -> None:
         self.engine = engine
+        self.application_name = application_name  # PostgreSQL: how our sessions are named
         self.writer = GroupWriter(engine, batch_max=batch_max, sync_engine=writer_engine)
 
     @classmethod
@@ -40,37 +52,68 @@ class Store:
         busy_timeout_ms: int = 5000,
         batch_max: int = 64,
         migrate: bool = False,
+        connect_timeout: float = 3.0,
+        statement_timeout: float | None = None,
+        application_name: str = "",
     ) -> Store:
-        """Connect (and, for the embedded SQLite default, bring the schema up to date)."""
-        engine = create_engine(url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        """Connect (and, for the embedded SQLite default, bring the schema up to date).
+
+        Migrations run without the statement timeout; the store's own engine has it.
+        """
         if migrate:
+            migrator = create_engine(
+                url,
+                synchronous=synchronous,
+                busy_timeout_ms=busy_timeout_ms,
+                connect_timeout=connect_timeout,
+            )
             try:
-                await upgrade(engine)
-            except (SQLAlchemyError, OSError) as exc:
-                await engine.dispose()
-                msg = (
-                    f"cannot migrate the database ({type(exc).__name__}: check RELAY_DATABASE_URL)"
-                )
-                raise StoreUnavailable(msg) from None
+                await upgrade(migrator)  # StoreUnavailable naming the database on failure
+            finally:
+                await migrator.dispose()
+        engine = create_engine(
+            url,
+            synchronous=synchronous,
+            busy_timeout_ms=busy_timeout_ms,
+            connect_timeout=connect_timeout,
+            statement_timeout=statement_timeout,
+            application_name=application_name,
+        )
         writer_engine = None
         if is_sqlite(url):
             writer_engine = create_sqlite_writer_engine(
                 url, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
             )
-        store = cls(engine, batch_max=batch_max, writer_engine=writer_engine)
+        store = cls(
+            engine,
+            batch_max=batch_max,
+            writer_engine=writer_engine,
+            application_name=application_name,
+        )
         await store.writer.start()
         return store
 
     @classmethod
-    async def from_settings(cls, settings: Settings) -> Store:
-        """The store as the settings describe it; every process (serve, worker, CLI) opens it so."""
+    async def from_settings(cls, settings: Settings, *, dispatching: bool = False) -> Store:
+        """The store as the settings describe it; every process (serve, worker, CLI) opens it so.
+
+        `dispatching`: this process runs a dispatcher (names its PostgreSQL sessions so, see
+        relay.store.peers)."""
         return await cls.open(
             settings.effective_database_url,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.db_busy_timeout_ms,
             batch_max=settings.write_batch_max,
             migrate=settings.migrates_on_start,
+            connect_timeout=settings.database_connect_timeout_seconds,
+            statement_timeout=settings.database_statement_timeout_seconds,
+            application_name=application_name(dispatching=dispatching),
         )
+
+    async def require_schema(self) -> None:
+        """SchemaNotReady (run `relay db upgrade`) or StoreUnavailable (where, why) unless the
+        database answers with this release's schema: serve and worker check it at start."""
+        await require_schema(self.engine)
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,6 +6,7 @@ SQLite gets one pragma set per connection: WAL so readers never block the writer
 
 from __future__ import annotations
 
+import socket
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from relay.errors import StoreUnavailable
+from relay.config import DATABASE_URL_TIMEOUTS, Settings, url_timeout
+from relay.errors import ConfigError, SchemaNotReady, StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,9 +46,21 @@ def _sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> N
 
 
 def create_engine(
-    url: str, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+    url: str,
+    *,
+    synchronous: str = "FULL",
+    busy_timeout_ms: int = 5000,
+    connect_timeout: float = 3.0,
+    statement_timeout: float | None = None,
+    application_name: str = "",
 ) -> AsyncEngine:
-    """An async engine; for SQLite the database's folder is created and pragmas applied."""
+    """An async engine; for SQLite the database's folder is created and pragmas applied.
+
+    On PostgreSQL every connection attempt gives up after `connect_timeout` seconds and every
+    statement after `statement_timeout` (None: no limit, for migrations), so a hanging server
+    costs a request a bounded wait, then a 503. `?timeout=` / `?command_timeout=` in the URL
+    take precedence (asyncpg would otherwise receive them as text and fail).
+    """
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -54,7 +68,34 @@ def create_engine(
         engine = create_async_engine(url)
         _sqlite_pragmas(engine.sync_engine, synchronous, busy_timeout_ms)
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {"timeout": connect_timeout}
+    if application_name:
+        connect_args["server_settings"] = {"application_name": application_name}
+    if statement_timeout is not None:
+        connect_args["command_timeout"] = statement_timeout
+    for name in DATABASE_URL_TIMEOUTS:
+        if name in parsed.query:
+            try:
+                connect_args[name] = url_timeout(parsed.query[name], name)
+            except ValueError as exc:
+                raise ConfigError(f"settings: RELAY_DATABASE_URL: {exc}") from None
+    return create_async_engine(
+        parsed.difference_update_query(DATABASE_URL_TIMEOUTS),
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def engine_for(settings: Settings, *, statements: bool = True) -> AsyncEngine:
+    """The engine the settings describe (`statements=False`: no statement timeout, to migrate)."""
+    return create_engine(
+        settings.effective_database_url,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds if statements else None,
+    )
 
 
 def create_sqlite_writer_engine(url: str, *, synchronous: str, busy_timeout_ms: int) -> Engine:
@@ -93,9 +134,52 @@ def _current(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
-    where = engine.url.render_as_string(hide_password=True)
-    return StoreUnavailable(f"database {where} is unreachable or refused ({type(exc).__name__})")
+def where(engine: AsyncEngine) -> str:
+    """The database's URL as logs and errors show it: never the password."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's `orig`, the driver's own `__cause__`)."""
+    chain: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(chain) < 8:
+        current = todo.pop(0)
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return chain
+
+
+_WORDS = {
+    "InvalidPasswordError": "authentication failed",
+    "InvalidAuthorizationSpecificationError": "authentication failed",
+    "InvalidCatalogNameError": "no such database",
+}
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in words, without the server's text (it may quote SQL)."""
+    chain = _causes(exc)
+    for cause in chain:
+        if isinstance(cause, TimeoutError):
+            return "no answer within RELAY_DATABASE_CONNECT_TIMEOUT_SECONDS"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "host name not found"
+        if type(cause).__name__ in _WORDS:
+            return _WORDS[type(cause).__name__]
+    return type(chain[-1]).__name__
+
+
+def unreachable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailable:
+    """The error every process gives when it cannot use the database: where, why, what to do."""
+    return StoreUnavailable(
+        f"cannot use the database at {where(engine)} ({_reason(exc)}): check "
+        "RELAY_DATABASE_URL, and that the server is up and reachable from this host"
+    )
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
@@ -106,7 +190,7 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         async with engine.begin() as conn:
             await conn.run_sync(_upgrade, revision)
     except (SQLAlchemyError, OSError) as exc:
-        raise _unreachable(engine, exc) from None
+        raise unreachable(engine, exc) from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
@@ -114,7 +198,26 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         async with engine.connect() as conn:
             return await conn.run_sync(_current)
     except (SQLAlchemyError, OSError) as exc:
-        raise _unreachable(engine, exc) from None
+        raise unreachable(engine, exc) from None
+
+
+async def require_schema(engine: AsyncEngine) -> None:
+    """Raise SchemaNotReady, saying what to run, unless the schema is this code's (HEAD)."""
+    revision = await current_revision(engine)
+    if revision == HEAD:
+        return
+    if revision is None:
+        msg = (
+            f"the database at {where(engine)} has no relay schema yet: run `relay db upgrade` "
+            "once (with the same RELAY_DATABASE_URL), then start relay again"
+        )
+    else:
+        msg = (
+            f"the database at {where(engine)} is at schema revision {revision}, this relay "
+            f"needs {HEAD}: run `relay db upgrade` with this release (or, if the database "
+            "belongs to a newer release, run that release)"
+        )
+    raise SchemaNotReady(msg)
 
 
 def head_revision() -> str | None:

@@ -33,7 +33,10 @@ INTERRUPTED = "interrupted"
 FAILED = "failed"
 DEAD = "dead"
 PAUSED = "paused"
-MAYBE_SENT = (AMBIGUOUS, INTERRUPTED)
+#: logged when a row's lease expired while `sending` (its worker crashed or hung mid-send) and
+#: another worker claimed it: the timeline shows the lost attempt, which may have been sent
+TAKEN_OVER = "taken_over"
+MAYBE_SENT = (AMBIGUOUS, INTERRUPTED, TAKEN_OVER)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,12 @@ class Claimed:
     first_attempt_at: datetime
     maybe_sent: bool  # an earlier attempt may have reached the provider
     maybe_sent_at: datetime | None = None  # when that attempt (or the lost claim) began
-    taken_over: bool = False  # its lease expired mid-send: no attempt of it is logged yet
+    taken_over_from: str | None = None  # the worker whose lease expired mid-send, if any
+
+    @property
+    def taken_over(self) -> bool:
+        """Its lease expired mid-send: another worker's send may have reached the provider."""
+        return self.taken_over_from is not None
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,12 @@ def claim(
 
     def job(conn: Connection) -> list[Claimed]:
         picked = conn.execute(
-            select(submissions.c.id, submissions.c.state, submissions.c.updated_at)
+            select(
+                submissions.c.id,
+                submissions.c.state,
+                submissions.c.updated_at,
+                submissions.c.lease_owner,
+            )
             .where(_due(now))
             .order_by(submissions.c.next_attempt_at)
             .limit(limit)
@@ -107,8 +120,12 @@ def claim(
             return []
         ids = [row.id for row in picked]
         # a row whose lease expired was being sent when its worker vanished, since its claim
-        taken_over = {row.id: row.updated_at for row in picked if row.state == states.SENDING}
-        maybe_sent = {**_last_attempt_maybe_sent(conn, ids), **taken_over}
+        lost = [row for row in picked if row.state == states.SENDING]
+        taken_over = {row.id: row.lease_owner or "?" for row in lost}
+        began = {row.id: row.updated_at for row in lost}
+        maybe_sent = {**_last_attempt_maybe_sent(conn, ids), **began}
+        if lost:
+            _record_takeovers(conn, taken_over, began, owner, now)
         rows = conn.execute(
             update(submissions)
             .where(submissions.c.id.in_(ids))
@@ -128,7 +145,7 @@ def claim(
                 **row._asdict(),
                 maybe_sent=row.id in maybe_sent,
                 maybe_sent_at=_aware(maybe_sent.get(row.id)),
-                taken_over=row.id in taken_over,
+                taken_over_from=taken_over.get(row.id),
             )
             for row in sorted(rows, key=lambda r: order[r.id])
         ]
@@ -138,6 +155,31 @@ def claim(
 
 def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
+
+
+def _record_takeovers(
+    conn: Connection,
+    previous: dict[str, str],
+    began: dict[str, datetime],
+    owner: str,
+    now: datetime,
+) -> None:
+    """One delivery-log line per row taken over, dated when the lost send began (so the
+    lookup before a resend waits from then, on this claim and the next)."""
+    rows = [
+        _attempt_row(
+            sid,
+            Attempt(
+                as_utc(began[sid]),
+                TAKEN_OVER,
+                error=f"lease of {old} expired mid-send (crashed or stalled); taken over by "
+                f"{owner} at {now:%Y-%m-%d %H:%M:%S}Z: the message may have reached Mailgun "
+                "already",
+            ),
+        )
+        for sid, old in previous.items()
+    ]
+    conn.execute(insert(delivery_attempts), rows)
 
 
 def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> dict[str, datetime]:

@@ -39,7 +39,6 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-import redis.asyncio as aioredis
 from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -50,6 +49,7 @@ from relay.clock import Clock
 from relay.config import Settings
 from relay.errors import SubmissionRejected
 from relay.metrics import Metrics
+from relay.redis_conn import redis_client, redis_connection_kwargs
 from relay.windows import Limit, MemoryWindows
 
 if TYPE_CHECKING:
@@ -134,12 +134,13 @@ class RateLimiter:
         self._shared: SlidingWindowCounterRateLimiter | None = None
         self._storage: RedisStorage | None = None
         if settings.redis_url:
-            self._redis = aioredis.Redis.from_url(settings.redis_url)
+            self._redis = redis_client(settings)  # bounded waits: a hanging Redis costs ~1 s
             self._storage = RedisStorage(
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix=f"{self._prefix}rl",
                 wrap_exceptions=True,
+                **redis_connection_kwargs(settings),
             )
             self._shared = SlidingWindowCounterRateLimiter(self._storage)
         self._day: str | None = None

@@ -177,7 +177,10 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
     now = deps.clock()
     not_before = outbox.idempotency_window(now, deps.settings.idempotency_ttl_hours)
     if key_mac is not None:
-        earlier = await store.read(outbox.find_answer(key_mac, not_before))
+        try:
+            earlier = await store.read(outbox.find_answer(key_mac, not_before))
+        except StoreUnavailable as exc:
+            raise _store_failed(form, exc) from None
         if earlier is not None:
             return _replay(earlier, answer)
     raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
@@ -226,16 +229,19 @@ async def _store_and_answer(
     try:
         earlier = await store_of(request).write(outbox.accept(row, idem, prospect))
     except StoreUnavailable as exc:
-        log.error(  # noqa: TRY400 - the cause is in the message; no traceback with SQL in logs
-            "submission not stored", extra={"form": form.id, "error": str(exc)}
-        )
-        raise SubmissionRejected(
-            503, "STORE_UNAVAILABLE", "The form could not be saved; please try again shortly."
-        ) from None
+        raise _store_failed(form, exc) from None
     if earlier is not None:
         return _replay(earlier, answer)
     log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
     return answer.accepted(next_url, submission_id)
+
+
+def _store_failed(form: FormConfig, exc: StoreUnavailable) -> SubmissionRejected:
+    """A database failure (write, or the idempotency lookup) is a 503 with Retry-After."""
+    log.error("submission not stored", extra={"form": form.id, "error": str(exc)})
+    return SubmissionRejected(
+        503, "STORE_UNAVAILABLE", "The form could not be saved; please try again shortly."
+    )
 
 
 def _replay(earlier: outbox.StoredAnswer, answer: Answer) -> Response:

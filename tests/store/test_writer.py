@@ -161,5 +161,11 @@ def test_read_failure_is_store_unavailable(tmp_path):
 
 
 def test_unreachable_database_at_open(tmp_path):
-    with pytest.raises(StoreUnavailable, match="unreachable"):
-        asyncio.run(open_store("postgresql+asyncpg://nobody@127.0.0.1:1/none"))
+    """A refused connection names the database (never its password), why, and what to check."""
+    with pytest.raises(StoreUnavailable) as caught:
+        asyncio.run(open_store("postgresql+asyncpg://nobody:s3cret@127.0.0.1:1/none"))
+    assert str(caught.value) == (
+        "cannot use the database at postgresql+asyncpg://nobody:***@127.0.0.1:1/none "
+        "(connection refused): check RELAY_DATABASE_URL, and that the server is up and "
+        "reachable from this host"
+    )
