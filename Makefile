@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser deploy-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser deploy-tools
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
@@ -43,6 +43,14 @@ browser:
 	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
 	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+## deploy-tools: in CI (CI=true), install Debian's caddy and prometheus (promtool) when missing,
+## for tests/test_deploy.py (caddy validate, promtool check rules; systemd-analyze comes with systemd).
+deploy-tools:
+	@if [ "$${CI:-}" = "true" ] && { ! command -v caddy >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; }; then \
+	  echo "installing Debian's caddy and prometheus for tests/test_deploy.py"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy prometheus; \
 	fi
 
 ## lint: apply formatting and safe fixes

@@ -60,6 +60,18 @@ class Metrics:
             ["event", "verdict"],
             registry=reg,
         )
+        # --- issue 12: what deploy/prometheus-alerts.yml watches besides the above ---
+        self.dispatch_paused = Gauge(
+            "relay_dispatch_paused",
+            "1 while dispatch is paused because Mailgun refuses the configuration, else 0.",
+            registry=reg,
+        )
+        self.task_last_success = Gauge(
+            "relay_task_last_success_timestamp_seconds",
+            "When a background task (housekeeping, reconciliation) last succeeded (Unix time).",
+            ["task"],
+            registry=reg,
+        )
         self.purged = Counter(
             "relay_purged",
             "Rows or bodies removed by retention, by kind.",
