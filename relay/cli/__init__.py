@@ -9,6 +9,7 @@ import click
 
 from relay import __version__
 from relay.cli.admin import admin
+from relay.cli.backup import db_backup, db_restore
 from relay.cli.consent import consent
 from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
@@ -40,3 +41,6 @@ main.add_command(consent)
 main.add_command(purge_command)
 # --- issue 3 ---
 main.add_command(worker)
+# --- issue 12 ---
+db.add_command(db_backup)
+db.add_command(db_restore)

@@ -1,0 +1,184 @@
+"""Backups that keep erasures: `relay db backup` and `relay db restore` (embedded SQLite).
+
+Backup: SQLite's online backup API copies a consistent snapshot while relay keeps serving
+(WAL: neither readers nor the writer stop). The copy holds what the database holds, so
+personal data stays as ciphertexts and keyed hashes; the keys are not in it
+(RELAY_SECRET_KEY, or the trial key file): keep them apart from it.
+
+Restore: the backup replaces the database; the schema is brought up to date; then every
+erasure, restriction and consent withdrawal in the rights register of the database being
+replaced (or of `register_from`) that the backup does not hold is applied again — so a person
+erased after the backup stays erased (relay.store.rights_register). Across a key rotation,
+the restored data is rotated to the newest key too (as `relay keys rotate` would), and the
+register is applied before and after, so hashes under the old key or the new one both match.
+
+PostgreSQL: pg_dump/pg_restore do the copying (README: Backups); these functions say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.engine import Connection, make_url
+
+from relay.config import Settings
+from relay.crypto import KeyRing
+from relay.errors import RelayError
+from relay.privacy import erase_rows
+from relay.store import Store, audit
+from relay.store import rights_register as register
+from relay.store.db import is_sqlite
+from relay.store.rotation import RotationReport, rotate_job
+
+POSTGRES_RECIPE = (
+    "for PostgreSQL use its own tools (README: Backups): "
+    'pg_dump --format=custom --file=relay.dump "$DATABASE" to back up, and '
+    'pg_restore --clean --if-exists --dbname="$DATABASE" relay.dump to restore'
+)
+
+
+class BackupError(RelayError):
+    """A backup or restore cannot be done as asked (no database, file exists, not a backup)."""
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What a restore did: the schema revision, where the register came from, what it redid."""
+
+    revision: str | None
+    register_source: Path | None
+    reapplied: dict[str, int]
+    rotation: RotationReport
+
+
+def database_file(settings: Settings) -> Path:
+    """The SQLite file relay uses; BackupError with the pg_dump recipe for PostgreSQL."""
+    url = settings.effective_database_url
+    if not is_sqlite(url):
+        raise BackupError(f"the database is not SQLite: {POSTGRES_RECIPE}")
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        msg = "RELAY_DATABASE_URL names no SQLite file to back up or restore"
+        raise BackupError(msg)
+    return Path(database)
+
+
+@contextlib.contextmanager
+def _sqlite(path: Path, *, readonly: bool = False) -> Iterator[sqlite3.Connection]:
+    target = f"file:{path}?mode=ro" if readonly else str(path)
+    conn = sqlite3.connect(target, uri=readonly)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def backup(settings: Settings, dest: Path) -> int:
+    """Copy the live database to `dest` (a new file, mode 0600); returns its size in bytes."""
+    live = database_file(settings)
+    if not live.is_file():
+        raise BackupError(f"{live}: no database to back up (has relay run here?)")
+    if dest.exists():
+        raise BackupError(f"{dest} already exists; relay does not overwrite a file")
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        with _sqlite(live) as source, _sqlite(partial) as copy:
+            source.backup(copy)  # one step: a consistent snapshot, writers wait a moment
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        partial.replace(dest)
+    except (OSError, sqlite3.Error) as exc:
+        partial.unlink(missing_ok=True)
+        msg = f"cannot write the backup to {dest} ({type(exc).__name__}: {exc})"
+        raise BackupError(msg) from None
+    return dest.stat().st_size
+
+
+def _revision(path: Path) -> str:
+    """The schema revision of a relay database file, or BackupError if it is not one."""
+    try:
+        with _sqlite(path, readonly=True) as conn:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        row = None
+    if row is None:
+        raise BackupError(f"{path} is not a relay database backup")
+    return str(row[0])
+
+
+def read_register(path: Path) -> list[register.Entry]:
+    """The rights register of a database file ([] if it has none yet)."""
+    engine = create_engine(f"sqlite+pysqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("rights_register"):
+                return []
+            return register.entries(conn)
+    finally:
+        engine.dispose()
+
+
+def _register_source(live: Path, register_from: Path | None) -> Path | None:
+    if register_from is not None:
+        _revision(register_from)
+        return register_from
+    return live if live.is_file() else None
+
+
+def reapply(
+    live_entries: list[register.Entry], keyring: KeyRing, now: datetime
+) -> Callable[[Connection], tuple[dict[str, int], RotationReport]]:
+    """The write job run on the restored database (see the module docstring)."""
+
+    def job(conn: Connection) -> tuple[dict[str, int], RotationReport]:
+        todo = register.missing(live_entries, register.entries(conn))
+        register.apply(conn, todo, now, erase_rows)
+        rotation = rotate_job(keyring)(conn)
+        counts = register.apply(conn, todo, now, erase_rows)
+        register.record(conn, todo)
+        detail = json.dumps({"reapplied": counts, "rotation": rotation.as_dict()}, sort_keys=True)
+        audit.add_entry(conn, now, "cli", "db.restore", None, detail)
+        return counts, rotation
+
+    return job
+
+
+async def restore(
+    settings: Settings,
+    keyring: KeyRing,
+    source: Path,
+    *,
+    now: datetime,
+    register_from: Path | None = None,
+) -> RestoreReport:
+    """Replace the database with `source`, then re-apply the rights register (see above)."""
+    live = database_file(settings)
+    _revision(source)
+    where = _register_source(live, register_from)
+    entries = read_register(where) if where is not None else []
+    live.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _sqlite(source, readonly=True) as backup_conn, _sqlite(live) as live_conn:
+            backup_conn.backup(live_conn)
+    except sqlite3.Error as exc:
+        msg = f"cannot restore {source} over {live} ({type(exc).__name__}: {exc})"
+        raise BackupError(msg) from None
+    store = await Store.open(
+        settings.effective_database_url,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        migrate=True,
+    )
+    try:
+        counts, rotation = await store.write(reapply(entries, keyring, now))
+    finally:
+        await store.close()
+    return RestoreReport(_revision(live), where, counts, rotation)

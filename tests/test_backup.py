@@ -1,0 +1,191 @@
+"""`relay db backup` / `relay db restore`: consistent encrypted copies that keep erasures."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from relay.app import create_app
+from tests.conftest import TEST_KEY, TEST_KEY_2, invoke
+from tests.helpers import VALID, post_json
+from tests.privacy.support import at, export, rows
+
+EMAIL = VALID["email"]
+OTHER = "paul.durand@example.fr"
+D0 = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+D1 = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+
+
+def submit(settings: Any, clock: Any, **fields: Any) -> None:
+    with at(clock, D0), TestClient(create_app(settings, clock=clock)) as client:
+        assert post_json(client, newsletter="on", **fields).status_code == 202
+
+
+def test_backup_while_serving_is_a_consistent_encrypted_copy(client, settings, cli, tmp_path):
+    """A backup taken while the app serves holds every accepted submission, is readable by
+    SQLite on its own (one file, mode 0600), and holds no personal data in clear."""
+    for _ in range(3):
+        assert post_json(client).status_code == 202
+    path = tmp_path / "backups" / "relay.db"
+    path.parent.mkdir()
+    result = invoke(cli, "db", "backup", str(path))
+    assert post_json(client).status_code == 202  # still serving
+    assert result.exit_code == 0, result.output
+    assert f"to {path}" in result.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["relay.db"]
+    copy = sqlite3.connect(path)
+    assert copy.execute("SELECT count(*) FROM submissions").fetchone() == (3,)
+    copy.close()
+    raw = path.read_bytes()
+    for value in (VALID["name"], EMAIL, VALID["company"], "devis"):
+        assert value.encode() not in raw
+
+
+def test_erased_after_the_backup_stays_erased_after_a_restore(settings, cli, clock, tmp_path):
+    """Back up, erase a person, restore: the person is gone again (and someone else is not)."""
+    submit(settings, clock)
+    submit(settings, clock, email=OTHER)
+    path = tmp_path / "before-erasure.db"
+    assert invoke(cli, "db", "backup", str(path)).exit_code == 0
+    with at(clock, D1):
+        assert invoke(cli, "subject", "erase", EMAIL).exit_code == 0
+        result = invoke(cli, "db", "restore", str(path), "--yes")
+        after, other = export(cli, EMAIL), export(cli, OTHER)
+    assert result.exit_code == 0, result.output
+    assert "re-applied from the register" in result.output
+    assert "1 erase" in result.output
+    assert after["prospect"] is None
+    assert after["submissions"] == []
+    assert after["consent_events"] == []
+    assert after["marketing"]["on_opposition_list"] is True
+    assert other["prospect"]["email"] == OTHER
+    bodies = rows(settings.var_dir, "SELECT count(*) FROM submissions WHERE body_enc IS NOT NULL")
+    assert bodies == [(1,)]
+
+
+def test_restore_reapplies_restriction_and_withdrawal(settings, cli, clock, tmp_path):
+    """A restriction and a consent withdrawal made after the backup hold after the restore."""
+    submit(settings, clock)
+    path = tmp_path / "b.db"
+    assert invoke(cli, "db", "backup", str(path)).exit_code == 0
+    with at(clock, D1):
+        assert invoke(cli, "subject", "restrict", EMAIL).exit_code == 0
+        assert invoke(cli, "consent", "withdraw", EMAIL).exit_code == 0
+        result = invoke(cli, "db", "restore", str(path), "--yes")
+        data = export(cli, EMAIL)
+    assert result.exit_code == 0, result.output
+    assert "1 restrict" in result.output
+    assert "1 withdraw" in result.output
+    assert data["prospect"]["restricted"] is True
+    assert data["marketing"]["consent"] == "withdrawn"
+    assert data["marketing"]["consent_chain_verified"] is True
+
+
+def test_restore_twice_reapplies_nothing_new(settings, cli, clock, tmp_path):
+    """The re-applied entries join the register: a second restore of a newer copy redoes none."""
+    submit(settings, clock)
+    old = tmp_path / "old.db"
+    assert invoke(cli, "db", "backup", str(old)).exit_code == 0
+    with at(clock, D1):
+        invoke(cli, "subject", "erase", EMAIL)
+        invoke(cli, "db", "restore", str(old), "--yes")
+        newer = tmp_path / "newer.db"
+        invoke(cli, "db", "backup", str(newer))
+        result = invoke(cli, "db", "restore", str(newer), "--yes")
+    assert "0 erase, 0 restrict, 0 unrestrict, 0 withdraw" in result.output
+    assert rows(settings.var_dir, "SELECT kind FROM rights_register") == [("erase",)]
+
+
+def test_restore_across_a_key_rotation(settings_factory, cli, clock, monkeypatch, tmp_path):
+    """A backup made under the old key, a rotation, the old key dropped, an erasure under the
+    new key only: restored with both keys listed, the person is still gone."""
+    old = settings_factory(secret_key=TEST_KEY_2)
+    submit(old, clock)
+    path = tmp_path / "old-key.db"
+    monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY_2)
+    assert invoke(cli, "db", "backup", str(path)).exit_code == 0
+    monkeypatch.setenv("RELAY_SECRET_KEY", f"{TEST_KEY},{TEST_KEY_2}")
+    assert invoke(cli, "keys", "rotate").exit_code == 0
+    monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY)
+    with at(clock, D1):
+        assert "prospects: 1" in invoke(cli, "subject", "erase", EMAIL).output
+    monkeypatch.setenv("RELAY_SECRET_KEY", f"{TEST_KEY},{TEST_KEY_2}")
+    with at(clock, D1):
+        result = invoke(cli, "db", "restore", str(path), "--yes")
+        data = export(cli, EMAIL)
+    assert result.exit_code == 0, result.output
+    assert "rotated the restored data to the newest key" in result.output
+    assert data["prospect"] is None
+    assert data["submissions"] == []
+
+
+def test_restore_with_no_database_before_uses_register_from(settings, cli, clock, tmp_path):
+    """On a new machine (no database), --register-from names the copy whose register to use;
+    without it the restore says nothing was re-applied."""
+    submit(settings, clock)
+    backup = tmp_path / "b.db"
+    invoke(cli, "db", "backup", str(backup))
+    with at(clock, D1):
+        invoke(cli, "subject", "erase", EMAIL)
+    latest = tmp_path / "latest.db"
+    invoke(cli, "db", "backup", str(latest))
+    for path in settings.var_dir.glob("relay.db*"):
+        path.unlink()
+    plain = invoke(cli, "db", "restore", str(backup), "--yes")
+    assert "no rights register to re-apply" in plain.output
+    with at(clock, D1):
+        result = invoke(cli, "db", "restore", str(backup), "--yes", "--register-from", str(latest))
+        data = export(cli, EMAIL)
+    assert "1 erase" in result.output
+    assert data["prospect"] is None
+
+
+def test_backup_refuses_to_overwrite(client, cli, tmp_path):
+    """An existing file is never overwritten by a backup."""
+    path = tmp_path / "exists.db"
+    path.write_text("keep me")
+    result = invoke(cli, "db", "backup", str(path))
+    assert result.exit_code == 1
+    assert "already exists; relay does not overwrite a file" in result.output
+    assert path.read_text() == "keep me"
+
+
+def test_backup_without_a_database_says_so(cli, tmp_path):
+    """Before relay ever ran there is nothing to back up, and the command says so."""
+    result = invoke(cli, "db", "backup", str(tmp_path / "b.db"))
+    assert result.exit_code == 1
+    assert "no database to back up" in result.output
+
+
+def test_restore_refuses_a_file_that_is_not_a_backup(client, cli, tmp_path):
+    """Restoring something that is not a relay database is refused, and nothing is replaced."""
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite at all")
+    result = invoke(cli, "db", "restore", str(path), "--yes")
+    assert result.exit_code == 1
+    assert "is not a relay database backup" in result.output
+
+
+def test_restore_asks_before_replacing(client, cli, tmp_path):
+    """Without --yes the restore asks, and answering no changes nothing."""
+    path = tmp_path / "b.db"
+    invoke(cli, "db", "backup", str(path))
+    result = invoke(cli, "db", "restore", str(path), input="n\n")
+    assert result.exit_code == 1
+    assert "replace" in result.output
+    assert "Aborted" in result.output
+
+
+def test_postgresql_gets_the_pg_dump_recipe(cli, monkeypatch, tmp_path):
+    """With PostgreSQL, backup and restore say to use pg_dump / pg_restore."""
+    monkeypatch.setenv("RELAY_DATABASE_URL", "postgresql+asyncpg://relay@db/relay")
+    backup = invoke(cli, "db", "backup", str(tmp_path / "b.db"))
+    restore = invoke(cli, "db", "restore", __file__, "--yes")
+    for result in (backup, restore):
+        assert result.exit_code == 1
+        assert "pg_dump --format=custom" in result.output
