@@ -34,6 +34,8 @@ from relay.store import prospects as records
 from relay.store.tables import consent_events, prospects, submissions
 
 T = TypeVar("T")
+#: The reason an unsent submission is given when its person is erased (no alert is raised).
+ERASED = "erased at the person's request"
 
 
 def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
@@ -239,7 +241,7 @@ def erase_rows(conn: Connection, macs: list[str], now: datetime) -> dict[str, in
     unsent = conn.execute(
         update(submissions)
         .where(mine, submissions.c.state.in_(states.DUE))
-        .values(state=states.FAILED, last_error="erased at the person's request", final_at=now)
+        .values(state=states.FAILED, last_error=ERASED, final_at=now)
     )
     bodies = conn.execute(
         update(submissions)
