@@ -14,6 +14,7 @@ from relay.cli.consent import consent
 from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
 from relay.cli.purge import purge_command
+from relay.cli.send_test import send_test_command
 from relay.cli.serve import serve, worker
 from relay.cli.subject import subject
 
@@ -44,3 +45,4 @@ main.add_command(worker)
 # --- issue 12 ---
 db.add_command(db_backup)
 db.add_command(db_restore)
+main.add_command(send_test_command)
