@@ -35,6 +35,8 @@ BANNER = (
     "TEST MESSAGE sent by `relay send-test` to check the set-up. It is not a submission: "
     "no one filled in the form and relay stored nothing about a person. You may delete it."
 )
+#: How the test row's attempt reads in the delivery log.
+MARK = "test message (relay send-test)"
 #: Look this far back in Mailgun's logs: clocks differ.
 SLACK = timedelta(minutes=10)
 
@@ -81,10 +83,11 @@ def _outcome(sid: str, result: t.SendResult, attempt: db.Attempt) -> db.Outcome:
 
 
 def _attempt(result: t.SendResult, at: datetime, duration: int) -> db.Attempt:
+    """The delivery-log line, saying it was a test (shown by `relay deliveries show`)."""
     if isinstance(result, t.Accepted):
-        return db.Attempt(at, db.ACCEPTED, 200, duration)
+        return db.Attempt(at, db.ACCEPTED, 200, duration, MARK)
     kind = db.RETRY if isinstance(result, t.Retry) else db.FAILED
-    return db.Attempt(at, kind, result.status, duration, result.error)
+    return db.Attempt(at, kind, result.status, duration, f"{MARK}: {result.error}")
 
 
 async def send_test(

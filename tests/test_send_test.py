@@ -167,6 +167,9 @@ def test_file_transport_writes_the_marked_test_message(cli, settings):
     assert message["Subject"].startswith("[TEST] Quote")
     log = rows(settings.var_dir, "SELECT form_id, state, test FROM submissions")
     assert log == [("quote", "accepted", 1)]
+    sid = path.stem
+    shown = invoke(cli, "deliveries", "show", sid)
+    assert "test message (relay send-test)" in shown.output
 
 
 def test_an_unknown_form_is_refused(cli):
