@@ -49,11 +49,17 @@ ALERT_FORM = "relay-alerts"
 
 
 class Paused(Protocol):
-    paused_reason: str | None
+    """The dispatcher as the watch sees it."""
+
+    @property
+    def paused_reason(self) -> str | None: ...
 
 
 class Failing(Protocol):
-    last_error: str | None
+    """The Housekeeper or the reconciler as the watch sees them."""
+
+    @property
+    def last_error(self) -> str | None: ...
 
 
 def admin_url(settings: Settings, path: str = "") -> str:

@@ -208,3 +208,110 @@ async def test_retention_and_reconciliation_failures_alert(settings, clock):
 @pytest.fixture(name="anyio_backend")
 def fixture_anyio_backend() -> str:
     return "asyncio"
+
+
+class Raising(FakeTransport):
+    """A transport with a bug: it raises instead of answering."""
+
+    async def send(self, email: RenderedEmail) -> SendResult:
+        raise RuntimeError(email.submission_id)
+
+
+class Broken:
+    """A dispatcher stand-in whose state cannot be read: a bug in one check."""
+
+    @property
+    def paused_reason(self) -> str | None:
+        raise RuntimeError("bug")
+
+
+@pytest.mark.anyio
+async def test_a_bug_in_a_check_or_the_transport_is_logged_and_the_watch_goes_on(
+    settings, clock, caplog
+):
+    """A transport that raises and a check that crashes are logged by class; the watch runs on,
+    and a webhook answering 500 is logged as refused."""
+    alerted = settings.model_copy(
+        update={"alert_email": ALERTS, "alert_webhook_url": HOOK, "alert_check_seconds": 0.01}
+    )
+    store = await Store.from_settings(alerted)
+
+    class Task:
+        last_error: str | None = "cannot purge"
+
+    broken = Alerter(
+        alerted, store, Raising(), clock=clock, sender="r@x", domain="x", dispatcher=Broken()
+    )
+    raising = Alerter(
+        alerted, store, Raising(), clock=clock, sender="r@x", domain="x", housekeeper=Task()
+    )
+    try:
+        with respx.mock(assert_all_called=True) as mock:
+            mock.post(HOOK).mock(return_value=httpx.Response(500))
+            await broken.start()
+            await raising.start()
+            for _ in range(200):
+                if "alert check failed" in caplog.text and "alert webhook refused" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await broken.stop()
+        await raising.stop()
+        await store.close()
+    assert "alert check failed" in caplog.text
+    assert "alert email not sent" in caplog.text
+    assert "alert webhook refused" in caplog.text
+    assert [a.condition for a in raising.sent] == ["housekeeping_failed"]
+
+
+@pytest.mark.anyio
+async def test_the_database_down_is_logged_and_conditions_still_seen(settings, clock, caplog):
+    """With the database closed, the check says it cannot read it and still alerts on the
+    dispatcher's pause, which needs no database."""
+
+    class Dispatcher:
+        paused_reason: str | None = "Mailgun refused the API key (401)"
+
+    store = await Store.from_settings(settings)
+    await store.engine.dispose()
+    alerter = Alerter(
+        settings,
+        store,
+        FakeTransport(),
+        clock=clock,
+        sender="r@x",
+        domain="x",
+        dispatcher=Dispatcher(),
+    )
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    store.engine = create_async_engine("sqlite+aiosqlite:////nonexistent/dir/relay.db")
+    try:
+        fired = await alerter.check_once()
+    finally:
+        await store.close()
+    assert "alert check cannot read the database" in caplog.text
+    assert [a.condition for a in fired] == ["dispatch_paused"]
+
+
+def test_the_email_counts_failures_not_listed(settings):
+    """Past the listed ids, the email says how many more there are."""
+    from relay.alert_policy import Alert, Failure
+    from relay.alerts import payload, text_of
+
+    alert = Alert(
+        "firing",
+        "submissions_failed",
+        "25 submissions not delivered",
+        failures=(Failure("id-1", "contact", "dead", None),),
+        more=24,
+    )
+    text = text_of(payload(alert, settings, clock_now()))
+    assert "- id-1  contact  dead  -\n  /admin/deliveries/id-1" in text
+    assert "- and 24 more" in text
+
+
+def clock_now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2026, 11, 26, tzinfo=UTC)

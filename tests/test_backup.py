@@ -7,6 +7,7 @@ import stat
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from relay.app import create_app
@@ -189,3 +190,50 @@ def test_postgresql_gets_the_pg_dump_recipe(cli, monkeypatch, tmp_path):
     for result in (backup, restore):
         assert result.exit_code == 1
         assert "pg_dump --format=custom" in result.output
+
+
+def test_backup_into_a_missing_folder_says_so_and_leaves_nothing(client, cli, tmp_path):
+    """A target folder that does not exist: exit 1 naming the path, no partial file left."""
+    path = tmp_path / "missing" / "b.db"
+    result = invoke(cli, "db", "backup", str(path))
+    assert result.exit_code == 1
+    assert f"cannot write the backup to {path}" in result.output
+    assert not path.parent.exists()
+
+
+def test_an_in_memory_database_cannot_be_backed_up(cli, monkeypatch, tmp_path):
+    """A SQLite URL with no file has nothing to copy, and the command says so."""
+    monkeypatch.setenv("RELAY_DATABASE_URL", "sqlite+aiosqlite:///:memory:")
+    result = invoke(cli, "db", "backup", str(tmp_path / "b.db"))
+    assert result.exit_code == 1
+    assert "names no SQLite file" in result.output
+
+
+def test_register_from_must_be_a_relay_database(client, cli, tmp_path):
+    """--register-from pointing at something else is refused before anything is replaced."""
+    backup = tmp_path / "b.db"
+    invoke(cli, "db", "backup", str(backup))
+    other = tmp_path / "other.txt"
+    other.write_text("no")
+    result = invoke(cli, "db", "restore", str(backup), "--yes", "--register-from", str(other))
+    assert result.exit_code == 1
+    assert f"{other} is not a relay database backup" in result.output
+
+
+def test_restore_without_the_keys_is_refused(client, cli, settings, monkeypatch, tmp_path):
+    """With no RELAY_SECRET_KEY and no trial key file the restore stops and says why."""
+    backup = tmp_path / "b.db"
+    invoke(cli, "db", "backup", str(backup))
+    monkeypatch.delenv("RELAY_SECRET_KEY")
+    settings.key_file.unlink(missing_ok=True)
+    result = invoke(cli, "db", "restore", str(backup), "--yes")
+    assert result.exit_code == 1
+    assert "RELAY_SECRET_KEY is not set" in result.output
+
+
+def test_the_register_refuses_an_unknown_kind():
+    """relay.store.rights_register only records the four kinds a restore knows how to redo."""
+    from relay.store.rights_register import note
+
+    with pytest.raises(ValueError, match="unknown register kind 'export'"):
+        note(None, "export", ["mac"], D0)  # type: ignore[arg-type]

@@ -177,3 +177,22 @@ def test_an_unknown_form_is_refused(cli):
     result = invoke(cli, "send-test", "--form", "nope")
     assert result.exit_code == 1
     assert "there is no form 'nope' (the forms file has: contact, quote)" in result.output
+
+
+def test_a_logs_api_refusal_while_waiting_is_reported(mailgun):
+    """A read key Mailgun refuses is said, and the wait goes on without it until the timeout."""
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(MESSAGES).mock(return_value=httpx.Response(200, json={"id": "<x@mg>"}))
+        mock.post(LOGS).mock(return_value=httpx.Response(401, text="Forbidden"))
+        result = invoke(mailgun, "send-test", "--form", "contact", "--timeout", "0.2")
+    assert result.exit_code == 0, result.output
+    assert "Logs API: Mailgun refused the read key (HTTP 401)" in result.output
+    assert "not confirmed yet" in result.output
+
+
+def test_a_broken_forms_file_is_reported(cli, settings):
+    """An unreadable forms file stops the command with the file, field and problem."""
+    settings.forms_file.write_text("[[forms]]\nid = 3\n")
+    result = invoke(cli, "send-test", "--form", "contact")
+    assert result.exit_code == 1
+    assert str(settings.forms_file) in result.output
