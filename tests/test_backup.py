@@ -182,14 +182,51 @@ def test_restore_asks_before_replacing(client, cli, tmp_path):
     assert "Aborted" in result.output
 
 
-def test_postgresql_gets_the_pg_dump_recipe(cli, monkeypatch, tmp_path):
-    """With PostgreSQL, backup and restore say to use pg_dump / pg_restore."""
-    monkeypatch.setenv("RELAY_DATABASE_URL", "postgresql+asyncpg://relay@db/relay")
-    backup = invoke(cli, "db", "backup", str(tmp_path / "b.db"))
-    restore = invoke(cli, "db", "restore", __file__, "--yes")
-    for result in (backup, restore):
-        assert result.exit_code == 1
-        assert "pg_dump --format=custom" in result.output
+@pytest.mark.postgres
+def test_postgresql_backup_erase_restore(
+    settings_factory, cli, clock, monkeypatch, postgres_url, tmp_path
+):
+    """On PostgreSQL the same holds, through pg_dump and pg_restore: back up while serving,
+    erase a person, restore, and the person is gone again."""
+    settings = settings_factory(database_url=postgres_url, auto_migrate=True)
+    submit(settings, clock)
+    submit(settings, clock, email=OTHER)
+    monkeypatch.setenv("RELAY_DATABASE_URL", postgres_url)
+    path = tmp_path / "relay.dump"
+    backup = invoke(cli, "db", "backup", str(path))
+    assert backup.exit_code == 0, backup.output
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with at(clock, D1):
+        assert invoke(cli, "subject", "erase", EMAIL).exit_code == 0
+        result = invoke(cli, "db", "restore", str(path), "--yes")
+        after, other = export(cli, EMAIL), export(cli, OTHER)
+    assert result.exit_code == 0, result.output
+    assert "1 erase" in result.output
+    assert after["prospect"] is None
+    assert other["prospect"]["email"] == OTHER
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_a_file_that_is_not_a_dump(cli, monkeypatch, postgres_url, tmp_path):
+    """pg_restore's refusal is passed on, and the command exits 1."""
+    monkeypatch.setenv("RELAY_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("RELAY_AUTO_MIGRATE", "true")
+    path = tmp_path / "not.dump"
+    path.write_text("not a dump")
+    result = invoke(cli, "db", "restore", str(path), "--yes")
+    assert result.exit_code == 1
+    assert "pg_restore failed" in result.output
+
+
+def test_postgresql_unreachable_says_what_pg_dump_said(cli, monkeypatch, tmp_path):
+    """A database pg_dump cannot reach: exit 1 with its words, and no file left behind."""
+    monkeypatch.setenv("RELAY_DATABASE_URL", "postgresql+asyncpg://relay:secret@127.0.0.1:1/relay")
+    path = tmp_path / "b.dump"
+    result = invoke(cli, "db", "backup", str(path))
+    assert result.exit_code == 1
+    assert "pg_dump failed" in result.output
+    assert "secret" not in result.output
+    assert not path.exists()
 
 
 def test_backup_into_a_missing_folder_says_so_and_leaves_nothing(client, cli, tmp_path):

@@ -20,8 +20,8 @@ FILE = click.Path(dir_okay=False, path_type=Path)
 def db_backup(path: Path) -> None:
     """Copy the SQLite database to PATH while relay keeps serving (online backup).
 
-    The copy stays encrypted as the database is; the keys are not in it. For PostgreSQL the
-    command prints the pg_dump recipe instead.
+    The copy stays encrypted as the database is; the keys are not in it. With PostgreSQL it
+    runs pg_dump (custom format).
 
     Example: relay db backup /srv/backups/relay-$(date +%F).db
     """
@@ -30,7 +30,7 @@ def db_backup(path: Path) -> None:
         size = backups.backup(settings, path)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"backed up {backups.database_file(settings)} to {path} ({size} bytes)")
+    click.echo(f"backed up {backups.describe(settings)} to {path} ({size} bytes)")
     click.echo(
         "personal data in it is encrypted: keep every key of RELAY_SECRET_KEY (or the trial "
         "key file) to restore it, and store them apart from the backup"
@@ -47,13 +47,14 @@ def db_backup(path: Path) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def db_restore(path: Path, register_from: Path | None, yes: bool) -> None:
     """Replace the database with the backup PATH, then re-apply every erasure, restriction
-    and consent withdrawal recorded after the backup was taken. Stop relay first.
+    and consent withdrawal recorded after the backup was taken. Stop relay first. With
+    PostgreSQL it runs pg_restore --clean on a pg_dump file.
 
     Example: relay db restore /srv/backups/relay-2026-11-20.db
     """
     settings = settings_or_exit()
     try:
-        live = backups.database_file(settings)
+        live = backups.describe(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
     if not yes:
