@@ -1,4 +1,4 @@
-"""Backups that keep erasures: `relay db backup` and `relay db restore` (embedded SQLite).
+"""Backups that keep erasures: `relay db backup` and `relay db restore` (SQLite, PostgreSQL).
 
 Backup: SQLite's online backup API copies a consistent snapshot while relay keeps serving
 (WAL: neither readers nor the writer stop). The copy holds what the database holds, so
