@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser deploy-tools
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,24 +33,27 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP) browser deploy-tools
+pytest: $(STAMP) tools
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
-## browser: in CI (CI=true), install Debian's chromium for the admin browser test when missing.
-## Locally the browser test skips with a message instead. Playwright's own download is never used.
-browser:
-	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
-	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
-	fi
-
-## deploy-tools: in CI (CI=true), install Debian's caddy and prometheus (promtool) when missing,
-## for tests/test_deploy.py (caddy validate, promtool check rules; systemd-analyze comes with systemd).
-deploy-tools:
-	@if [ "$${CI:-}" = "true" ] && { ! command -v caddy >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; }; then \
-	  echo "installing Debian's caddy and prometheus for tests/test_deploy.py"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends caddy prometheus; \
+## tools: in CI (CI=true), install the Debian packages real-client tests drive when missing:
+## chromium (browser tests), caddy (the reverse-proxy tests and `caddy validate`), promtool
+## (prometheus: the alert rules), systemd-analyze (the unit), pg_dump/pg_restore
+## (postgresql-client: `relay db backup` on PostgreSQL). Locally those tests skip with a
+## message instead. Playwright's own browser download is never used.
+DEBIAN_TOOLS := chromium:chromium caddy:caddy promtool:prometheus systemd-analyze:systemd \
+	pg_dump:postgresql-client
+tools:
+	@if [ "$${CI:-}" = "true" ]; then \
+	  missing=""; \
+	  for pair in $(DEBIAN_TOOLS); do \
+	    command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian's$$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
 	fi
 
 ## lint: apply formatting and safe fixes

@@ -45,6 +45,8 @@ def create_app(
         keyring=load_keyring(settings, create=True),
         pages=Pages(default_templates_dir()),
         clock=clock or utcnow,
+        trusted_proxies=settings.trusted_networks,
+        trusted_proxy_header=settings.trusted_proxy_header,
     )
     renderer = renderer_for(settings) if settings.dispatch_in_serve else None
 
@@ -80,6 +82,6 @@ def create_app(
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.deps = deps
-    app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
-    app.state.limiter = RateLimiter(settings, deps.clock)
+    app.state.admin_auth = AdminAuth(settings, deps.keyring)
+    app.state.limiter = RateLimiter(settings, deps.clock, deps.metrics)
     return app

@@ -28,9 +28,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay.errors import ConfigError
+from relay.proxies import Network, parse_networks
 
 EXAMPLE_FORMS_FILE = "examples/forms.toml"
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -245,7 +246,7 @@ class Settings(BaseSettings):
     # --- issue 5: webhooks, reconciliation, admin web, health and metrics ---
     mailgun_webhook_signing_key: SecretStr | None = None
     mailgun_read_key: SecretStr | None = None
-    webhook_max_age_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+    webhook_max_age_seconds: Annotated[int, Field(ge=10, le=86_400)] = 36_000
     sync_interval_minutes: Annotated[int, Field(ge=5, le=24 * 60)] = 180
     mailgun_retention_days: Annotated[int, Field(ge=1, le=30)] = 3
     admin_users: tuple[AdminUser, ...] = ()
@@ -264,6 +265,10 @@ class Settings(BaseSettings):
     redis_key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.-]{1,64}$")] = "relay:"
     rate_limit_client: str = "30/minute;300/hour"
     rate_limit_form: str = "600/minute"
+    rate_limit_quarantine: str = "60/minute"
+    redis_fail: Literal["open", "closed"] = "open"
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     # --- issue 3: delivery (dispatcher, retries, minimisation, email templates) ---
     dispatch_in_serve: bool = True
     dispatch_concurrency: Annotated[int, Field(ge=1, le=500)] = 20
@@ -275,6 +280,9 @@ class Settings(BaseSettings):
     dispatch_backoff_cap_seconds: Annotated[float, Field(gt=0, le=86_400)] = 3600
     dispatch_pause_max_seconds: Annotated[float, Field(gt=0, le=86_400)] = 900
     body_retention_days: Annotated[float, Field(gt=0, le=365)] = 7
+    # --- issue 13: what relay says stays true to what Mailgun knows ---
+    delivered_body_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24
+    resend_lookup_delay_seconds: Annotated[int, Field(ge=0, le=86_400)] = 900
     mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     email_templates_dir: Path | None = None
     # --- issue 12: alerts ---
@@ -313,7 +321,25 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("rate_limit_client", "rate_limit_form")
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        # "127.0.0.1, 10.0.0.0/8" from the environment; a list when built in code
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(network) for network in parse_networks(value))
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """The proxies whose X-Forwarded-For / Forwarded headers relay believes."""
+        return parse_networks(self.trusted_proxies)
+
+    @field_validator("rate_limit_client", "rate_limit_form", "rate_limit_quarantine")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:

@@ -70,6 +70,8 @@ def options_for(settings: Settings) -> Options:
         poll_seconds=settings.dispatch_poll_seconds,
         stop_grace_seconds=settings.dispatch_stop_grace_seconds,
         body_retention=timedelta(days=settings.body_retention_days),
+        delivered_hold=timedelta(hours=settings.delivered_body_hours),
+        lookup_delay=timedelta(seconds=settings.resend_lookup_delay_seconds),
         policy=backoff.Policy(
             base=timedelta(seconds=settings.dispatch_backoff_base_seconds),
             cap=timedelta(seconds=settings.dispatch_backoff_cap_seconds),

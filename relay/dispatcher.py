@@ -51,13 +51,16 @@ def worker_id() -> str:
 
 @dataclass
 class Options:
-    """The dispatcher's knobs (settings RELAY_DISPATCH_*, RELAY_BODY_RETENTION_DAYS)."""
+    """The dispatcher's knobs (settings RELAY_DISPATCH_*, RELAY_BODY_RETENTION_DAYS,
+    RELAY_DELIVERED_BODY_HOURS, RELAY_RESEND_LOOKUP_DELAY_SECONDS)."""
 
     concurrency: int = 20
     lease: timedelta = timedelta(seconds=120)
     poll_seconds: float = 1.0
     stop_grace_seconds: float = 10.0
     body_retention: timedelta = timedelta(days=7)
+    delivered_hold: timedelta = timedelta(hours=24)
+    lookup_delay: timedelta = timedelta(minutes=15)
     wipe_every: timedelta = timedelta(minutes=1)
     policy: backoff.Policy = field(default_factory=backoff.Policy)
 
@@ -208,13 +211,16 @@ class Dispatcher:
             log.warning("released in-flight submissions at stop", extra={"count": len(pending)})
 
     async def wipe_due(self) -> int:
-        """Wipe bodies whose delivery is final (at most once per `wipe_every`)."""
+        """Wipe bodies whose delivery is settled (at most once per `wipe_every`): delivered
+        ones once the bounce window has passed, accepted ones past the body bound."""
         now = self.clock()
         if self._last_wipe is not None and now - self._last_wipe < self.options.wipe_every:
             return 0
         self._last_wipe = now
         try:
-            wiped = await self.store.write(db.wipe_bodies_due(now, self.options.body_retention))
+            wiped = await self.store.write(
+                db.wipe_bodies_due(now, self.options.body_retention, self.options.delivered_hold)
+            )
         except StoreUnavailable as exc:
             log.error("cannot wipe delivered bodies", extra={"error": str(exc)})  # noqa: TRY400 - no SQL in logs
             return 0
@@ -227,6 +233,8 @@ class Dispatcher:
     async def _process(self, row: db.Claimed) -> None:
         sending = False
         try:
+            if row.maybe_sent and await self._too_soon_to_ask(row):
+                return
             if row.maybe_sent and await self._already_there(row):
                 return
             email = self._prepare(row)
@@ -243,6 +251,22 @@ class Dispatcher:
             outcome = db.INTERRUPTED if sending else None
             await asyncio.shield(self._release(row, outcome))
             raise
+
+    async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
+        """A send that may have reached Mailgun began less than `lookup_delay` ago (a worker
+        stopped or crashed mid-send): its logs may not show it yet, so asking now could
+        wrongly answer "not there". Give the row back, due once the logs have caught up."""
+        if self.lookup is None or row.maybe_sent_at is None:
+            return False
+        ask_at = row.maybe_sent_at + self.options.lookup_delay
+        if self.clock() >= ask_at:
+            return False
+        attempt = None
+        if row.taken_over:  # log the lost send where it began, so the next claim still asks
+            error = "a worker stopped mid-send; Mailgun's logs are asked before sending again"
+            attempt = db.Attempt(row.maybe_sent_at, db.INTERRUPTED, error=error)
+        await self._write(db.release(row.id, self.owner, attempt, not_before=ask_at), row)
+        return True
 
     async def _already_there(self, row: db.Claimed) -> bool:
         """Ask the lookup whether the provider already has this message (never raises)."""
@@ -323,9 +347,10 @@ class Dispatcher:
         if isinstance(decision, backoff.Retry):
             ambiguous = isinstance(result, t.Retry) and result.ambiguous
             kind = db.AMBIGUOUS if ambiguous else db.RETRY
+            at = self._not_before_logs_settle(decision.at, now, row) if ambiguous else decision.at
             attempt = db.Attempt(now, kind, status, duration, decision.error)
-            if await self._record(db.retry(row.id, self.owner, decision.at, attempt), row):
-                log_attempt(row, states.RETRYING, attempt, next_attempt_at=decision.at)
+            if await self._record(db.retry(row.id, self.owner, at, attempt), row):
+                log_attempt(row, states.RETRYING, attempt, next_attempt_at=at)
         elif isinstance(decision, backoff.Pause):
             # Pause before the row is released: else the loop may claim it again meanwhile.
             self._pause(decision)
@@ -338,6 +363,15 @@ class Dispatcher:
             attempt = db.Attempt(now, kind, status, duration, decision.error)
             if await self._record(db.final(row.id, self.owner, state, attempt), row):
                 log_attempt(row, state, attempt)
+
+    def _not_before_logs_settle(self, at: datetime, now: datetime, row: db.Claimed) -> datetime:
+        """After a send that may have reached Mailgun (timeout, 5xx), the next attempt asks
+        Mailgun's logs first; recent events take a while to show there, so with a lookup the
+        retry waits at least `lookup_delay` (never past the maximum age)."""
+        if self.lookup is None:
+            return at
+        deadline = row.first_attempt_at + self.options.policy.max_age
+        return max(at, min(now + self.options.lookup_delay, deadline))
 
     def _pause(self, decision: backoff.Pause) -> None:
         now = self.clock()

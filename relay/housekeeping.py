@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from relay.clock import Clock
 from relay.config import FormConfig, Settings
@@ -24,6 +24,7 @@ from relay.metrics import Metrics
 from relay.retention import Bounds, PurgeReport, purge
 from relay.store import Store
 from relay.store.consent import Wording, register_wordings_job
+from relay.store.dispatch import wipe_bodies_due
 
 log = logging.getLogger("relay.housekeeping")
 
@@ -71,6 +72,8 @@ class Housekeeper:
         self._metrics = metrics
         self._interval = settings.housekeeping_interval_seconds
         self._bounds = bounds_of(settings)
+        self._body_retention = timedelta(days=settings.body_retention_days)
+        self._delivered_hold = timedelta(hours=settings.delivered_body_hours)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.last_report: PurgeReport | None = None
@@ -78,9 +81,15 @@ class Housekeeper:
 
     async def run_once(self) -> PurgeReport:
         """One purge now; its counts go to the audit log and to one log line."""
-        report = await purge(self._store, self._clock(), bounds=self._bounds, actor="housekeeper")
+        now = self._clock()
+        report = await purge(self._store, now, bounds=self._bounds, actor="housekeeper")
         self.last_report = report
-        counts = report.as_dict()
+        counts: dict[str, int] = report.as_dict()
+        # Delivered bodies outlive delivery by the bounce window only (RELAY_DELIVERED_BODY_HOURS)
+        # whether or not a dispatcher runs in this process.
+        counts["delivered_bodies"] = await self._store.write(
+            wipe_bodies_due(now, self._body_retention, self._delivered_hold)
+        )
         if self._metrics is not None:
             for kind, count in counts.items():
                 if isinstance(count, int) and count:

@@ -60,6 +60,23 @@ class Metrics:
             ["event", "verdict"],
             registry=reg,
         )
+        self.delayed_bounces = Counter(
+            "relay_delayed_bounces",
+            "Delivered submissions that bounced afterwards (Mailgun's delayed bounce), by source.",
+            ["source"],
+            registry=reg,
+        )
+        self.provider_failures = Counter(
+            "relay_provider_failures",
+            "Submissions Mailgun's events moved to failed, by event and source.",
+            ["event", "source"],
+            registry=reg,
+        )
+        self.logs_foreign_items = Counter(
+            "relay_logs_foreign_items",
+            "Logs API items about other messages than the one asked for (filter ignored).",
+            registry=reg,
+        )
         # --- issue 12: what deploy/prometheus-alerts.yml watches besides the above ---
         self.dispatch_paused = Gauge(
             "relay_dispatch_paused",
@@ -76,6 +93,14 @@ class Metrics:
             "relay_purged",
             "Rows or bodies removed by retention, by kind.",
             ["kind"],
+            registry=reg,
+        )
+
+        self.rate_limit_unavailable = Counter(
+            "relay_rate_limit_unavailable",
+            "Rate-limit checks not made because Redis was unavailable, by RELAY_REDIS_FAIL "
+            "mode: open (let through unchecked) or closed (refused with 503).",
+            ["mode"],
             registry=reg,
         )
 

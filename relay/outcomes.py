@@ -13,10 +13,13 @@ from datetime import datetime
 
 from relay import states
 from relay.errors import StoreUnavailable
+from relay.metrics import Metrics
 from relay.store import Store
 from relay.store import dispatch as db
+from relay.store.deliveries import Recorded
 
 log = logging.getLogger("relay.dispatch")
+events_log = logging.getLogger("relay.events")
 
 
 class OutcomeWriter:
@@ -74,3 +77,31 @@ def log_attempt(
         log.warning("delivery failed", extra=extra)
     else:
         log.info("delivery attempt", extra=extra)
+
+
+def provider_transition(result: Recorded, event: str, source: str, metrics: Metrics | None) -> None:
+    """The one hook for state changes Mailgun's events cause (webhook or reconciliation).
+
+    Counts moves to `failed` (and delayed bounces: delivered, then bounced) and writes one
+    warning line with ids, states and the redacted reason. Alerting on `failed` hooks in
+    here; the dispatcher's own `failed`/`dead` go through `log_attempt`.
+    """
+    if not result.moved or result.state != states.FAILED:
+        return
+    if metrics is not None:
+        metrics.provider_failures.labels(event, source).inc()
+        if result.delayed_bounce:
+            metrics.delayed_bounces.labels(source).inc()
+    message = "delivered, then bounced" if result.delayed_bounce else "delivery failed"
+    events_log.warning(
+        message,
+        extra={
+            "submission_id": result.submission_id,
+            "form": result.form_id,
+            "state": result.state,
+            "previous_state": result.previous,
+            "event": event,
+            "source": source,
+            "error": result.reason,
+        },
+    )

@@ -153,7 +153,8 @@ async def _wait(
         while True:
             if logs is not None:
                 try:
-                    for event in await logs.events_for(sid, start=since, end=clock()):
+                    answer = await logs.events_for(sid, start=since, end=clock())
+                    for event in answer.events:
                         await store.write(record_event(event, clock(), source="sync"))
                 except MailgunLogsError as exc:
                     report.steps.append(f"Logs API: {exc}")

@@ -16,22 +16,35 @@ VALID = {
 }
 
 
-def post_json(client: TestClient, form_id: str = "contact", **fields: Any) -> Any:
+def post_json(
+    client: TestClient,
+    form_id: str = "contact",
+    *,
+    headers: Any = None,
+    **fields: Any,
+) -> Any:
     """Post like Formspree's client library: JSON body, Accept: application/json, CORS origin."""
     body = {**VALID, **fields}
-    headers = {
+    sent = {
         "Accept": "application/json",
         "Origin": ORIGIN,
         "Formspree-Client": "@formspree/core@4",
+        **(headers or {}),
     }
-    return client.post(f"/f/{form_id}", json=body, headers=headers)
+    return client.post(f"/f/{form_id}", json=body, headers=sent)
 
 
-def post_form(client: TestClient, form_id: str = "contact", **fields: Any) -> Any:
+def post_form(
+    client: TestClient,
+    form_id: str = "contact",
+    *,
+    headers: Any = None,
+    **fields: Any,
+) -> Any:
     """Post like a plain HTML form: urlencoded, browser Accept header, no redirect following."""
     body = {k: v for k, v in {**VALID, **fields}.items() if v is not None}
-    headers = {"Accept": "text/html,application/xhtml+xml", "Origin": ORIGIN}
-    return client.post(f"/f/{form_id}", data=body, headers=headers, follow_redirects=False)
+    sent = {"Accept": "text/html,application/xhtml+xml", "Origin": ORIGIN, **(headers or {})}
+    return client.post(f"/f/{form_id}", data=body, headers=sent, follow_redirects=False)
 
 
 def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **fields: Any) -> Any:

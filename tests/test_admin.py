@@ -121,13 +121,52 @@ def test_wrong_password_is_refused_and_audited(client):
 
 
 def test_login_attempts_are_rate_limited(client):
-    """After 5 failures for a user, even the right password waits (429)."""
+    """After 5 failures for a user from one network, even the right password waits (429)."""
     admin = Admin(client)
     for _ in range(5):
         assert admin.login("vera", "guess").status_code == 401
     response = admin.login("vera")
     assert response.status_code == 429
     assert "Too many failed attempts" in response.text
+
+
+def _login_from(client: TestClient, ip: str, name: str, password: str) -> int:
+    data = {"username": name, "password": password}
+    headers = {"X-Forwarded-For": ip}
+    response = client.post("/admin/login", data=data, headers=headers, follow_redirects=False)
+    return int(response.status_code)
+
+
+@pytest.fixture(name="proxied")
+def fixture_proxied(settings_factory, clock) -> Iterator[TestClient]:
+    """/admin behind a trusted reverse proxy at 10.0.0.1, so each request names its visitor."""
+    settings = settings_factory(admin_users=USERS, trusted_proxies="10.0.0.1")
+    app = create_app(settings, clock=clock)
+    with TestClient(app, base_url="http://localhost", client=("10.0.0.1", 1)) as client:
+        yield client
+
+
+def test_wrong_passwords_from_one_network_do_not_lock_out_another(proxied):
+    """Failures typed from one network block that network only: the admin logs in from
+    another, and other names from the guessing network are blocked as well."""
+    from tests.admin_helpers import PASSWORDS
+
+    for _ in range(5):
+        assert _login_from(proxied, "203.0.113.9", "vera", "guess") == 401
+    assert _login_from(proxied, "203.0.113.200", "vera", PASSWORDS["vera"]) == 429
+    assert _login_from(proxied, "203.0.113.9", "diane", PASSWORDS["diane"]) == 429
+    assert _login_from(proxied, "198.51.100.4", "vera", PASSWORDS["vera"]) == 303
+
+
+def test_login_failures_fade_after_the_window(proxied, clock):
+    """The block lasts the 15-minute window of the injected clock, then logins pass again."""
+    from tests.admin_helpers import PASSWORDS
+
+    for _ in range(5):
+        _login_from(proxied, "203.0.113.9", "vera", "guess")
+    assert _login_from(proxied, "203.0.113.9", "vera", PASSWORDS["vera"]) == 429
+    clock.now += timedelta(minutes=31)
+    assert _login_from(proxied, "203.0.113.9", "vera", PASSWORDS["vera"]) == 303
 
 
 def test_login_redirects_only_within_admin(client):

@@ -190,7 +190,9 @@ async def test_repeated_credentials_faults_back_off(outbox, clock):
 
 async def test_a_crash_between_claim_and_send_is_taken_over_after_the_lease(outbox, clock):
     """A worker that claimed and died: nobody touches the row until its lease expires; then
-    another worker asks the lookup (the first may have sent) and sends exactly once."""
+    another worker waits until Mailgun's logs can show a send the first may have made
+    (RELAY_RESEND_LOOKUP_DELAY_SECONDS after the claim), asks the lookup, and sends once."""
+    claimed_at = clock.now
     sid = await outbox.add(clock.now)
     lease = timedelta(seconds=outbox.settings.dispatch_lease_seconds)
     [claimed] = await outbox.store.write(db.claim("crashed-worker", clock.now, lease, 10))
@@ -205,6 +207,16 @@ async def test_a_crash_between_claim_and_send_is_taken_over_after_the_lease(outb
     survivor = make(outbox, transport, clock, lookup=lookup)
     assert await survivor.run_once() == 0  # leased to the crashed worker
     clock.now += lease
+    assert await survivor.run_once() == 1  # taken over, and given back: too soon to ask
+    ask_at = claimed_at + timedelta(seconds=outbox.settings.resend_lookup_delay_seconds)
+    row = await outbox.row(sid)
+    assert (row["state"], row["next_attempt_at"], row["attempts"], asked) == (
+        states.RETRYING,
+        ask_at,
+        1,
+        [],
+    )
+    clock.now = ask_at
     assert await survivor.run_once() == 1
     row = await outbox.row(sid)
     assert (row["state"], row["attempts"]) == (states.ACCEPTED, 2)
@@ -366,8 +378,8 @@ async def test_the_loop_delivers_everything_due(outbox, clock):
 
 
 async def test_bodies_are_wiped_once_delivery_is_final_or_after_the_bound(outbox, clock):
-    """Accepted bodies are wiped RELAY_BODY_RETENTION_DAYS after acceptance; a delivered one at
-    once (wipe_body); the delivery log row stays."""
+    """Accepted bodies are wiped RELAY_BODY_RETENTION_DAYS after acceptance; wiping one again
+    finds nothing (wipe_body); the delivery log row stays."""
     sid = await outbox.add(clock.now)
     other = await outbox.add(clock.now)
     dispatcher = make(outbox, FakeTransport(), clock)
@@ -382,8 +394,40 @@ async def test_bodies_are_wiped_once_delivery_is_final_or_after_the_bound(outbox
     assert len(await outbox.attempts(sid)) == 1
 
 
-async def test_a_delivered_row_is_wiped_at_the_next_pass(outbox, clock):
-    """`delivered` (set by webhooks) is final: the next wipe pass removes its body."""
+async def test_a_delivered_body_is_kept_for_the_bounce_window_then_wiped(outbox, clock):
+    """`delivered` (set by webhooks) keeps its body RELAY_DELIVERED_BODY_HOURS (24) after
+    delivery, so a delayed bounce can still be retried; the next pass after that wipes it."""
+    from sqlalchemy import update
+
+    from relay.store.tables import submissions
+
+    sid = await outbox.add(clock.now)
+    dispatcher = make(outbox, FakeTransport(), clock)
+    await dispatcher.run_once()
+    delivered_at = clock.now
+
+    def delivered(conn):
+        conn.execute(
+            update(submissions)
+            .where(submissions.c.id == sid)
+            .values(state=states.DELIVERED, final_at=delivered_at)
+        )
+
+    await outbox.store.write(delivered)
+    clock.now = delivered_at + timedelta(hours=24) - timedelta(minutes=1)
+    assert await dispatcher.wipe_due() == 0
+    assert (await outbox.row(sid))["body_enc"] is not None
+    clock.now = delivered_at + timedelta(hours=24)  # one wipe pass a minute at most
+    assert await dispatcher.wipe_due() == 1
+    assert ((await outbox.row(sid))["body_enc"], (await outbox.row(sid))["body_wiped_at"]) == (
+        None,
+        clock.now,
+    )
+
+
+async def test_a_delivered_row_without_a_delivery_time_is_wiped_at_once(outbox, clock):
+    """A `delivered` row without final_at (written before the bounce window existed) has no
+    window to wait for: the next wipe pass removes its body."""
     from sqlalchemy import update
 
     from relay.store.tables import submissions
@@ -397,8 +441,65 @@ async def test_a_delivered_row_is_wiped_at_the_next_pass(outbox, clock):
         )
 
     await outbox.store.write(delivered)
-    assert await outbox.store.write(db.wipe_bodies_due(clock.now, timedelta(days=7))) == 1
+    hold = timedelta(hours=24)
+    assert await outbox.store.write(db.wipe_bodies_due(clock.now, timedelta(days=7), hold)) == 1
     assert (await outbox.row(sid))["body_enc"] is None
+
+
+@pytest.mark.parametrize("status", [500, 503, 504])
+async def test_after_a_5xx_the_resend_waits_for_mailguns_logs_then_asks(outbox, clock, status):
+    """A 5xx may hide a message that went out: with a read key (a lookup) the next attempt
+    waits RELAY_RESEND_LOOKUP_DELAY_SECONDS for Mailgun's logs to show it, then asks first."""
+    sid = await outbox.add(clock.now)
+    transport = FakeTransport([Retry(None, status, f"Mailgun server error ({status})", True)])
+    asked: list[str] = []
+
+    async def lookup(submission_id):
+        asked.append(submission_id)
+        return True
+
+    dispatcher = make(outbox, transport, clock, lookup=lookup, resend_lookup_delay_seconds=900)
+    sent_at = clock.now
+    await dispatcher.run_once()
+    assert (await outbox.row(sid))["next_attempt_at"] == sent_at + timedelta(seconds=900)
+    clock.now = sent_at + timedelta(seconds=899)
+    assert await dispatcher.run_once() == 0
+    clock.now = sent_at + timedelta(seconds=900)
+    assert await dispatcher.run_once() == 1
+    assert (asked, len(transport.sent), (await outbox.row(sid))["state"]) == (
+        [sid],
+        1,
+        states.ACCEPTED,
+    )
+
+
+async def test_without_a_lookup_an_ambiguous_send_retries_on_the_backoff(outbox, clock):
+    """Without a read key nothing can be asked, so there is nothing to wait for: backoff only."""
+    sid = await outbox.add(clock.now)
+    transport = FakeTransport([Retry(None, 503, "Mailgun server error (503)", True)])
+    dispatcher = make(outbox, transport, clock, resend_lookup_delay_seconds=900)
+    await dispatcher.run_once()
+    assert (await outbox.row(sid))["next_attempt_at"] == clock.now + timedelta(seconds=30)
+
+
+async def test_the_lookup_wait_never_passes_the_maximum_age(outbox, clock):
+    """Waiting for the logs stops at the maximum age: one last try then, not none."""
+    sid = await outbox.add(clock.now)
+    transport = FakeTransport([Retry(None, 503, "Mailgun server error (503)", True)])
+
+    async def lookup(submission_id):
+        return False
+
+    dispatcher = make(
+        outbox,
+        transport,
+        clock,
+        lookup=lookup,
+        resend_lookup_delay_seconds=3600,
+        dispatch_max_age_hours=0.5,
+    )
+    await dispatcher.run_once()
+    assert (await outbox.row(sid))["next_attempt_at"] == clock.now + timedelta(minutes=30)
 
 
 async def test_an_outcome_is_not_written_once_the_lease_is_lost(outbox, clock):

@@ -30,6 +30,35 @@ def test_every_setting_is_in_the_readme_table():
     assert expected == rows
 
 
+def _default_cells() -> dict[str, str]:
+    row = re.compile(r"^\| `(RELAY_[A-Z0-9_]+)` \| ((?:[^|\\]|\\.)*) \|", flags=re.MULTILINE)
+    rows = row.findall(README)
+    return {name: cell.strip() for name, cell in rows}
+
+
+def _documented(default: object) -> str:
+    """A default as the README writes it: `true`, `1.0`, `var`, `30/minute`."""
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return f"`{default}`"
+
+
+def test_every_default_in_the_readme_is_the_real_one():
+    """Each row's default column shows the Settings default, or says `unset` when there is none."""
+    cells = _default_cells()
+    wrong = {}
+    for name, field in Settings.model_fields.items():
+        cell = cells[f"RELAY_{name.upper()}"]
+        default = field.default
+        if default is None or default == ():
+            ok = cell.startswith("unset")
+        else:
+            ok = cell == _documented(default)
+        if not ok:
+            wrong[name] = (default, cell)
+    assert wrong == {}
+
+
 def test_every_command_is_in_the_readme():
     """Each click command appears in the README's CLI table."""
     missing = [name for name in _commands(main) if f"`{name}" not in README]

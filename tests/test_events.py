@@ -8,15 +8,19 @@ import pytest
 
 from relay import states
 from relay.mail.events import (
+    RETRY_SCHEDULE,
     EventInvalid,
     ProviderEvent,
+    event_key,
     parse_event,
     redact,
     refusal,
     submission_id_from,
+    token_memory,
     transition,
     verify_signature,
 )
+from tests.mailgun_fixtures import event as mailgun_event
 
 V1_KEY = b"key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 TOKEN_V1 = "5egbgr1vjgqxtrnp65xfznchgdccwh5d6i09vijqi3whgowmn6"
@@ -70,6 +74,8 @@ BLOCK = {"timestamp": "1403645220", "token": TOKEN_V1, "signature": SIG_V1}
         (BLOCK, V1_TIME + timedelta(minutes=15), (None, TOKEN_V1)),
         (BLOCK, V1_TIME + timedelta(minutes=15, seconds=1), ("stale", None)),
         (BLOCK, V1_TIME - timedelta(minutes=16), ("stale", None)),
+        (BLOCK, V1_TIME - timedelta(minutes=5), (None, TOKEN_V1)),  # clock drift: tolerated
+        (BLOCK, V1_TIME - timedelta(minutes=5, seconds=1), ("stale", None)),
         ({**BLOCK, "signature": SIG_V1[:-1] + "0"}, V1_TIME, ("bad_signature", None)),
         ({**BLOCK, "timestamp": 1403645220}, V1_TIME, (None, TOKEN_V1)),
         ({**BLOCK, "token": None}, V1_TIME, ("malformed", None)),
@@ -79,7 +85,8 @@ BLOCK = {"timestamp": "1403645220", "token": TOKEN_V1, "signature": SIG_V1}
     ],
 )
 def test_refusal(block, now, expected):
-    """A webhook is refused when malformed, forged, or further than the window from now."""
+    """A webhook is refused when malformed, forged, older than the window, or more than five
+    minutes ahead of now."""
     assert expected == refusal(V1_KEY, block, now, timedelta(minutes=15))
 
 
@@ -102,11 +109,13 @@ def _event(event: str, severity: str | None = None) -> ProviderEvent:
 @pytest.mark.parametrize(
     ("current", "event", "severity", "expected"),
     [
-        (states.ACCEPTED, "delivered", None, (states.DELIVERED, True, True)),
-        (states.SENDING, "delivered", None, (states.DELIVERED, True, True)),
-        (states.FAILED, "delivered", None, (states.DELIVERED, True, True)),
+        (states.ACCEPTED, "delivered", None, (states.DELIVERED, True, False)),
+        (states.SENDING, "delivered", None, (states.DELIVERED, True, False)),
+        (states.DEAD, "delivered", None, (states.DELIVERED, True, False)),
+        (states.FAILED, "delivered", None, None),
         (states.ACCEPTED, "failed", "permanent", (states.FAILED, True, False)),
         (states.ACCEPTED, "rejected", None, (states.FAILED, True, False)),
+        (states.DEAD, "failed", "permanent", None),
         (states.ACCEPTED, "failed", "temporary", None),
         (states.SENDING, "failed", "temporary", (states.ACCEPTED, False, False)),
         (states.SENDING, "accepted", None, (states.ACCEPTED, False, False)),
@@ -119,9 +128,10 @@ def _event(event: str, severity: str | None = None) -> ProviderEvent:
     ],
 )
 def test_transition_table(current, event, severity, expected):
-    """Each event moves a submission as the state diagram says, and never back from delivered."""
+    """Each event moves a submission as the state diagram says; a delivered one moves only on a
+    delayed bounce, a failed one not at all."""
     change = transition(current, _event(event, severity))
-    got = None if change is None else (change.state, change.final, change.wipe_body)
+    got = None if change is None else (change.state, change.final, change.delayed_bounce)
     assert expected == got
 
 
@@ -193,3 +203,90 @@ def test_submission_id_from(message_id, variables, expected):
 def test_redact_removes_addresses():
     """Receiving servers quote addresses; the delivery log keeps only why."""
     assert redact("<jeanne.martin@example.fr> unknown, a@b.fr") == "<address> unknown, <address>"
+
+
+# --- Mailgun's published payloads (tests/fixtures/mailgun; sources in its README.md) ---------
+
+
+def test_the_documented_delayed_bounce_parses_as_one():
+    """Mailgun's documented delayed bounce (api-events.rst) is failed/permanent with the flag,
+    the receiving server's 550 5.1.1 and no address."""
+    event = parse_event(mailgun_event("event_failed_delayed_bounce.json"))
+    assert (event.event, event.severity, event.reason, event.delayed_bounce) == (
+        "failed",
+        "permanent",
+        "generic",
+        True,
+    )
+    assert event.description is not None
+    assert event.description.startswith("550 5.1.1 smtp; 550-5.1.1 The email account")
+    assert "@" not in event.description
+    change = transition(states.DELIVERED, event)
+    assert change is not None
+    assert (change.state, change.final, change.delayed_bounce) == (states.FAILED, True, True)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "delayed"),
+    [
+        ("event_failed_permanent.json", False),
+        ("event_failed_temporary.json", False),
+        ("event_delivered.json", False),
+        ("event_failed_delayed_bounce.json", True),
+    ],
+)
+def test_only_the_delayed_bounce_moves_a_delivered_submission(fixture, delayed):
+    """From `delivered`, only a permanent failure flagged is-delayed-bounce changes the state."""
+    change = transition(states.DELIVERED, parse_event(mailgun_event(fixture)))
+    assert (change is not None) is delayed
+
+
+def test_the_documented_rejection_keeps_its_reason():
+    """The OpenAPI's `rejected` example: its `reject.reason` becomes the description."""
+    event = parse_event(mailgun_event("events_api_rejected.json"))
+    assert event.description == (
+        "Sandbox subdomains are for test purposes only. Please add your own domain or add the "
+        "address to authorized recipients in Account Settings."
+    )
+    change = transition(states.ACCEPTED, event)
+    assert change is not None
+    assert (change.state, change.last_error) == (states.FAILED, event.description)
+
+
+def test_a_rejection_quoting_an_address_is_redacted():
+    """Rejection texts go through the same redaction as server answers."""
+    data = mailgun_event("events_api_rejected.json")
+    data["reject"] = {"reason": "joan@example.org is not allowed", "description": "see docs"}
+    assert parse_event(data).description == "<address> is not allowed - see docs"
+
+
+def test_the_specifications_failed_without_severity_is_still_retrying():
+    """The OpenAPI's Logs example `failed` has no severity but retry-seconds: temporary; the
+    same item without retry-seconds is permanent."""
+    data = mailgun_event("logs_api_response.json")
+    event = parse_event(data)
+    assert (event.severity, transition(states.ACCEPTED, event)) == ("temporary", None)
+    moved = transition(states.SENDING, event)
+    assert moved is not None
+    assert moved.state == states.ACCEPTED
+    del data["delivery-status"]["retry-seconds"]
+    assert transition(states.ACCEPTED, parse_event(data)) is not None
+
+
+def test_event_keys_are_per_day():
+    """Mailgun's ids are unique within a day: the key is (id, UTC day)."""
+    morning, evening = AT, AT + timedelta(hours=14, minutes=59)
+    assert event_key("x", morning) == event_key("x", evening) == "x/2026-11-25"
+    assert event_key("x", AT + timedelta(days=30)) == "x/2026-12-25"
+
+
+def test_tokens_are_remembered_for_the_whole_window():
+    """A token must outlive the window it is valid in (plus the future skew), and a day at least;
+    the default window outlasts Mailgun's retry schedule."""
+    from relay.config import Settings
+
+    window = timedelta(seconds=Settings().webhook_max_age_seconds)
+    assert window >= RETRY_SCHEDULE
+    assert token_memory(window) >= window + timedelta(minutes=5)
+    assert token_memory(timedelta(hours=23, minutes=58)) == timedelta(hours=24, minutes=3)
+    assert token_memory(timedelta(minutes=15)) == timedelta(hours=24)

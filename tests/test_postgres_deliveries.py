@@ -17,7 +17,8 @@ pytestmark = pytest.mark.postgres
 
 
 def test_webhooks_and_retry_on_postgresql(settings_factory, postgres_url, clock):
-    """Events are recorded once, delivered wipes the body, a failure can be requeued."""
+    """Events are recorded once, delivered keeps the body for the bounce window, a failure
+    can be requeued."""
     settings = settings_factory(
         database_url=postgres_url, auto_migrate=True, mailgun_webhook_signing_key=WEBHOOK_KEY
     )
@@ -34,7 +35,7 @@ def test_webhooks_and_retry_on_postgresql(settings_factory, postgres_url, clock)
         ]
         assert verdicts == ["recorded", "duplicate", "recorded"]
         row = read(client, get_delivery(ok))
-        assert (row.state, row.body_present) == (states.DELIVERED, False)
+        assert (row.state, row.body_present) == (states.DELIVERED, True)
         assert write(client, requeue(bad, clock.now, actor="test")).outcome == "requeued"
         assert [s.what for s in read(client, timeline(bad)).steps][-1] == "requeued"
         counts = read(client, counts_by_state(clock.now))

@@ -14,9 +14,12 @@ import respx
 from relay import states
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError, logs_query
 from relay.mail.reconcile import Reconciler, sync_deliveries
+from relay.metrics import Metrics
 from relay.store.deliveries import get_delivery
 from tests.conftest import invoke
 from tests.deliveries_helpers import DOMAIN, read, sent, set_row, store, submit
+from tests.mailgun_fixtures import event as mailgun_event
+from tests.mailgun_fixtures import logs_page, retarget
 
 BASE = "https://api.eu.mailgun.net"
 READ_KEY = "key-read-only-test"
@@ -57,7 +60,8 @@ def test_events_are_read_page_by_page(settings, clock):
     async def go() -> list[Any]:
         logs = MailgunLogs(settings, clock=clock)
         try:
-            return await logs.events_for("s1", start=clock.now - timedelta(days=1), end=clock.now)
+            answer = await logs.events_for("s1", start=clock.now - timedelta(days=1), end=clock.now)
+            return answer.events
         finally:
             await logs.aclose()
 
@@ -109,6 +113,15 @@ def test_has_message(settings, clock, answer, expected):
             "Mailgun refused the read key (HTTP 401): check RELAY_MAILGUN_READ_KEY",
         ),
         (httpx.Response(404), "answered 404: check RELAY_MAILGUN_BASE_URL (EU host)"),
+        (
+            httpx.Response(400, json={"message": "unknown attribute message_id"}),
+            "refused relay's message_id query (HTTP 400: unknown attribute message_id)",
+        ),
+        (
+            httpx.Response(400, json={"message": "bad filter for a@b.example"}),
+            "(HTTP 400: bad filter for <address>)",
+        ),
+        (httpx.Response(400, text="nope"), "(HTTP 400: no message)"),
         (httpx.Response(503), "answered HTTP 503; try again later"),
         (httpx.Response(200, text="<html>"), "something that is not JSON"),
         (httpx.Response(200, json=[1]), "an unexpected shape"),
@@ -175,7 +188,7 @@ def test_sync_applies_events_and_marks_old_silence_unknown(client, settings, clo
         1,
     )
     assert read(client, get_delivery(fresh)).state == states.DELIVERED
-    assert read(client, get_delivery(fresh)).body_present is False
+    assert read(client, get_delivery(fresh)).body_present is True  # the bounce window
     assert read(client, get_delivery(old)).state == states.UNKNOWN
     assert read(client, get_delivery(queued)).state == states.QUEUED
     assert "marked unknown: 1" in report.summary()
@@ -253,3 +266,136 @@ def test_reconciler_runs_now_and_stops(client, settings, settings_factory, clock
         report = client.portal.call(go)
     assert report is not None
     assert report.checked == 1
+
+
+# --- Items are matched on their own message-id (Mailgun's payloads: tests/fixtures/mailgun) ---
+
+
+def _unrelated_page() -> dict[str, Any]:
+    """A Logs API answer about other messages: Mailgun's documented delivered and permanent
+    failure events and the OpenAPI's own Logs item, none of them ours."""
+    return logs_page(
+        [
+            mailgun_event("event_delivered.json"),
+            mailgun_event("event_failed_permanent.json"),
+            mailgun_event("logs_api_response.json"),
+        ]
+    )
+
+
+def test_a_page_of_unrelated_items_moves_nothing_and_is_reported(client, settings, clock):
+    """If Mailgun ignores the message_id filter, its items (a `delivered` among them) are not
+    taken as ours: no event is recorded, no state moves, and the run says so."""
+    sid = submit(client)
+    sent(client, sid, clock.now)
+    metrics = Metrics()
+
+    async def go() -> Any:
+        logs = MailgunLogs(settings, clock=clock, metrics=metrics)
+        try:
+            return await sync_deliveries(store(client), logs, clock.now, settings=settings)
+        finally:
+            await logs.aclose()
+
+    with respx.mock(base_url=BASE) as mg:
+        mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(200, json=_unrelated_page()))
+        assert client.portal is not None
+        report = client.portal.call(go)
+    assert (report.events, report.changed, report.foreign) == (0, {}, 3)
+    assert "its message_id filter was refused or ignored" in report.summary()
+    row = read(client, get_delivery(sid))
+    assert (row.state, row.last_event) == (states.ACCEPTED, None)
+    assert b"relay_logs_foreign_items_total 3.0" in metrics.exposition()
+
+
+def test_an_unrelated_page_cannot_stop_a_resend(settings, clock):
+    """Before a resend, a page of other messages' events proves nothing: None (cannot tell),
+    never True."""
+
+    async def go() -> bool | None:
+        logs = MailgunLogs(settings, clock=clock)
+        try:
+            return await logs.has_message("s1")
+        finally:
+            await logs.aclose()
+
+    with respx.mock(base_url=BASE) as mg:
+        mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(200, json=_unrelated_page()))
+        assert asyncio.run(go()) is None
+
+
+@pytest.mark.parametrize(
+    ("variables", "mine"),
+    [
+        ({"submission_id": "s1"}, True),
+        ({}, True),
+        ({"submission_id": "s2"}, False),
+    ],
+)
+def test_an_item_is_ours_only_if_its_message_id_and_variable_agree(
+    settings, clock, variables, mine
+):
+    """Our message-id with our (or no) `submission_id` variable is ours; a different variable
+    is not, whatever the message-id says."""
+    item = retarget(mailgun_event("event_delivered.json"), "s1", clock.now)
+    item["user-variables"] = variables
+
+    async def go() -> Any:
+        logs = MailgunLogs(settings, clock=clock)
+        try:
+            return await logs.events_for("s1", start=clock.now, end=clock.now)
+        finally:
+            await logs.aclose()
+
+    with respx.mock(base_url=BASE) as mg:
+        mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(200, json=logs_page([item])))
+        answer = asyncio.run(go())
+    assert (len(answer.events), answer.foreign) == ((1, 0) if mine else (0, 1))
+
+
+def test_sync_finds_a_delayed_bounce_after_delivered(client, settings, clock):
+    """A submission delivered within the bounce window is looked up again; Mailgun's delayed
+    bounce in its logs makes it failed, with the reason, even if the webhook was lost."""
+    sid = submit(client)
+    sent(client, sid, clock.now)
+    delivered = retarget(mailgun_event("event_delivered.json"), sid, clock.now)
+    bounce_at = clock.now + timedelta(hours=2)
+    bounce = retarget(mailgun_event("event_failed_delayed_bounce.json"), sid, bounce_at)
+    metrics = Metrics()
+
+    async def go(now: Any) -> Any:
+        logs = MailgunLogs(settings, clock=clock)
+        try:
+            return await sync_deliveries(
+                store(client), logs, now, settings=settings, metrics=metrics
+            )
+        finally:
+            await logs.aclose()
+
+    assert client.portal is not None
+    with respx.mock(base_url=BASE) as mg:
+        mg.post("/v1/analytics/logs").mock(
+            side_effect=[
+                httpx.Response(200, json=logs_page([delivered])),
+                httpx.Response(200, json=logs_page([delivered, bounce])),
+            ]
+        )
+        first = client.portal.call(go, clock.now + timedelta(hours=1))
+        second = client.portal.call(go, bounce_at + timedelta(hours=1))
+    assert (first.changed, second.checked, second.changed) == ({"delivered": 1}, 1, {"failed": 1})
+    row = read(client, get_delivery(sid))
+    assert (row.state, row.retryable) == (states.FAILED, True)
+    assert row.last_error is not None
+    assert row.last_error.startswith("generic - 550 5.1.1")
+    assert b'relay_delayed_bounces_total{source="sync"} 1.0' in metrics.exposition()
+
+
+def test_delivered_submissions_past_the_bounce_window_are_not_looked_up(client, settings, clock):
+    """Once RELAY_DELIVERED_BODY_HOURS have passed since delivery, sync leaves it alone."""
+    sid = submit(client)
+    sent(client, sid, clock.now, state=states.DELIVERED, final_at=clock.now)
+    clock.now += timedelta(hours=24, minutes=1)
+    with respx.mock(base_url=BASE, assert_all_called=False) as mg:
+        route = mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(200, json={}))
+        report = _sync(client, settings, clock)
+    assert (report.checked, route.call_count) == (0, 0)

@@ -40,19 +40,22 @@ def fixture_accepted(client, clock) -> str:
     return sid
 
 
-def test_delivered_makes_delivery_final_and_wipes_the_body(client, clock, accepted):
-    """`delivered` answers 200, marks the submission delivered and final, and wipes its body."""
+def test_delivered_makes_delivery_final_and_keeps_the_body_for_the_bounce_window(
+    client, clock, accepted
+):
+    """`delivered` answers 200 and marks the submission delivered and final; the body stays
+    (a delayed bounce may still make it worth retrying) until RELAY_DELIVERED_BODY_HOURS."""
     clock.now += timedelta(minutes=1)
     response = _post(client, signed(event_data(accepted, "delivered", clock.now), clock.now))
     assert (response.status_code, response.json()) == (200, {"ok": True, "verdict": "recorded"})
     row = read(client, get_delivery(accepted))
-    assert (states.DELIVERED, "delivered", clock.now, False) == (
+    assert (states.DELIVERED, "delivered", clock.now, True) == (
         row.state,
         row.last_event,
         row.final_at,
         row.body_present,
     )
-    assert clock.now == row.body_wiped_at
+    assert row.body_wiped_at is None
     steps = read(client, timeline(accepted)).steps
     assert [s.what for s in steps] == ["received", "sent", "delivered"]
     assert "set-cookie" not in response.headers
@@ -87,8 +90,8 @@ def test_a_reused_token_is_refused_with_406(client, clock, accepted):
         (lambda p, now: {**p, "signature": None}, "malformed"),
         (lambda p, now: {k: v for k, v in p.items() if k != "event-data"}, "malformed"),
         (lambda p, now: {**p, "event-data": {"event": "delivered"}}, "malformed"),
-        (lambda p, now: signed(p["event-data"], now - timedelta(minutes=16)), "stale"),
-        (lambda p, now: signed(p["event-data"], now + timedelta(minutes=16)), "stale"),
+        (lambda p, now: signed(p["event-data"], now - timedelta(hours=10, seconds=1)), "stale"),
+        (lambda p, now: signed(p["event-data"], now + timedelta(minutes=6)), "stale"),
         (lambda p, now: signed(p["event-data"], now, key="another-key"), "bad_signature"),
     ],
 )

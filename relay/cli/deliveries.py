@@ -207,7 +207,7 @@ def sync() -> None:
     async def go(store: Store) -> SyncReport:
         logs = MailgunLogs(settings)
         try:
-            return await sync_deliveries(store, logs, utcnow())
+            return await sync_deliveries(store, logs, utcnow(), settings=settings)
         finally:
             await logs.aclose()
 

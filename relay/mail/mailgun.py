@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -55,9 +55,31 @@ def _reason(response: httpx.Response) -> str:
     return "(no message)"
 
 
+def rate_limit_reset(value: str, now: datetime) -> float | None:
+    """Seconds until an `X-RateLimit-Reset` moment, or None if it is not one.
+
+    Mailgun's rate-limited answers carry the reset as epoch *milliseconds*; mailgun-go
+    (errors.go) reads the same header as epoch seconds. Both are accepted: a value from 10^11
+    on is milliseconds (10^11 seconds is in the year 5138).
+    """
+    try:
+        stamp = float(value.strip())
+    except ValueError:
+        return None
+    if stamp != stamp or stamp <= 0:  # NaN or nonsense
+        return None
+    seconds = stamp / 1000 if stamp >= 1e11 else stamp
+    try:
+        when = datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
 def retry_after(response: httpx.Response, now: datetime) -> float | None:
-    """The wait Mailgun asks for: a Retry-After header (seconds or HTTP-date), else the 429
-    message's "try again after N seconds", else None (the backoff policy decides)."""
+    """The wait Mailgun asks for: a Retry-After header (seconds or HTTP-date), else an
+    X-RateLimit-Reset moment (epoch ms or s), else the 429 message's "try again after N
+    seconds", else None (the backoff policy decides)."""
     header = response.headers.get("retry-after")
     if header is not None:
         header = header.strip()
@@ -69,6 +91,11 @@ def retry_after(response: httpx.Response, now: datetime) -> float | None:
             when = None
         if when is not None and when.tzinfo is not None:
             return max(0.0, (when - now).total_seconds())
+    reset = response.headers.get("x-ratelimit-reset")
+    if reset is not None:
+        wait = rate_limit_reset(reset, now)
+        if wait is not None:
+            return wait
     if response.status_code == 429:
         match = _TRY_AGAIN.search(_reason(response))
         if match:
@@ -176,12 +203,14 @@ class MailgunTransport:
                 f"Mailgun rate limit (429: {_reason(response)})",
             )
         if status >= 500:
-            # Mailgun's side. A 504 comes from a gateway that may have passed the request on.
+            # Mailgun's side. Users report 5xx answers for messages that did go out (a 504
+            # comes from a gateway that may have passed the request on): every 5xx is
+            # ambiguous, so the next attempt asks the logs first when a read key is set.
             return Retry(
                 retry_after(response, self._clock()),
                 status,
                 f"Mailgun server error ({status}: {_reason(response)})",
-                ambiguous=status == 504,
+                ambiguous=True,
             )
         if status == 413:
             return Failed(status, f"Mailgun: message too large (413: {_reason(response)})")

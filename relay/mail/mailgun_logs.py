@@ -7,13 +7,20 @@ messages it sent but has no outcome for. Messages are found by our Message-Id,
 "ties together the accepted, delivered and failed events". Pages are followed through the
 `pagination.next` token until a page comes back empty or without a next token.
 
+What comes back is not trusted because it was asked for: every item is matched on its *own*
+message-id (and our `v:submission_id` variable when it carries one) before it can change
+anything. Items about other messages are counted, not used: if there are any, Mailgun's
+filter was refused or ignored, and relay says so (`LogsAnswer.foreign`, a warning, the
+`relay_logs_foreign_items` metric) rather than attributing them to the submission asked about.
+
 httpx exceptions are translated here into MailgunLogsError, without URLs, bodies or keys.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -23,8 +30,10 @@ import httpx
 from relay.clock import Clock, utcnow
 from relay.config import Settings
 from relay.errors import RelayError
-from relay.mail.events import EventInvalid, ProviderEvent, parse_event
+from relay.mail.events import EventInvalid, ProviderEvent, message_id_of, parse_event, redact
 from relay.metrics import Metrics
+
+log = logging.getLogger("relay.sync")
 
 LOGS_PATH = "/v1/analytics/logs"
 EVENTS = ["accepted", "delivered", "failed", "rejected", "complained"]
@@ -65,6 +74,41 @@ def logs_query(
         },
         "pagination": pagination,
     }
+
+
+@dataclass(frozen=True)
+class LogsAnswer:
+    """The events that are provably about the message asked for, and how many were not."""
+
+    events: list[ProviderEvent] = field(default_factory=list)
+    foreign: int = 0
+
+    @property
+    def filter_ignored(self) -> bool:
+        """Mailgun answered with items for other messages: its message_id filter did not hold."""
+        return self.foreign > 0
+
+
+def belongs_to(event: ProviderEvent, submission_id: str, domain: str) -> bool:
+    """Whether a log item is about our message: its own message-id is ours, and its
+    `submission_id` variable, when it has one, is ours too. Anything else is foreign."""
+    ours = message_id(submission_id, domain).lower()
+    mid = message_id_of(event.message_id)
+    if mid is None or mid.lower() != ours:
+        return False
+    return event.submission_id in (None, submission_id)
+
+
+def _error_text(response: httpx.Response) -> str:
+    """Mailgun's `message`, redacted and short, or a note when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    text = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        return "no message"
+    return redact(" ".join(text.split()))[:200]
 
 
 def check_settings(settings: Settings) -> None:
@@ -125,6 +169,15 @@ class MailgunLogs:
         if status == 404:
             msg = "Mailgun's Logs API answered 404: check RELAY_MAILGUN_BASE_URL (EU host)"
             raise MailgunLogsError(msg)
+        if status == 400:
+            # The query itself was refused: most likely the message_id filter relay relies on
+            # (its attribute or comparator) is no longer accepted. Nothing can be matched.
+            msg = (
+                f"Mailgun's Logs API refused relay's message_id query (HTTP 400: "
+                f"{_error_text(response)}); reconciliation cannot match messages until this "
+                "is fixed"
+            )
+            raise MailgunLogsError(msg)
         if status != 200:
             msg = f"Mailgun's Logs API answered HTTP {status}; try again later"
             raise MailgunLogsError(msg)
@@ -138,11 +191,11 @@ class MailgunLogs:
             raise MailgunLogsError(msg)
         return data
 
-    async def events_for(
-        self, submission_id: str, *, start: datetime, end: datetime
-    ) -> list[ProviderEvent]:
-        """Every event Mailgun still has for our message, oldest first."""
+    async def events_for(self, submission_id: str, *, start: datetime, end: datetime) -> LogsAnswer:
+        """Every event Mailgun still has for our message, oldest first; items that are not
+        provably about it are counted in `foreign` and never returned."""
         events: list[ProviderEvent] = []
+        foreign = 0
         token: str | None = None
         for _ in range(MAX_PAGES):
             data = await self._page(logs_query(submission_id, self.domain, start, end, token))
@@ -151,26 +204,39 @@ class MailgunLogs:
                 try:
                     event = parse_event(item)
                 except EventInvalid:
+                    foreign += 1
                     continue
-                if event.submission_id is None:
-                    event = dataclasses.replace(event, submission_id=submission_id)
-                events.append(event)
+                if belongs_to(event, submission_id, self.domain):
+                    events.append(event)
+                else:
+                    foreign += 1
             pagination = data.get("pagination")
             following = pagination.get("next") if isinstance(pagination, dict) else None
             if not items or not isinstance(following, str) or not following or following == token:
                 break
             token = following
-        return events
+        if foreign:
+            if self._metrics is not None:
+                self._metrics.logs_foreign_items.inc(foreign)
+            log.warning(
+                "Mailgun's Logs API returned items for other messages; ignored",
+                extra={"submission_id": submission_id, "foreign": foreign},
+            )
+        return LogsAnswer(events, foreign)
 
     async def has_message(self, submission_id: str) -> bool | None:
         """Whether Mailgun already has our message: True, False, or None when it cannot tell.
 
-        The dispatcher asks this after an ambiguous send (a timeout once the request went
-        out) before sending again: True → do not resend; False → send; None → retry later.
+        The dispatcher asks this after an ambiguous send (a timeout or 5xx once the request
+        went out) before sending again: True → do not resend; False → send. None (the API
+        failed, or answered about other messages, so an absence proves nothing) → send too:
+        a duplicate is better than a lost enquiry, and the Message-Id is the same.
         """
         now = self._clock()
         try:
-            events = await self.events_for(submission_id, start=now - self.retention, end=now)
+            answer = await self.events_for(submission_id, start=now - self.retention, end=now)
         except MailgunLogsError:
             return None
-        return bool(events)
+        if answer.events:
+            return True
+        return None if answer.filter_ignored else False

@@ -2,9 +2,11 @@
 
 Webhooks can be lost (Mailgun never retries `delivered`; a refused stale webhook is gone), so
 `relay deliveries sync` — and the worker every RELAY_SYNC_INTERVAL_MINUTES when a read key is
-set — looks up each `accepted` submission by our Message-Id, records the events through the
-same idempotent job as the webhook, and marks `unknown` what is still without an outcome once
-Mailgun's retention window has passed (its logs can no longer say).
+set — looks up each `accepted` submission (and each one delivered within the bounce window,
+RELAY_DELIVERED_BODY_HOURS, in case a delayed bounce followed) by our Message-Id, records the
+events that provably belong to it through the same idempotent job as the webhook, and marks
+`unknown` what is still without an outcome once Mailgun's retention window has passed (its
+logs can no longer say). Items about other messages change nothing and are reported.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from relay import states
 from relay.clock import Clock, utcnow
 from relay.config import Settings
 from relay.errors import RelayError
+from relay.mail.events import token_memory
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError
 from relay.metrics import Metrics
+from relay.outcomes import provider_transition
 from relay.store import Store
 from relay.store.deliveries import (
-    TOKEN_MEMORY,
     awaiting_confirmation,
     get_delivery,
     mark_unknown,
@@ -43,6 +47,7 @@ class SyncReport:
     events: int = 0
     changed: dict[str, int] = field(default_factory=dict)
     unknown: int = 0
+    foreign: int = 0
     error: str | None = None
 
     def summary(self) -> str:
@@ -51,46 +56,66 @@ class SyncReport:
             f"checked {self.checked} unconfirmed deliveries; {self.events} new events; "
             f"now final or moved: {changed}; marked unknown: {self.unknown}"
         )
+        if self.foreign:
+            text += (
+                f"; WARNING: Mailgun returned {self.foreign} log item(s) about other messages "
+                "(its message_id filter was refused or ignored); they were not trusted"
+            )
         return f"{text}; stopped: {self.error}" if self.error else text
 
 
 async def sync_deliveries(
-    store: Store, logs: MailgunLogs, now: datetime, *, limit: int = 500
+    store: Store,
+    logs: MailgunLogs,
+    now: datetime,
+    *,
+    limit: int = 500,
+    settings: Settings | None = None,
+    metrics: Metrics | None = None,
 ) -> SyncReport:
-    """One pass over `accepted` submissions; stops at the first Mailgun error (reported)."""
+    """One pass over unconfirmed submissions; stops at the first Mailgun error (reported)."""
     report = SyncReport()
-    for submission_id, received_at in await store.read(awaiting_confirmation(limit)):
+    hold = timedelta(hours=settings.delivered_body_hours) if settings else timedelta(hours=24)
+    max_age = timedelta(seconds=settings.webhook_max_age_seconds) if settings else None
+    rows = await store.read(awaiting_confirmation(limit, delivered_since=now - hold))
+    for submission_id, received_at, state in rows:
         report.checked += 1
         start = max(received_at - SLACK, now - logs.retention)
         try:
-            events = await logs.events_for(submission_id, start=start, end=now)
+            answer = await logs.events_for(submission_id, start=start, end=now)
         except MailgunLogsError as exc:
             report.error = str(exc)
             break
-        for event in events:
+        report.foreign += answer.foreign
+        for event in answer.events:
             result = await store.write(record_event(event, now, source="sync"))
             if result.verdict == "recorded":
                 report.events += 1
+            provider_transition(result, event.event, "sync", metrics)
         row = await store.read(get_delivery(submission_id))
         if row is None:
             continue
-        if row.state != "accepted":
+        if row.state != state:
             report.changed[row.state] = report.changed.get(row.state, 0) + 1
-        elif received_at < now - logs.retention and await store.write(
-            mark_unknown(submission_id, now)
+        elif (
+            state == states.ACCEPTED
+            and received_at < now - logs.retention
+            and await store.write(mark_unknown(submission_id, now))
         ):
             report.unknown += 1
             log.warning(
                 "delivery outcome unknown",
                 extra={"submission_id": submission_id, "form": row.form_id, "state": "unknown"},
             )
-    await store.write(purge_tokens(now - TOKEN_MEMORY))
+    memory = token_memory(max_age) if max_age is not None else token_memory(timedelta(0))
+    await store.write(purge_tokens(now - memory))
     log.info(
         "deliveries synced",
         extra={
             "checked": report.checked,
             "events": report.events,
             "unknown": report.unknown,
+            "foreign": report.foreign,
             "error": report.error,
         },
     )
@@ -139,7 +164,9 @@ class Reconciler:
     async def run_once(self) -> SyncReport:
         assert self._logs is not None  # noqa: S101 - start() creates it before any run
         try:
-            report = await sync_deliveries(self.store, self._logs, self.clock())
+            report = await sync_deliveries(
+                self.store, self._logs, self.clock(), settings=self.settings, metrics=self.metrics
+            )
         except RelayError as exc:
             self.last_error = str(exc)
             raise

@@ -2,8 +2,8 @@
 
 Why here: the CLI, the admin pages, the webhook endpoint and reconciliation all ask the same
 questions ("what happened to this submission?"); they share these functions. Nothing here
-reads or returns personal data: the encrypted body is only ever tested for presence, and
-wiped when delivery is final.
+reads or returns personal data: the encrypted body is only ever tested for presence (it is
+wiped a bounded while after delivery, see store.dispatch.wipe_bodies_due).
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from relay import states
 from relay.clock import as_utc
-from relay.mail.events import ProviderEvent, transition
+from relay.mail.events import ProviderEvent, token_memory, transition
 from relay.store.tables import audit_log, delivery_attempts, delivery_events, submissions
 from relay.store.tables import webhook_tokens as tokens
 
-#: How long single-use webhook tokens are remembered (Mailgun retries for ~8 h).
+#: How long single-use webhook tokens are remembered by default (events.token_memory: at
+#: least the freshness window plus the future skew, and at least a day).
 TOKEN_MEMORY = timedelta(hours=24)
 RETRYABLE = (states.FAILED, states.DEAD)
 
@@ -171,12 +172,24 @@ def find_submission(event: ProviderEvent) -> Callable[[Connection], tuple[str, s
 
 @dataclass(frozen=True)
 class Recorded:
-    """What recording an event did: `recorded`, `duplicate`, `unmatched` or `replayed`."""
+    """What recording an event did: `recorded`, `duplicate`, `unmatched` or `replayed`.
+
+    `previous` is the state before the event; `state != previous` means the event moved the
+    submission (relay.outcomes.provider_transition reports those). `reason` is the redacted
+    cause written to the log when the move is to `failed`.
+    """
 
     verdict: str
     submission_id: str | None = None
     form_id: str | None = None
     state: str | None = None
+    previous: str | None = None
+    delayed_bounce: bool = False
+    reason: str | None = None
+
+    @property
+    def moved(self) -> bool:
+        return self.verdict == "recorded" and self.state != self.previous
 
 
 def use_token(conn: Connection, token: str, now: datetime) -> bool:
@@ -188,13 +201,21 @@ def use_token(conn: Connection, token: str, now: datetime) -> bool:
 
 
 def record_event(
-    event: ProviderEvent, now: datetime, *, source: str, token: str | None = None
+    event: ProviderEvent,
+    now: datetime,
+    *,
+    source: str,
+    token: str | None = None,
+    max_age: timedelta | None = None,
 ) -> Callable[[Connection], Recorded]:
     """The write job for one provider event: single-use token, event row, state change.
 
-    Idempotent by the provider's event id: the same event twice changes nothing. All of it
-    commits together, so a crash never leaves a used token without its event.
+    Idempotent by (event id, day) (Mailgun's ids are unique within a day only): the same
+    event twice changes nothing, an id reused on another day is a new event. The token is
+    remembered for `token_memory(max_age)`. All of it commits together, so a crash never
+    leaves a used token without its event. State changes come from events.transition only.
     """
+    memory = token_memory(max_age) if max_age is not None else TOKEN_MEMORY
 
     def job(conn: Connection) -> Recorded:
         if token is not None:
@@ -202,22 +223,20 @@ def record_event(
                 return Recorded("replayed")
             # tokens past any freshness window are useless; forgetting them here keeps the
             # table small even where reconciliation (which also purges) is not configured
-            conn.execute(delete(tokens).where(tokens.c.seen_at < now - TOKEN_MEMORY))
+            conn.execute(delete(tokens).where(tokens.c.seen_at < now - memory))
         match = find_submission(event)(conn)
         if match is None:
             return Recorded("unmatched")
         sid, form_id, current = match
         seen = conn.execute(
-            select(delivery_events.c.id).where(
-                delivery_events.c.provider_event_id == event.event_id
-            )
+            select(delivery_events.c.id).where(delivery_events.c.provider_event_id == event.key)
         ).first()
         if seen is not None:
-            return Recorded("duplicate", sid, form_id, current)
+            return Recorded("duplicate", sid, form_id, current, current)
         conn.execute(
             insert(delivery_events).values(
                 submission_id=sid,
-                provider_event_id=event.event_id,
+                provider_event_id=event.key,
                 event=event.event,
                 severity=event.severity,
                 reason=event.reason,
@@ -240,12 +259,12 @@ def record_event(
             if change.final:
                 values["final_at"] = now
                 values["next_attempt_at"] = None
-            if change.wipe_body:
-                values.update(body_enc=None, body_wiped_at=now)
             if change.last_error is not None:
                 values["last_error"] = change.last_error
         conn.execute(update(submissions).where(submissions.c.id == sid).values(**values))
-        return Recorded("recorded", sid, form_id, state)
+        delayed = change is not None and change.delayed_bounce
+        reason = change.last_error if change is not None else None
+        return Recorded("recorded", sid, form_id, state, current, delayed, reason)
 
     return job
 
@@ -337,17 +356,29 @@ def audit(
     return job
 
 
-def awaiting_confirmation(limit: int = 500) -> Callable[[Connection], list[tuple[str, datetime]]]:
-    """(id, received_at) of submissions Mailgun accepted but that have no outcome yet."""
+def awaiting_confirmation(
+    limit: int = 500, *, delivered_since: datetime | None = None
+) -> Callable[[Connection], list[tuple[str, datetime, str]]]:
+    """(id, received_at, state) of submissions Mailgun accepted but that have no outcome yet,
+    and, with `delivered_since`, those delivered since then (a delayed bounce may follow)."""
 
-    def query(conn: Connection) -> list[tuple[str, datetime]]:
+    def query(conn: Connection) -> list[tuple[str, datetime, str]]:
+        wanted = submissions.c.state == states.ACCEPTED
+        if delivered_since is not None:
+            wanted = or_(
+                wanted,
+                and_(
+                    submissions.c.state == states.DELIVERED,
+                    submissions.c.final_at >= delivered_since,
+                ),
+            )
         rows = conn.execute(
-            select(submissions.c.id, submissions.c.received_at)
-            .where(submissions.c.state == states.ACCEPTED)
+            select(submissions.c.id, submissions.c.received_at, submissions.c.state)
+            .where(wanted)
             .order_by(submissions.c.received_at)
             .limit(limit)
         )
-        return [(r[0], as_utc(r[1])) for r in rows]
+        return [(r[0], as_utc(r[1]), r[2]) for r in rows]
 
     return query
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from relay import states
+from relay.clock import as_utc
 from relay.store.tables import delivery_attempts, submissions
 
 #: delivery_attempts.outcome values. "ambiguous" and "interrupted" mean the message may have
@@ -50,6 +51,8 @@ class Claimed:
     attempts: int  # including this one
     first_attempt_at: datetime
     maybe_sent: bool  # an earlier attempt may have reached the provider
+    maybe_sent_at: datetime | None = None  # when that attempt (or the lost claim) began
+    taken_over: bool = False  # its lease expired mid-send: no attempt of it is logged yet
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def claim(
 
     def job(conn: Connection) -> list[Claimed]:
         picked = conn.execute(
-            select(submissions.c.id, submissions.c.state)
+            select(submissions.c.id, submissions.c.state, submissions.c.updated_at)
             .where(_due(now))
             .order_by(submissions.c.next_attempt_at)
             .limit(limit)
@@ -103,8 +106,9 @@ def claim(
         if not picked:
             return []
         ids = [row.id for row in picked]
-        taken_over = {row.id for row in picked if row.state == states.SENDING}
-        maybe_sent = taken_over | _last_attempt_maybe_sent(conn, ids)
+        # a row whose lease expired was being sent when its worker vanished, since its claim
+        taken_over = {row.id: row.updated_at for row in picked if row.state == states.SENDING}
+        maybe_sent = {**_last_attempt_maybe_sent(conn, ids), **taken_over}
         rows = conn.execute(
             update(submissions)
             .where(submissions.c.id.in_(ids))
@@ -120,25 +124,34 @@ def claim(
         ).all()
         order = {sid: index for index, sid in enumerate(ids)}
         return [
-            Claimed(**row._asdict(), maybe_sent=row.id in maybe_sent)
+            Claimed(
+                **row._asdict(),
+                maybe_sent=row.id in maybe_sent,
+                maybe_sent_at=_aware(maybe_sent.get(row.id)),
+                taken_over=row.id in taken_over,
+            )
             for row in sorted(rows, key=lambda r: order[r.id])
         ]
 
     return job
 
 
-def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> set[str]:
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> dict[str, datetime]:
     latest = (
         select(func.max(delivery_attempts.c.id))
         .where(delivery_attempts.c.submission_id.in_(ids))
         .group_by(delivery_attempts.c.submission_id)
     )
     rows = conn.execute(
-        select(delivery_attempts.c.submission_id).where(
+        select(delivery_attempts.c.submission_id, delivery_attempts.c.attempted_at).where(
             delivery_attempts.c.id.in_(latest), delivery_attempts.c.outcome.in_(MAYBE_SENT)
         )
     ).all()
-    return {row.submission_id for row in rows}
+    return {row.submission_id: row.attempted_at for row in rows}
 
 
 def _owned(submission_id: str, owner: str) -> ColumnElement[bool]:
@@ -282,12 +295,17 @@ def mark_final(
 
 
 def release(
-    submission_id: str, owner: str, attempt: Attempt | None = None
+    submission_id: str,
+    owner: str,
+    attempt: Attempt | None = None,
+    *,
+    not_before: datetime | None = None,
 ) -> Callable[[Connection], bool]:
     """Give a claimed row back without it counting as an attempt (shutdown, paused dispatch).
 
     If `attempt` is given it is logged (a credentials fault, an interrupted send) but the
-    attempt counter goes back down: the message was not at fault. Due again at once.
+    attempt counter goes back down: the message was not at fault. Due again at once, or at
+    `not_before` (waiting for Mailgun's logs before a possible resend).
     """
 
     def job(conn: Connection) -> bool:
@@ -305,6 +323,8 @@ def release(
         }
         if attempts == 0:
             values["first_attempt_at"] = None  # the max age counts from a real attempt
+        if not_before is not None:
+            values["next_attempt_at"] = not_before
         if attempt is not None:
             values["updated_at"] = attempt.at
             values["last_error"] = attempt.error
@@ -316,11 +336,8 @@ def release(
 
 
 def wipe_body(submission_id: str, now: datetime) -> Callable[[Connection], bool]:
-    """Forget the encrypted message of one submission (delivery final); the log row stays.
-
-    For the webhooks: call it when Mailgun reports the message delivered. Returns whether a
-    body was there to wipe.
-    """
+    """Forget the encrypted message of one submission; the log row stays. Returns whether a
+    body was there to wipe."""
 
     def job(conn: Connection) -> bool:
         result = conn.execute(
@@ -333,9 +350,17 @@ def wipe_body(submission_id: str, now: datetime) -> Callable[[Connection], bool]
     return job
 
 
-def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connection], int]:
-    """Wipe bodies whose delivery is final: `delivered`, or `accepted` longer than `older_than`
-    ago (the bounded time: we stop waiting for a delivered event). Returns how many."""
+def wipe_bodies_due(
+    now: datetime, older_than: timedelta, delivered_hold: timedelta = timedelta(0)
+) -> Callable[[Connection], int]:
+    """Wipe bodies whose delivery is settled; returns how many.
+
+    - `delivered` for longer than `delivered_hold` (final_at): Microsoft 365 can accept a
+      message and bounce it later (Mailgun's delayed bounce), so the body is kept that long
+      for an admin's retry, then wiped;
+    - `accepted` longer than `older_than` ago (the bounded time: we stop waiting for an
+      outcome). Failed, dead and unknown bodies stay for review until retention removes them.
+    """
     cutoff = now - older_than
     accepted_before = exists().where(
         delivery_attempts.c.submission_id == submissions.c.id,
@@ -349,7 +374,13 @@ def wipe_bodies_due(now: datetime, older_than: timedelta) -> Callable[[Connectio
             .where(
                 submissions.c.body_enc.is_not(None),
                 or_(
-                    submissions.c.state == states.DELIVERED,
+                    and_(
+                        submissions.c.state == states.DELIVERED,
+                        or_(
+                            submissions.c.final_at.is_(None),
+                            submissions.c.final_at <= now - delivered_hold,
+                        ),
+                    ),
                     and_(submissions.c.state == states.ACCEPTED, accepted_before),
                 ),
             )

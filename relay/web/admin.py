@@ -27,6 +27,7 @@ from relay.store.delivery_stats import counts_by_state
 from relay.store.prospects_read import find_prospect, open_prospect
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
+from relay.web.ratelimit import LimitsUnavailable
 from relay.web.subject_actions import ACTIONS, run_action
 
 log = logging.getLogger("relay.admin")
@@ -102,13 +103,18 @@ async def login(request: Request) -> Response:
     form = await _form(request)
     name, password = form.get("username", "")[:64], form.get("password", "")[:1024]
     target = _next(form.get("next"))
-    if auth.blocked(request, name):
+    try:
+        blocked = await auth.blocked(request, name)
+    except LimitsUnavailable:  # RELAY_REDIS_FAIL=closed and Redis is down
+        error = "Logging in is unavailable for a moment; please try again shortly."
+        return _page(request, None, "login.html", 503, next=target, error=error)
+    if blocked:
         await _audit(request, name if name in auth.users else "unknown-user", "login.limited")
         error = "Too many failed attempts; wait 15 minutes and try again."
         return _page(request, None, "login.html", 429, next=target, error=error)
     user = auth.authenticate(name, password)
     if user is None:
-        auth.failed(request, name)
+        await auth.failed(request, name)
         await _audit(request, name if name in auth.users else "unknown-user", "login.failed")
         return _page(
             request, None, "login.html", 401, next=target, error="Wrong user name or password."

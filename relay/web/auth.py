@@ -13,26 +13,23 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.config import AdminUser, Settings
 from relay.crypto import KeyRing
+from relay.web.deps import client_of
+from relay.web.ratelimit import limiter_of
 
 COOKIE = "relay_admin"
 COOKIE_PATH = "/admin"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-LOGIN_WINDOW_MINUTES = 15
 ROLES = {"viewer": 0, "dpo": 1}
 
 
@@ -51,17 +48,6 @@ class Session:
         return ROLES[self.user.role] >= ROLES[role]
 
 
-def client_key(request: Request) -> str:
-    """The client's network (IPv4 /24, IPv6 /48) for rate limiting; kept in memory only."""
-    host = request.client.host if request.client else ""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "client:unknown"
-    prefix = 24 if ip.version == 4 else 48  # the masks of gdpr-cnil.md I1
-    return f"client:{ipaddress.ip_network(f'{ip}/{prefix}', strict=False)}"
-
-
 class AdminAuth:
     """Per-app login state: the users, the session signer and the failed-login limiter."""
 
@@ -71,8 +57,6 @@ class AdminAuth:
         secret = hmac.new(keyring.signing_key, b"relay/admin-session", hashlib.sha256).digest()
         self._signer = URLSafeTimedSerializer(secret, salt="relay-admin-session")
         self._hasher = PasswordHasher()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._limit = RateLimitItemPerMinute(settings.admin_login_attempts, LOGIN_WINDOW_MINUTES)
 
     @functools.cached_property
     def _dummy_hash(self) -> str:
@@ -85,16 +69,16 @@ class AdminAuth:
 
     # --- passwords and login attempts ---
 
-    def _keys(self, request: Request, name: str) -> list[str]:
-        return [f"user:{name.lower()}", client_key(request)]
+    async def blocked(self, request: Request, name: str) -> bool:
+        """Too many failed logins from this client's network, or for this name from it.
 
-    def blocked(self, request: Request, name: str) -> bool:
-        """Too many failed logins for this user name or from this client network."""
-        return any(not self._limiter.test(self._limit, k) for k in self._keys(request, name))
+        Counted per network, never per name alone: wrong passwords typed from one network
+        cannot keep an admin out who logs in from another (relay.web.ratelimit).
+        """
+        return await limiter_of(request).login_blocked(client_of(request), name)
 
-    def failed(self, request: Request, name: str) -> None:
-        for key in self._keys(request, name):
-            self._limiter.hit(self._limit, key)
+    async def failed(self, request: Request, name: str) -> None:
+        await limiter_of(request).login_failed(client_of(request), name)
 
     def authenticate(self, name: str, password: str) -> AdminUser | None:
         """The user if the password matches; unknown names cost the same hash as known ones."""

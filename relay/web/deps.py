@@ -11,6 +11,7 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.metrics import Metrics
+from relay.proxies import Network, client_address
 from relay.web.pages import Pages
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ class Deps:
     pages: Pages
     clock: Clock
     metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
+    trusted_proxies: tuple[Network, ...] = ()
+    trusted_proxy_header: str = "x-forwarded-for"
 
 
 class State(TypedDict):
@@ -39,6 +42,20 @@ class State(TypedDict):
 
 def deps_of(request: Request) -> Deps:
     return cast("Deps", request.app.state.deps)
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or behind a trusted proxy the hop it vouches for.
+
+    In memory only (rate limits, login attempts); relay never stores it.
+    """
+    peer = request.client.host if request.client else ""
+    deps = deps_of(request)
+    trusted = deps.trusted_proxies
+    if not trusted:
+        return peer
+    chain = ", ".join(request.headers.getlist(deps.trusted_proxy_header)) or None
+    return client_address(peer, chain, trusted, rfc7239=deps.trusted_proxy_header == "forwarded")
 
 
 def store_of(request: Request) -> Store:

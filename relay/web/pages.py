@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,5 +33,15 @@ class Pages:
             undefined=StrictUndefined,
         )
 
+        self.render_static = functools.lru_cache(maxsize=STATIC_PAGES)(self._render_static)
+
     def render(self, name: str, **context: Any) -> str:
         return self._env.get_template(name).render(labels=LABELS, **context)
+
+    def _render_static(self, name: str, *context: tuple[str, str | None]) -> str:
+        return self.render(name, errors=[], **dict(context))
+
+
+#: Pages whose context is a few strings (a 429, a 404) are rendered once and kept: a flood is
+#: answered from this cache. Bounded, since `back` can come from a visitor's Referer.
+STATIC_PAGES = 256

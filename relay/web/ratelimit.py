@@ -1,12 +1,29 @@
-"""Per-client and per-form rate limits on POST /f/{form_id}, without ever keeping an IP.
+"""Rate limits on POST /f/{form_id} and on admin logins, without ever keeping an IP.
 
-The client key is ``base64url(HMAC-SHA256(K_day, "rl1|" + packed IP))[:22]``. ``K_day`` is 32
-random bytes made for each UTC day and kept only in memory, or, with several instances, in
+Three budgets, checked at different points of a submission (relay.web.submit):
+
+- **per client** (``RELAY_RATE_LIMIT_CLIENT``), first, before the body is read: one address
+  cannot flood a form;
+- **per form, for what will be delivered** (``RELAY_RATE_LIMIT_FORM``), last, only for a
+  submission that passed every defence and is about to be stored for delivery. Spam that the
+  honeypot drops or that lacks a valid proof of work never spends it, so a botnet cannot use
+  the form-wide limit to lock real visitors out;
+- **per form, for quarantine** (``RELAY_RATE_LIMIT_QUARANTINE``): suspicious submissions are
+  kept for review up to this rate; past it they are dropped (answered like a success), so a
+  flood cannot fill the database either.
+
+Admin logins count failures per (user name, client network) and per client network, so wrong
+passwords from one network never keep an admin out when they log in from another.
+
+The client key is ``base64url(HMAC-SHA256(K_day, label + packed address))[:22]``. ``K_day`` is
+32 random bytes made for each UTC day and kept only in memory, or, with several instances, in
 Redis (``SET <prefix>rlkey:<day> NX EX 172800``, so every instance shares it and it vanishes
 after two days). Once the key is gone nobody, relay included, can map a counter back to an
-address. Counters live in the `limits` storage (memory, or Redis with TTL = window); the
-sliding-window-counter strategy is `limits`' own (slowapi's engine, used here directly because the
-endpoint is plain Starlette and async).
+address. Counters live in process memory (relay.windows: a dict, microseconds per hit) or, with
+``RELAY_REDIS_URL``, in Redis through the `limits` library's sliding-window-counter strategy.
+If Redis fails, ``RELAY_REDIS_FAIL`` decides: ``open`` lets the request through unchecked,
+``closed`` refuses it with 503; either way it is logged and counted in
+``relay_rate_limit_unavailable_total``.
 """
 
 from __future__ import annotations
@@ -20,11 +37,11 @@ import math
 import os
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis.asyncio as aioredis
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
@@ -32,6 +49,8 @@ from redis.exceptions import RedisError
 from relay.clock import Clock
 from relay.config import Settings
 from relay.errors import SubmissionRejected
+from relay.metrics import Metrics
+from relay.windows import Limit, MemoryWindows
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -39,6 +58,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("relay.ratelimit")
 DAY_KEY_TTL_SECONDS = 2 * 86_400
 KEY_CHARS = 22
+LOGIN_WINDOW_MINUTES = 15
+#: After Redis fails, checks skip it (and apply RELAY_REDIS_FAIL) for this long, so a hanging
+#: Redis costs one timeout per few seconds instead of one or two per request.
+REDIS_RETRY_SECONDS = 5.0
+Budget = Literal["deliver", "quarantine"]
 
 
 class RateLimited(SubmissionRejected):
@@ -51,6 +75,17 @@ class RateLimited(SubmissionRejected):
         self.retry_after = retry_after
 
 
+class LimitsUnavailable(SubmissionRejected):
+    """Raised when the shared counters cannot be read and RELAY_REDIS_FAIL=closed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            "RATE_LIMIT_UNAVAILABLE",
+            "The form cannot be checked right now; please try again in a moment.",
+        )
+
+
 def _packed(ip: str) -> bytes:
     try:
         return ipaddress.ip_address(ip.split("%", 1)[0]).packed
@@ -58,43 +93,69 @@ def _packed(ip: str) -> bytes:
         return ip.encode("utf-8", "replace")  # a test client's name; never stored either way
 
 
-def client_key(day_key: bytes, ip: str) -> str:
+def client_key(day_key: bytes, ip: str, label: bytes = b"rl1|") -> str:
     """The pseudonymous counter key of one client for one day (pure)."""
-    digest = hmac.new(day_key, b"rl1|" + _packed(ip), hashlib.sha256).digest()
+    digest = hmac.new(day_key, label + _packed(ip), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")[:KEY_CHARS]
 
 
-class RateLimiter:
-    """Holds the day key and the counters; `check` raises RateLimited when a limit is hit."""
+def network_of(ip: str) -> str:
+    """The client's network (IPv4 /24, IPv6 /48, the masks of gdpr-cnil.md I1), or `ip` itself."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
+
+def _limits(items: list[RateLimitItem]) -> list[tuple[RateLimitItem, Limit]]:
+    return [(item, Limit(item.amount, item.get_expiry())) for item in items]
+
+
+class RateLimiter:
+    """Holds the day key and the counters (see the module docstring)."""
+
+    def __init__(self, settings: Settings, clock: Clock, metrics: Metrics | None = None) -> None:
         self._clock = clock
+        self._metrics = metrics
         self._prefix = settings.redis_key_prefix
-        self._client_limits: list[RateLimitItem] = parse_many(settings.rate_limit_client)
-        self._form_limits: list[RateLimitItem] = parse_many(settings.rate_limit_form)
+        self._fail_closed = settings.redis_fail == "closed"
+        self._client = _limits(parse_many(settings.rate_limit_client))
+        self._budgets: dict[Budget, list[tuple[RateLimitItem, Limit]]] = {
+            "deliver": _limits(parse_many(settings.rate_limit_form)),
+            "quarantine": _limits(parse_many(settings.rate_limit_quarantine)),
+        }
+        self._login = _limits(
+            [RateLimitItemPerMinute(settings.admin_login_attempts, LOGIN_WINDOW_MINUTES)]
+        )
+        self._memory = MemoryWindows()
         self._redis: Any = None
-        self.storage: Storage
+        self._shared: SlidingWindowCounterRateLimiter | None = None
+        self._storage: RedisStorage | None = None
         if settings.redis_url:
             self._redis = aioredis.Redis.from_url(settings.redis_url)
-            self.storage = RedisStorage(
+            self._storage = RedisStorage(
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix=f"{self._prefix}rl",
                 wrap_exceptions=True,
             )
-        else:
-            self.storage = MemoryStorage()
-        # sliding-window counters: two counters per key whatever the limit (a moving window
-        # keeps one timestamp per hit, so memory would grow with the limit)
-        self._strategy = SlidingWindowCounterRateLimiter(self.storage)
+            self._shared = SlidingWindowCounterRateLimiter(self._storage)
         self._day: str | None = None
         self._day_key = b""
+        self._down_until = 0.0
+
+    def _redis_down(self) -> bool:
+        return self._shared is not None and time.monotonic() < self._down_until
 
     async def day_key(self, now: datetime) -> bytes:
         """Today's key (UTC day), made once and shared through Redis when there is one."""
         day = now.strftime("%Y%m%d")
         if day == self._day:
             return self._day_key
+        if self._redis_down():
+            raise StorageError(ConnectionError("Redis failed moments ago"))
         fresh = os.urandom(32)
         if self._redis is not None:
             name = f"{self._prefix}rlkey:{day}"
@@ -104,31 +165,116 @@ class RateLimiter:
         self._day, self._day_key = day, fresh
         return fresh
 
-    async def check(self, ip: str, form_id: str) -> None:
-        """Count one submission of `ip` to `form_id`; RateLimited if over any limit."""
-        try:
-            key = client_key(await self.day_key(self._clock()), ip)
-            for item in self._client_limits:
-                if not await self._strategy.hit(item, "client", form_id, key):
-                    await self._refuse(item, "client", form_id, key)
-            for item in self._form_limits:
-                if not await self._strategy.hit(item, "form", form_id):
-                    await self._refuse(item, "form", form_id)
-        except (StorageError, RedisError, OSError) as exc:
-            # Fail open: losing an inquiry because the counter store is down is worse than
-            # letting a burst through for a while. The log says which, never who.
-            log.warning("rate limit not checked (%s)", type(exc).__name__)
+    # --- the three budgets of a submission ---
 
-    async def _refuse(self, item: RateLimitItem, *identifiers: str) -> None:
-        stats = await self._strategy.get_window_stats(item, *identifiers)
-        raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+    async def check_client(self, ip: str, form_id: str) -> None:
+        """Count one submission of `ip` to `form_id`; RateLimited if over a per-client limit."""
+        try:
+            now = self._clock()
+            key = client_key(await self.day_key(now), ip)
+            await self._spend(self._client, ("client", form_id, key), now)
+        except (StorageError, RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    async def check_form(self, form_id: str, budget: Budget) -> int:
+        """Spend one unit of the form's `budget`: 0, or the seconds to wait when it is exhausted.
+
+        The caller decides what exhaustion means: 429 for a real submission, a silent drop for
+        a suspicious one.
+        """
+        try:
+            await self._spend(self._budgets[budget], (budget, form_id), self._clock())
+        except RateLimited as exc:
+            return exc.retry_after
+        except (StorageError, RedisError, OSError) as exc:
+            self._unavailable(exc)
+        return 0
+
+    # --- admin logins ---
+
+    def _login_keys(self, day_key: bytes, ip: str, name: str) -> list[tuple[str, ...]]:
+        network = client_key(day_key, network_of(ip), b"login|")
+        user = hmac.new(day_key, b"user|" + name.lower().encode(), hashlib.sha256).hexdigest()
+        return [("login-net", network), ("login-user", user[:KEY_CHARS], network)]
+
+    async def login_blocked(self, ip: str, name: str) -> bool:
+        """Too many failed logins from this client's network, or for this name from it."""
+        try:
+            now = self._clock()
+            keys = self._login_keys(await self.day_key(now), ip, name)
+            for key in keys:
+                if not await self._test(self._login, key, now):
+                    return True
+        except (StorageError, RedisError, OSError) as exc:
+            self._unavailable(exc)
+        return False
+
+    async def login_failed(self, ip: str, name: str) -> None:
+        """Count one failed login for this client's network and for this name from it."""
+        try:
+            now = self._clock()
+            for key in self._login_keys(await self.day_key(now), ip, name):
+                await self._count(self._login, key, now)
+        except (StorageError, RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    # --- counting, in memory or in Redis ---
+
+    async def _spend(
+        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
+    ) -> None:
+        if self._redis_down():
+            raise StorageError(ConnectionError("Redis failed moments ago"))
+        if self._shared is None:
+            stamp = now.timestamp()
+            for _, limit in limits:
+                wait = self._memory.hit(key, limit, stamp)
+                if wait:
+                    raise RateLimited(wait)
+            return
+        for item, _ in limits:
+            if not await self._shared.hit(item, *key):
+                stats = await self._shared.get_window_stats(item, *key)
+                raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def _test(
+        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
+    ) -> bool:
+        if self._redis_down():
+            raise StorageError(ConnectionError("Redis failed moments ago"))
+        if self._shared is None:
+            return all(self._memory.test(key, limit, now.timestamp()) for _, limit in limits)
+        for item, _ in limits:
+            if not await self._shared.test(item, *key):
+                return False
+        return True
+
+    async def _count(
+        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
+    ) -> None:
+        try:
+            await self._spend(limits, key, now)
+        except RateLimited:
+            return  # already over: nothing more to count
+
+    def _unavailable(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        mode = "closed" if self._fail_closed else "open"
+        if self._metrics is not None:
+            self._metrics.rate_limit_unavailable.labels(mode).inc()
+        # The log says which store failed and what relay did, never who.
+        if self._fail_closed:
+            log.error("rate limit store unavailable; refusing (%s)", type(exc).__name__)
+            raise LimitsUnavailable from None
+        log.warning("rate limit not checked (%s)", type(exc).__name__)
 
     async def close(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
-        timer = getattr(self.storage, "timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self._storage is not None:
+            timer = getattr(self._storage, "timer", None)
+            if timer is not None:
+                timer.cancel()
 
 
 def limiter_of(request: Request) -> RateLimiter:

@@ -24,7 +24,7 @@ from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import Submission, consent_from, validate_submission
-from relay.web.deps import Deps, deps_of, store_of
+from relay.web.deps import Deps, client_of, deps_of, store_of
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
 
@@ -82,13 +82,16 @@ class Answer:
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if exc.status == 422 and self.form is not None and self.form.error_url:
             return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
-        html = self.deps.pages.render(
-            "error.html",
-            title=_TITLES.get(exc.status, "The form could not be sent"),
-            message=exc.message,
-            errors=list(exc.errors),
-            back=self._back(),
-        )
+        back = self._back()
+        title = _TITLES.get(exc.status, "The form could not be sent")
+        if exc.errors:
+            html = self.deps.pages.render(
+                "error.html", title=title, message=exc.message, errors=list(exc.errors), back=back
+            )
+        else:
+            html = self.deps.pages.render_static(
+                "error.html", ("title", title), ("message", exc.message), ("back", back)
+            )
         return HTMLResponse(html, status_code=exc.status, headers=headers)
 
     def accepted(self, next_url: str, submission_id: str) -> Response:
@@ -205,6 +208,9 @@ async def _store_and_answer(
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
         idem = outbox.Idempotency(key_mac, 202, body, not_before)
+    wait = await limiter_of(request).check_form(form.id, "deliver")
+    if wait:
+        raise RateLimited(wait)
     prospect = prospect_of(deps.keyring, form, sub, raw)
     row = outbox.NewSubmission(
         id=submission_id,
@@ -254,7 +260,7 @@ async def submit(request: Request) -> Response:
     try:
         if form is None:
             raise _unknown_form()
-        await limiter_of(request).check(request.client.host if request.client else "", form.id)
+        await limiter_of(request).check_client(client_of(request), form.id)
         response = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
         deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())

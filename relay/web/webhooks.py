@@ -3,6 +3,8 @@
 Answers: 200 for a verified event (recorded, already known, ignored or for a message relay did
 not send), 406 for anything refused — bad or missing signature, stale timestamp, reused token,
 unreadable body, webhooks not configured — because 406 is the one error Mailgun does not retry.
+The freshness window (RELAY_WEBHOOK_MAX_AGE_SECONDS, 10 h) outlasts Mailgun's ~8 h of retries,
+which keep the original signed timestamp; tokens are remembered at least that long.
 A store failure answers 503 so Mailgun retries later. The work before answering is one group
 commit (token, event, state); the log line is written after the answer is sent.
 """
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse
 
 from relay.errors import StoreUnavailable
 from relay.mail.events import KNOWN_EVENTS, EventInvalid, parse_event, refusal
+from relay.outcomes import provider_transition
 from relay.store.deliveries import Recorded, record_event
 from relay.web.deps import Deps, deps_of, store_of
 
@@ -88,7 +91,7 @@ async def mailgun(request: Request) -> JSONResponse:
     kind = event.event if event.event in KNOWN_EVENTS else "other"
     try:
         result = await store_of(request).write(
-            record_event(event, now, source="webhook", token=token)
+            record_event(event, now, source="webhook", token=token, max_age=max_age)
         )
     except StoreUnavailable:
         deps.metrics.webhook_events.labels(kind, "store_unavailable").inc()
@@ -97,5 +100,6 @@ async def mailgun(request: Request) -> JSONResponse:
     if result.verdict == "replayed":
         return _refused(deps, "replayed", kind)
     deps.metrics.webhook_events.labels(kind, result.verdict).inc()
+    provider_transition(result, kind, "webhook", deps.metrics)
     task = BackgroundTask(_log_recorded, result, event.label)
     return JSONResponse({"ok": True, "verdict": result.verdict}, background=task)

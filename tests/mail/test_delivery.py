@@ -107,19 +107,27 @@ async def test_a_timeout_is_retried_with_the_same_message_id(outbox, clock, mail
 
 
 async def test_a_timeout_found_by_the_lookup_is_not_sent_twice(outbox, clock, mailgun):
-    """With a lookup that finds the first attempt, Mailgun gets one request only."""
+    """With a lookup that finds the first attempt, Mailgun gets one request only; the lookup
+    is asked once its logs can show the message (RELAY_RESEND_LOOKUP_DELAY_SECONDS, 15 min)."""
     sid = await outbox.add(clock.now)
     route = mailgun.post(URL)
     route.side_effect = [httpx.ReadTimeout("timed out")]
+    asked = []
 
     async def lookup(submission_id):
+        asked.append(clock.now)
         return submission_id == sid
 
+    sent_at = clock.now
     async with httpx.AsyncClient() as client:
         dispatcher = Harness(outbox, clock, client, lookup=lookup).dispatcher
         await dispatcher.run_once()
         clock.now += timedelta(minutes=5)
         await dispatcher.run_once()
+        assert asked == []
+        clock.now = sent_at + timedelta(minutes=15)
+        await dispatcher.run_once()
+    assert asked == [clock.now]
     assert route.call_count == 1
     assert (await outbox.row(sid))["state"] == states.ACCEPTED
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from relay.mail.mailgun import MailgunTransport, redact, retry_after
+from relay.mail.mailgun import MailgunTransport, rate_limit_reset, redact, retry_after
 from relay.mail.transport import (
     Accepted,
     CredentialsRejected,
@@ -124,17 +124,41 @@ async def test_the_request_is_exactly_what_mailgun_needs(mailgun):
             {"Retry-After": "soon"},
             Retry(None, 429, "Mailgun rate limit (429: slow down)"),
         ),
+        (  # the reset moment in epoch milliseconds: 09:30:45.500
+            429,
+            {"message": "slow down"},
+            {"X-RateLimit-Reset": str(int(NOW.timestamp() * 1000) + 45_500)},
+            Retry(45.5, 429, "Mailgun rate limit (429: slow down)"),
+        ),
+        (  # the same header in epoch seconds, as mailgun-go (errors.go) reads it
+            429,
+            {"message": "slow down"},
+            {"X-RateLimit-Reset": str(int(NOW.timestamp()) + 90)},
+            Retry(90.0, 429, "Mailgun rate limit (429: slow down)"),
+        ),
+        (  # Retry-After wins over X-RateLimit-Reset
+            429,
+            {"message": "slow down"},
+            {"Retry-After": "7", "X-RateLimit-Reset": str(int(NOW.timestamp() * 1000) + 60_000)},
+            Retry(7.0, 429, "Mailgun rate limit (429: slow down)"),
+        ),
+        (  # an unreadable reset falls back to the message text
+            429,
+            {"message": "try again after 12 seconds"},
+            {"X-RateLimit-Reset": "later"},
+            Retry(12.0, 429, "Mailgun rate limit (429: try again after 12 seconds)"),
+        ),
         (
             500,
             {"message": "Internal Server Error"},
             {},
-            Retry(None, 500, "Mailgun server error (500: Internal Server Error)"),
+            Retry(None, 500, "Mailgun server error (500: Internal Server Error)", ambiguous=True),
         ),
         (
             503,
             None,
             {"Retry-After": "30"},
-            Retry(30.0, 503, "Mailgun server error (503: (no message))"),
+            Retry(30.0, 503, "Mailgun server error (503: (no message))", ambiguous=True),
         ),
         (
             504,
@@ -242,10 +266,19 @@ def test_addresses_echoed_by_mailgun_are_redacted():
 
 
 def test_retry_after_without_any_hint_is_none():
+    """No header and no text: the backoff decides; a moment already past means now."""
     response = httpx.Response(500, text="oops")
     assert retry_after(response, NOW) is None
     past = httpx.Response(503, headers={"Retry-After": "Wed, 25 Nov 2026 09:00:00 GMT"})
     assert retry_after(past, NOW) == 0.0
+    reset_past = httpx.Response(429, headers={"X-RateLimit-Reset": "1700000000000"})
+    assert retry_after(reset_past, NOW) == 0.0
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "1e400", ""])
+def test_unusable_rate_limit_resets_are_ignored(value):
+    """A reset that is not a moment (zero, negative, NaN, infinite, empty) asks for no wait."""
+    assert rate_limit_reset(value, NOW) is None
 
 
 def _subclasses(cls: type[Exception]) -> list[type[Exception]]:

@@ -15,7 +15,15 @@ from starlette.testclient import TestClient
 
 from relay.app import create_app
 from tests.conftest import REDIS_URL, service_missing
-from tests.helpers import post_form, post_json
+from tests.helpers import ORIGIN, post_form, post_json
+
+PROXY = "10.0.0.1"
+
+
+def via_proxy(ip: str) -> dict[str, str]:
+    """The header a trusted proxy adds for a visitor at `ip`."""
+    return {"X-Forwarded-For": ip}
+
 
 CLIENT_IP = "203.0.113.7"
 IP_LITERAL = re.compile(rb"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}")
@@ -25,7 +33,8 @@ IP_LITERAL = re.compile(rb"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9a-f]{1,4}(?::[
 def fixture_limited(settings_factory, clock) -> Any:
     def make(**overrides: Any) -> TestClient:
         settings = settings_factory(rate_limit_client="2/minute", **overrides)
-        return TestClient(create_app(settings, clock=clock), client=(CLIENT_IP, 40000))
+        peer = PROXY if "trusted_proxies" in overrides else CLIENT_IP
+        return TestClient(create_app(settings, clock=clock), client=(peer, 40000))
 
     return make
 
@@ -55,17 +64,30 @@ def test_html_client_gets_429_page(limited):
     assert "retry-after" in response.headers
 
 
-def test_limits_are_per_form_and_per_client(limited, settings_factory, clock):
-    """Another form has its own count; the per-form limit counts everyone together."""
+def test_limits_are_per_form_and_per_client(limited):
+    """Another form has its own count; the per-form budget counts every client's accepted
+    submissions together."""
     with limited(rate_limit_form="3/minute") as client:
         assert post_json(client).status_code == 202
         assert post_json(client).status_code == 202
         assert post_json(client, form_id="quote").status_code == 202
-        assert post_json(client).status_code == 429
-    with limited(rate_limit_form="1/minute") as client:
-        assert post_json(client).status_code == 202
-        other = TestClient(client.app, client=("198.51.100.1", 1))
-        assert post_json(other).status_code == 429
+        assert post_json(client, form_id="quote").status_code == 202
+        assert post_json(client, form_id="quote").status_code == 429  # the client's 2/minute
+    with limited(rate_limit_form="1/minute", trusted_proxies="10.0.0.1") as client:
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        refused = post_json(client, headers=via_proxy("198.51.100.2"))
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_refused_submissions_do_not_spend_the_form_budget(limited):
+    """Only a submission about to be stored spends the form-wide budget: invalid ones (and
+    spam the defences drop) cannot lock real visitors out."""
+    with limited(rate_limit_form="1/minute", trusted_proxies="10.0.0.1") as client:
+        for n in range(5):
+            response = post_json(client, email="not-an-address", headers=via_proxy(f"192.0.2.{n}"))
+            assert response.status_code == 422
+        assert post_json(client, headers=via_proxy("198.51.100.9")).status_code == 202
 
 
 def test_bad_limit_setting_is_refused(settings_factory):
@@ -152,3 +174,124 @@ def test_redis_down_fails_open(limited, caplog):
     assert response.status_code == 202
     assert "rate limit not checked" in caplog.text
     assert CLIENT_IP not in caplog.text
+
+
+def test_visitors_behind_a_trusted_proxy_have_their_own_counters(limited):
+    """Behind a trusted proxy, each visitor's address (not the proxy's) is counted."""
+    with limited(trusted_proxies=PROXY) as client:
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 429
+        assert post_json(client, headers=via_proxy("198.51.100.2")).status_code == 202
+
+
+def test_a_visitor_cannot_spend_another_visitors_counter(limited):
+    """A visitor who writes a victim's address into X-Forwarded-For is counted under the
+    address the proxy appended, so the victim's counter is untouched."""
+    victim, attacker = "198.51.100.1", "203.0.113.66"
+    with limited(trusted_proxies=PROXY) as client:
+        for _ in range(2):
+            spoofed = {"X-Forwarded-For": f"{victim}, {attacker}"}
+            assert post_json(client, headers=spoofed).status_code == 202
+        assert post_json(client, headers=via_proxy(attacker)).status_code == 429
+        assert post_json(client, headers=via_proxy(victim)).status_code == 202
+
+
+def test_forwarding_headers_from_an_untrusted_peer_are_ignored(limited):
+    """Without RELAY_TRUSTED_PROXIES a client rotating X-Forwarded-For is still one client."""
+    with limited() as client:
+        assert post_json(client, headers=via_proxy("198.51.100.1")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.2")).status_code == 202
+        assert post_json(client, headers=via_proxy("198.51.100.3")).status_code == 429
+
+
+def test_forwarded_header_is_understood(limited):
+    """A proxy that writes RFC 7239 Forwarded identifies visitors with it, and then a
+    visitor's own X-Forwarded-For is ignored."""
+    with limited(trusted_proxies=PROXY, trusted_proxy_header="forwarded") as client:
+        for _ in range(2):
+            visitor = {"Forwarded": 'for="[2001:db8::1]:5000";proto=https'}
+            assert post_json(client, headers=visitor).status_code == 202
+        assert post_json(client, headers=visitor).status_code == 429
+        other = {"Forwarded": "for=198.51.100.2", **via_proxy("2001:db8::1")}
+        assert post_json(client, headers=other).status_code == 202
+
+
+def test_redis_down_fails_closed_when_asked(limited, caplog):
+    """RELAY_REDIS_FAIL=closed: with the counters unreachable the form answers 503 with
+    Retry-After, stores nothing, and the metric counts it."""
+    with limited(redis_url="redis://127.0.0.1:1/0", redis_fail="closed") as client:
+        response = post_json(client)
+        metrics = client.get("/metrics").text
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["code"] == "RATE_LIMIT_UNAVAILABLE"
+    assert response.headers["retry-after"] == "5"
+    assert 'relay_rate_limit_unavailable_total{mode="closed"} 1.0' in metrics
+    assert "rate limit store unavailable; refusing" in caplog.text
+
+
+def test_redis_down_failing_open_is_counted(limited):
+    """RELAY_REDIS_FAIL=open (the default): accepted unchecked, and the metric counts both
+    checks (per client, then the form's budget) that were not made."""
+    with limited(redis_url="redis://127.0.0.1:1/0") as client:
+        assert post_json(client).status_code == 202
+        metrics = client.get("/metrics").text
+    assert 'relay_rate_limit_unavailable_total{mode="open"} 2.0' in metrics
+
+
+@pytest.mark.redis
+def test_login_failures_are_shared_between_instances(settings_factory, clock, redis_prefix):
+    """With Redis, failures counted by one instance block the same network on another, and
+    Redis holds no address."""
+    from tests.admin_helpers import PASSWORDS, USERS
+
+    def instance() -> TestClient:
+        settings = settings_factory(
+            admin_users=USERS, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
+        )
+        return TestClient(create_app(settings, clock=clock), client=(CLIENT_IP, 1))
+
+    def login(client: TestClient, password: str) -> int:
+        data = {"username": "vera", "password": password}
+        return client.post("/admin/login", data=data, follow_redirects=False).status_code
+
+    with instance() as one, instance() as two:
+        for _ in range(3):
+            assert login(one, "guess") == 401
+        for _ in range(2):
+            assert login(two, "guess") == 401
+        assert login(one, PASSWORDS["vera"]) == 429
+        stored = asyncio.run(_redis_keys(redis_prefix))
+    assert any(b"login" in key for key in stored)
+    for key, value in stored.items():
+        assert CLIENT_IP.encode() not in key + value
+        assert b"203.0.113.0" not in key + value
+
+
+def test_login_with_redis_down_and_fail_closed_is_503(settings_factory, clock):
+    """RELAY_REDIS_FAIL=closed also guards logins: no check possible, no login attempt."""
+    from tests.admin_helpers import PASSWORDS, USERS
+
+    settings = settings_factory(
+        admin_users=USERS, redis_url="redis://127.0.0.1:1/0", redis_fail="closed"
+    )
+    with TestClient(create_app(settings, clock=clock), base_url="http://localhost") as client:
+        data = {"username": "vera", "password": PASSWORDS["vera"]}
+        response = client.post("/admin/login", data=data, follow_redirects=False)
+    assert response.status_code == 503
+    assert "unavailable for a moment" in response.text
+
+
+def test_html_refusals_keep_their_own_back_link(limited):
+    """Refusal pages are rendered once and reused, yet each keeps the link back to the page
+    it came from."""
+    with limited() as client:
+        post_form(client)
+        post_form(client)
+        pages = [
+            post_form(client, headers={"Referer": f"{ORIGIN}/{page}"}).text
+            for page in ("contact", "devis", "contact")
+        ]
+    assert f'href="{ORIGIN}/contact"' in pages[0]
+    assert f'href="{ORIGIN}/devis"' in pages[1]
+    assert pages[0] == pages[2]
