@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import stat
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from relay.app import create_app
-from tests.conftest import TEST_KEY, TEST_KEY_2, invoke
+from tests.conftest import TEST_KEY, TEST_KEY_2, invoke, service_missing
 from tests.helpers import VALID, post_json
 from tests.privacy.support import at, export, rows
 
@@ -182,12 +183,20 @@ def test_restore_asks_before_replacing(client, cli, tmp_path):
     assert "Aborted" in result.output
 
 
+def needs_pg_tools() -> None:
+    """pg_dump and pg_restore (Debian's postgresql-client; `make test` installs it in CI)."""
+    for name in ("pg_dump", "pg_restore"):
+        if shutil.which(name) is None:
+            service_missing(f"the `{name}` command", FileNotFoundError(name))
+
+
 @pytest.mark.postgres
 def test_postgresql_backup_erase_restore(
     settings_factory, cli, clock, monkeypatch, postgres_url, tmp_path
 ):
     """On PostgreSQL the same holds, through pg_dump and pg_restore: back up while serving,
     erase a person, restore, and the person is gone again."""
+    needs_pg_tools()
     settings = settings_factory(database_url=postgres_url, auto_migrate=True)
     submit(settings, clock)
     submit(settings, clock, email=OTHER)
@@ -209,6 +218,7 @@ def test_postgresql_backup_erase_restore(
 @pytest.mark.postgres
 def test_postgresql_refuses_a_file_that_is_not_a_dump(cli, monkeypatch, postgres_url, tmp_path):
     """pg_restore's refusal is passed on, and the command exits 1."""
+    needs_pg_tools()
     monkeypatch.setenv("RELAY_DATABASE_URL", postgres_url)
     monkeypatch.setenv("RELAY_AUTO_MIGRATE", "true")
     path = tmp_path / "not.dump"
@@ -220,6 +230,7 @@ def test_postgresql_refuses_a_file_that_is_not_a_dump(cli, monkeypatch, postgres
 
 def test_postgresql_unreachable_says_what_pg_dump_said(cli, monkeypatch, tmp_path):
     """A database pg_dump cannot reach: exit 1 with its words, and no file left behind."""
+    needs_pg_tools()
     monkeypatch.setenv("RELAY_DATABASE_URL", "postgresql+asyncpg://relay:secret@127.0.0.1:1/relay")
     path = tmp_path / "b.dump"
     result = invoke(cli, "db", "backup", str(path))
