@@ -38,9 +38,12 @@ pytest: $(STAMP) tools
 	$(BIN)/coverage report
 
 ## tools: in CI (CI=true), install the Debian packages real-client tests drive when missing:
-## chromium (browser tests), caddy (the reverse-proxy tests). Locally those tests skip with a
+## chromium (browser tests), caddy (the reverse-proxy tests and `caddy validate`), promtool
+## (prometheus: the alert rules), systemd-analyze (the unit), pg_dump/pg_restore
+## (postgresql-client: `relay db backup` on PostgreSQL). Locally those tests skip with a
 ## message instead. Playwright's own browser download is never used.
-DEBIAN_TOOLS := chromium:chromium caddy:caddy
+DEBIAN_TOOLS := chromium:chromium caddy:caddy promtool:prometheus systemd-analyze:systemd \
+	pg_dump:postgresql-client
 tools:
 	@if [ "$${CI:-}" = "true" ]; then \
 	  missing=""; \

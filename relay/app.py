@@ -75,6 +75,7 @@ def create_app(
                             transport=transport,
                             lookup=lookup,
                             renderer=renderer,
+                            housekeeper=housekeeper,
                         )
                     )
                 yield {"store": store, "dispatcher": dispatcher}

@@ -359,6 +359,11 @@ class Settings(BaseSettings):
     database_statement_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 10
     redis_connect_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 1
     redis_socket_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 1
+    # --- issue 12: alerts ---
+    alert_email: str | None = None
+    alert_webhook_url: str | None = None
+    alert_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    alert_repeat_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30
 
     @field_validator("public_url")
     @classmethod
@@ -374,6 +379,22 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         return None if value is None else check_redis_url(value)
+
+    @field_validator("alert_email")
+    @classmethod
+    def _alert_email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            msg = f"{value!r} is not a valid email address ({exc})"
+            raise ValueError(msg) from None
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _alert_webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
 
     @field_validator("admin_users")
     @classmethod

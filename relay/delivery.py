@@ -15,6 +15,7 @@ from datetime import timedelta
 import httpx
 
 from relay import backoff
+from relay.alerts import Alerter
 from relay.clock import Clock
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing
@@ -141,12 +142,14 @@ async def running_delivery(
     transport: Transport | None = None,
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
+    housekeeper: Housekeeper | None = None,
 ) -> AsyncIterator[Dispatcher]:
     """Everything that delivers, started together and stopped in reverse order.
 
     The transport; the reconciler (when RELAY_MAILGUN_READ_KEY is set), whose Logs API client
     also answers the dispatcher's "does Mailgun already have it?" after an ambiguous send;
-    and the dispatcher. `relay serve` (by default) and `relay worker` both run this.
+    the dispatcher; and the alerts watch (which also reads `housekeeper`'s last error).
+    `relay serve` (by default) and `relay worker` both run this.
     """
     async with contextlib.AsyncExitStack() as stack:
         if transport is None:
@@ -169,6 +172,21 @@ async def running_delivery(
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
+        # issue 12: the alerts watch of this process (relay.alerts)
+        alerter = Alerter(
+            settings,
+            store,
+            transport,
+            clock=clock,
+            sender=sender(settings),
+            domain=sending_domain(settings),
+            metrics=metrics,
+            dispatcher=dispatcher,
+            housekeeper=housekeeper,
+            reconciler=reconciler if reconciler.configured else None,
+        )
+        await alerter.start()
+        stack.push_async_callback(alerter.stop)
         yield dispatcher
 
 
@@ -208,6 +226,7 @@ async def running_worker(
             metrics=metrics,
             renderer=renderer,
             transport=transport,
+            housekeeper=housekeeper,
         ) as dispatcher:
             yield WorkerRuntime(settings, store, dispatcher, metrics, clock)
     finally:

@@ -394,10 +394,11 @@ class Dispatcher:
             if await self._record(db.retry(row.id, self.owner, at, attempt), row):
                 log_attempt(row, states.RETRYING, attempt, next_attempt_at=at)
         elif isinstance(decision, backoff.Pause):
+            # Pause before the row is released: else the loop may claim it again meanwhile.
+            self._pause(decision)
             attempt = db.Attempt(now, db.PAUSED, status, duration, decision.error)
             if await self._write(db.release(row.id, self.owner, attempt), row):
                 log_attempt(row, states.QUEUED, attempt)
-            self._pause(decision)
         else:
             state = states.DEAD if isinstance(decision, backoff.Dead) else states.FAILED
             kind = db.DEAD if state == states.DEAD else db.FAILED

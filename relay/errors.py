@@ -23,6 +23,8 @@
   - ``SubjectError`` — a data-subject action cannot be done as asked (the record is
     restricted, the new address belongs to another record, the request id is unknown).
     - ``relay.consent_link.InvalidLink`` — a withdrawal link is forged, altered or expired.
+  - ``relay.backup.BackupError`` — `relay db backup`/`restore` cannot be done as asked (no
+    database, the target file exists, not a relay backup, pg_dump or pg_restore failed).
   - ``relay.web.subject_actions.UnknownAction`` — an admin page asked for an action that
     does not exist.
 

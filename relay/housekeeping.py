@@ -77,6 +77,7 @@ class Housekeeper:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.last_report: PurgeReport | None = None
+        self.last_error: str | None = None  # issue 12: read by the alerts watch
 
     async def run_once(self) -> PurgeReport:
         """One purge now; its counts go to the audit log and to one log line."""
@@ -94,17 +95,23 @@ class Housekeeper:
                 if isinstance(count, int) and count:
                     self._metrics.purged.labels(kind).inc(count)
         log.info("purge done", extra={"counts": json.dumps(counts)})
+        if self._metrics is not None:
+            self._metrics.task_last_success.labels("housekeeping").set(self._clock().timestamp())
         return report
 
     async def _safe_run(self) -> None:
         try:
             await self.run_once()
         except RelayError as exc:
+            self.last_error = str(exc)
             log.warning("purge failed (%s); will retry at the next interval", exc)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a bug in one rule
+            self.last_error = f"purge raised {type(exc).__name__}"
             log.error(  # noqa: TRY400 - no traceback: its locals could hold SQL parameters
                 "purge failed (%s); will retry at the next interval", type(exc).__name__
             )
+        else:
+            self.last_error = None
 
     async def _loop(self) -> None:
         while True:

@@ -77,13 +77,19 @@ class Metrics:
             "Logs API items about other messages than the one asked for (filter ignored).",
             registry=reg,
         )
+        # what deploy/prometheus-alerts.yml watches besides the above (and dispatch_paused)
+        self.task_last_success = Gauge(
+            "relay_task_last_success_timestamp_seconds",
+            "When a background task (housekeeping, reconciliation) last succeeded (Unix time).",
+            ["task"],
+            registry=reg,
+        )
         self.purged = Counter(
             "relay_purged",
             "Rows or bodies removed by retention, by kind.",
             ["kind"],
             registry=reg,
         )
-
         self.rate_limit_unavailable = Counter(
             "relay_rate_limit_unavailable",
             "Rate-limit checks not made because Redis was unavailable, by RELAY_REDIS_FAIL "

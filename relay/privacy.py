@@ -29,11 +29,13 @@ from relay import states, subject_export
 from relay.crypto import KeyRing
 from relay.errors import SubjectError
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
-from relay.store import Store, audit, consent
+from relay.store import Store, audit, consent, rights_register
 from relay.store import prospects as records
 from relay.store.tables import consent_events, prospects, submissions
 
 T = TypeVar("T")
+#: The reason an unsent submission is given when its person is erased (no alert is raised).
+ERASED = "erased at the person's request"
 
 
 def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
@@ -232,6 +234,34 @@ async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dic
     return await store.read(query)
 
 
+def erase_rows(conn: Connection, macs: list[str], now: datetime) -> dict[str, int]:
+    """The erasure itself, by keyed hashes: `erase_subject`, and `relay db restore` when it
+    re-applies an erasure made after the backup (relay.store.rights_register)."""
+    mine = submissions.c.subject_mac.in_(macs)
+    unsent = conn.execute(
+        update(submissions)
+        .where(mine, submissions.c.state.in_(states.DUE))
+        .values(state=states.FAILED, last_error=ERASED, final_at=now)
+    )
+    bodies = conn.execute(
+        update(submissions)
+        .where(mine, submissions.c.body_enc.is_not(None))
+        .values(body_enc=None, body_wiped_at=now, updated_at=now)
+    )
+    unlinked = conn.execute(update(submissions).where(mine).values(subject_mac=None))
+    events = conn.execute(consent_events.delete().where(consent_events.c.subject_mac.in_(macs)))
+    gone = conn.execute(prospects.delete().where(prospects.c.email_mac.in_(macs)))
+    counts = {
+        "prospects": int(gone.rowcount or 0),
+        "consent_events": int(events.rowcount or 0),
+        "messages_erased": int(bodies.rowcount or 0),
+        "undelivered_cancelled": int(unsent.rowcount or 0),
+        "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
+    }
+    counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
+    return counts
+
+
 async def erase_subject(
     store: Store,
     keyring: KeyRing,
@@ -250,28 +280,8 @@ async def erase_subject(
     macs = keyring.macs(email)
 
     def body(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
-        mine = submissions.c.subject_mac.in_(macs)
-        unsent = conn.execute(
-            update(submissions)
-            .where(mine, submissions.c.state.in_(states.DUE))
-            .values(state=states.FAILED, last_error="erased at the person's request", final_at=now)
-        )
-        bodies = conn.execute(
-            update(submissions)
-            .where(mine, submissions.c.body_enc.is_not(None))
-            .values(body_enc=None, body_wiped_at=now, updated_at=now)
-        )
-        unlinked = conn.execute(update(submissions).where(mine).values(subject_mac=None))
-        events = conn.execute(consent_events.delete().where(consent_events.c.subject_mac.in_(macs)))
-        gone = conn.execute(prospects.delete().where(prospects.c.email_mac.in_(macs)))
-        counts = {
-            "prospects": int(gone.rowcount or 0),
-            "consent_events": int(events.rowcount or 0),
-            "messages_erased": int(bodies.rowcount or 0),
-            "undelivered_cancelled": int(unsent.rowcount or 0),
-            "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
-        }
-        counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
+        counts = erase_rows(conn, macs, now)
+        rights_register.note(conn, rights_register.ERASE, macs, now)  # issue 12
         return counts, counts
 
     return await store.write(
@@ -377,6 +387,8 @@ async def restrict_subject(
             .values(restricted=restricted, updated_at=now)
         )
         found = bool(result.rowcount)
+        kind = rights_register.RESTRICT if restricted else rights_register.UNRESTRICT
+        rights_register.note(conn, kind, macs, now)  # issue 12
         return found, {"records": int(found)}
 
     kind = "restrict" if restricted else "unrestrict"
@@ -408,6 +420,7 @@ async def withdraw_consent(
                 conn, subject_mac=macs[0], event=consent.WITHDRAWN, occurred_at=now, source=source
             )
         changed = added or not already
+        rights_register.note(conn, rights_register.WITHDRAW, macs, now)  # issue 12
         return changed, {"withdrawn": int(not already), "opposition_added": int(added)}
 
     return await store.write(

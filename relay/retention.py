@@ -72,6 +72,12 @@ def orphan_consent_cutoff(now: datetime) -> datetime:
     return now - relativedelta(years=PROSPECT_YEARS)
 
 
+def rights_register_cutoff(now: datetime) -> datetime:
+    """Rights-register entries (re-applied after a restore) go after 3 years, as the
+    opposition list: no backup older than that may be restored."""
+    return now - relativedelta(years=OPPOSITION_YEARS)
+
+
 def audit_cutoff(now: datetime, months: int) -> datetime:
     """Audit entries older than this are dropped (CNIL journalisation: 6-12 months)."""
     return now - relativedelta(months=months)
@@ -105,6 +111,7 @@ class PurgeReport:
     audit_entries: int = 0
     requests: int = 0
     idempotency_keys: int = 0
+    rights_register_entries: int = 0  # issue 12
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -9,10 +9,12 @@ import click
 
 from relay import __version__
 from relay.cli.admin import admin
+from relay.cli.backup import db_backup, db_restore
 from relay.cli.consent import consent
 from relay.cli.deliveries import deliveries
 from relay.cli.ops import check, db, keys
 from relay.cli.purge import purge_command
+from relay.cli.send_test import send_test_command
 from relay.cli.serve import serve, worker
 from relay.cli.subject import subject
 
@@ -40,3 +42,7 @@ main.add_command(consent)
 main.add_command(purge_command)
 # --- issue 3 ---
 main.add_command(worker)
+# --- issue 12 ---
+db.add_command(db_backup)
+db.add_command(db_restore)
+main.add_command(send_test_command)

@@ -19,6 +19,7 @@ LABELS = {
     "bodies_wiped": "outbox bodies past their bound",
     "delivery_log_rows": "delivery-log rows older than 2 years",
     "opposition_entries": "opposition entries past their 3 years",
+    "rights_register_entries": "rights-register entries past their 3 years",
     "audit_entries": "audit entries past their retention",
     "requests": "completed requests past the register's retention",
     "idempotency_keys": "idempotency answers past their TTL",

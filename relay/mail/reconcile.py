@@ -141,6 +141,7 @@ class Reconciler:
         self._logs = logs
         self._task: asyncio.Task[None] | None = None
         self.last_report: SyncReport | None = None
+        self.last_error: str | None = None  # issue 12: read by the alerts watch
         self.ran = asyncio.Event()
 
     @property
@@ -162,10 +163,17 @@ class Reconciler:
 
     async def run_once(self) -> SyncReport:
         assert self._logs is not None  # noqa: S101 - start() creates it before any run
-        report = await sync_deliveries(
-            self.store, self._logs, self.clock(), settings=self.settings, metrics=self.metrics
-        )
+        try:
+            report = await sync_deliveries(
+                self.store, self._logs, self.clock(), settings=self.settings, metrics=self.metrics
+            )
+        except RelayError as exc:
+            self.last_error = str(exc)
+            raise
         self.last_report = report
+        self.last_error = report.error
+        if report.error is None and self.metrics is not None:
+            self.metrics.task_last_success.labels("reconciliation").set(self.clock().timestamp())
         self.ran.set()
         return report
 

@@ -24,6 +24,7 @@ from relay.store.tables import (
     idempotency_keys,
     opposition,
     prospects,
+    rights_register,
     subject_requests,
     submissions,
 )
@@ -83,6 +84,10 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
         "idempotency_keys": (
             idempotency_keys,
             idempotency_keys.c.created_at < now - timedelta(hours=bounds.idempotency_hours),
+        ),
+        "rights_register_entries": (
+            rights_register,
+            rights_register.c.recorded_at < retention.rights_register_cutoff(now),
         ),
     }
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
@@ -92,6 +93,8 @@ submissions = Table(
     Column("last_event_at", UTC_TS),
     Column("final_at", UTC_TS),
     Column("updated_at", UTC_TS, nullable=False),
+    # issue 12: a `relay send-test` message (no person behind it), not a submission
+    Column("test", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_submissions_due", "state", "next_attempt_at"),
     Index("ix_submissions_subject", "subject_mac"),
     Index("ix_submissions_form_received", "form_id", "received_at"),
@@ -243,4 +246,17 @@ subject_requests = Table(
     Column("completed_at", UTC_TS),
     Column("actor", String(128), nullable=False),
     Column("outcome", Text),
+)
+
+#: issue 12: every erasure, restriction (and its lifting) and consent withdrawal, as keyed hashes
+#: and a date only, so `relay db restore` can re-apply those made after a backup was taken.
+#: `subject_macs` is the person's email hashed under every key of the ring at the time
+#: (space-separated), so a backup made before a key rotation is matched too.
+rights_register = Table(
+    "rights_register",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # erase | restrict | unrestrict | withdraw
+    Column("subject_macs", Text, nullable=False),
+    Column("recorded_at", UTC_TS, nullable=False),
 )

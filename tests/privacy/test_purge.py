@@ -92,6 +92,7 @@ def test_opposition_entry_lasts_three_years(client, cli, clock):
         report = purge(cli)
     assert report["opposition_entries"] == 1
     assert report["consent_events"] == 1
+    assert report["rights_register_entries"] == 1  # issue 12: the withdrawal's register entry
 
 
 def test_housekeeper_purges_at_start_of_serve(settings, cli, clock):
