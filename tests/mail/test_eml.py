@@ -10,6 +10,7 @@ from email import policy
 import pytest
 
 from relay.mail.eml import FileTransport
+from relay.mail.render import reply_to_header
 from relay.mail.transport import Accepted, RenderedEmail, Retry
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +21,7 @@ EMAIL = RenderedEmail(
     message_id="<0193-sub@relay.localhost>",
     sender="relay@relay.localhost",
     to=("sales@example.com",),
-    reply_to="Zoé <zoe@example.fr>",
+    reply_to=reply_to_header("Zoé", "zoe@example.fr"),
     subject="Contact - Zoé 😀",
     text="Bonjour 😀",
     html="<p>Bonjour 😀</p>",
