@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
@@ -21,6 +22,7 @@ from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
+from relay.web.middleware import LastResort, SecurityHeaders, style_hashes
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
@@ -77,7 +79,11 @@ def create_app(
             await app.state.limiter.close()
             await store.close()
 
-    app = Starlette(routes=routes(), lifespan=lifespan)
+    middleware = [
+        Middleware(LastResort),
+        Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
+    ]
+    app = Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
     app.state.limiter = RateLimiter(settings, deps.clock)

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.errors import ConfigError
+from relay.urls import origin_of, web_url
 
 EXAMPLE_FORMS_FILE = "examples/forms.toml"
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -66,19 +67,19 @@ class MarketingConsent(BaseModel):
 
 
 def _check_origin(origin: str) -> str:
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parsed = web_url(origin)
+    if parsed is None:
         msg = f"{origin!r} is not an origin such as https://www.example.com"
         raise ValueError(msg)
+    parts = urlsplit(origin)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         msg = f"{origin!r} must be scheme://host[:port] only, without a path"
         raise ValueError(msg)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return parsed.origin
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if web_url(url) is None:
         msg = f"{url!r} is not an absolute http(s) URL"
         raise ValueError(msg)
     return url
@@ -144,12 +145,10 @@ class FormConfig(BaseModel):
         """Whether a browser page served from `origin` may post to this form."""
         return origin.lower() in self.allowed_origins
 
-    def allows_redirect(self, url: str) -> bool:
+    def allows_redirect(self, url: object) -> bool:
         """Formspree's `_next` is honoured only towards the form's own sites: no open redirect."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return False
-        return self.allows_origin(f"{parts.scheme}://{parts.netloc}")
+        origin = origin_of(url)  # None for anything malformed: refused whole, never a 500
+        return origin is not None and self.allows_origin(origin)
 
 
 class FormsFile(BaseModel):
@@ -235,6 +234,7 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     idempotency_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24
     public_url: str | None = None
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     # --- Mailgun EU (shared by delivery, webhooks and reconciliation) ---

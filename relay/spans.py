@@ -18,7 +18,11 @@ def parse_since(text: str, now: datetime) -> datetime:
     """
     match = _SPAN.match(text.strip())
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:  # 999999w reaches before year 1
+            msg = f"{text!r} reaches further back than dates go; try a shorter span such as 52w"
+            raise ValueError(msg) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

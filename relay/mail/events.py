@@ -170,7 +170,11 @@ def _short(value: Any, limit: int) -> str | None:
 def _occurred(data: dict[str, Any]) -> datetime:
     stamp = data.get("timestamp")
     if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return datetime.fromtimestamp(float(stamp), UTC)
+        try:
+            return datetime.fromtimestamp(float(stamp), UTC)
+        except (ValueError, OverflowError, OSError):  # out of range, NaN: not a time
+            msg = "event timestamp is out of range"
+            raise EventInvalid(msg) from None
     iso = data.get("@timestamp")
     if isinstance(iso, str):
         try:

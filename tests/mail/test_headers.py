@@ -140,7 +140,7 @@ def test_any_accepted_submission_makes_the_same_headers_on_both_transports(toolk
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
     eml = email.message_from_bytes(data, policy=policy.default)
     assert {name.lower() for name in eml} == EML_HEADERS
-    check_headers(eml, rendered, sub)  # type: ignore[arg-type]
+    check_headers(eml, rendered, sub)
     plain = eml.get_body(("plain",))
     assert plain is not None
     assert plain.get_content().replace("\r\n", "\n") == rendered.text.replace("\r\n", "\n")
@@ -159,7 +159,7 @@ def test_any_accepted_submission_makes_the_same_headers_on_both_transports(toolk
     )
     parsed = email.message_from_string(block, policy=policy.default)
     assert {name.lower() for name in parsed} == {"from", "to", "reply-to", "subject", "message-id"}
-    check_headers(parsed, rendered, sub)  # type: ignore[arg-type]
+    check_headers(parsed, rendered, sub)
 
 
 @pytest.mark.parametrize(
