@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
@@ -22,7 +23,15 @@ from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
-from relay.web.middleware import LastResort, SecurityHeaders, style_hashes
+from relay.web.middleware import (
+    BodyDeadline,
+    BodyTimeout,
+    LastResort,
+    SecurityHeaders,
+    body_timeout,
+    client_gone,
+    style_hashes,
+)
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
@@ -82,8 +91,12 @@ def create_app(
     middleware = [
         Middleware(LastResort),
         Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
+        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
     ]
-    app = Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
+    handlers = {ClientDisconnect: client_gone, BodyTimeout: body_timeout}
+    app = Starlette(
+        routes=routes(), lifespan=lifespan, middleware=middleware, exception_handlers=handlers
+    )
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
     app.state.limiter = RateLimiter(settings, deps.clock)

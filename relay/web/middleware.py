@@ -6,6 +6,9 @@ X-Content-Type-Options, X-Frame-Options / frame-ancestors and Referrer-Policy. S
 so a page added later cannot forget them. HSTS is the proxy's job (deploy/Caddyfile): relay
 may run behind plain HTTP on localhost.
 
+Body deadline: every request body must arrive within RELAY_BODY_TIMEOUT_SECONDS (408), and a
+client that disconnects mid-body is one log line, not a traceback (the exception handlers below).
+
 Last resort: the parsers answer every bad input themselves (a 4xx with a reason). Should an
 exception still escape a route, this logs one line with its class and the endpoint's name
 (no message, no traceback, no URL: any of them could carry submitted data) and answers a plain
@@ -21,6 +24,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import anyio
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("relay.web")
@@ -128,3 +134,56 @@ class LastResort:
                     }
                 )
                 await send({"type": "http.response.body", "body": b"Internal error.\n"})
+
+
+class BodyTimeout(Exception):
+    """The request body did not arrive within RELAY_BODY_TIMEOUT_SECONDS."""
+
+
+class BodyDeadline:
+    """Every request body must arrive within `seconds` of the app's first read of it.
+
+    Why here: a client that sends its body a byte at a time would hold a connection (and a
+    task) for as long as it likes; every endpoint that reads a body shares this deadline.
+    Waiting for a disconnect after the body is complete is not limited.
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline: float | None = None
+        complete = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, complete
+            if complete:
+                return await receive()
+            if deadline is None:
+                deadline = anyio.current_time() + self.seconds
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        await self.app(scope, timed_receive, send)
+
+
+async def client_gone(_request: Request, _exc: Exception) -> Response:
+    """A client that closed the connection mid-body: one line, no traceback, nobody to answer."""
+    log.info("client closed the connection before its body arrived")
+    return Response(status_code=400)
+
+
+async def body_timeout(_request: Request, _exc: Exception) -> Response:
+    """A body that did not arrive in time (any endpoint but the submit one, which says more)."""
+    log.info("request body timed out")
+    return PlainTextResponse("The request body did not arrive in time.\n", status_code=408)

@@ -14,7 +14,6 @@ import json
 import logging
 from typing import Any
 
-import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
@@ -26,6 +25,7 @@ from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import Submission, consent_from, validate_submission
 from relay.web.deps import Deps, deps_of, store_of
+from relay.web.middleware import BodyTimeout
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
 
@@ -103,6 +103,7 @@ _TITLES = {
     400: "The form could not be read",
     403: "This site may not use this form",
     404: "Form not found",
+    408: "The form took too long to arrive",
     413: "The form is too large",
     429: "Too many submissions",
     415: "The form was sent in an unsupported format",
@@ -128,12 +129,11 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
             raise too_large
     body = bytearray()
     try:
-        with anyio.fail_after(seconds):
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    raise too_large
-    except TimeoutError:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except BodyTimeout:  # the shared deadline of relay.web.middleware.BodyDeadline
         raise SubmissionRejected(
             408, "BODY_TIMEOUT", f"The form was not received within {seconds:g} seconds."
         ) from None
