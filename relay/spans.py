@@ -28,7 +28,12 @@ def parse_since(text: str, now: datetime) -> datetime:
     except ValueError:
         msg = f"{text!r} is neither a span such as 24h / 7d nor an ISO date such as 2026-11-01"
         raise ValueError(msg) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+23:59 is before year 1 in UTC
+        msg = f"{text!r} is outside the dates relay can compare; try a date such as 2026-11-01"
+        raise ValueError(msg) from None
 
 
 def human_age(span: timedelta) -> str:
