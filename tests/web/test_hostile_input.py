@@ -58,7 +58,8 @@ def test_a_malformed_referer_gets_the_error_page_with_the_sites_link(client, ref
 def test_a_multipart_boundary_over_256_characters_is_a_400(client):
     """python-multipart's boundary limit is a clear MALFORMED_BODY, not an exception."""
     boundary = "b" * 300
-    body = f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nJo\r\n--{boundary}--\r\n'
+    part = 'Content-Disposition: form-data; name="name"\r\n\r\nJo'
+    body = f"--{boundary}\r\n{part}\r\n--{boundary}--\r\n"
     response = client.post(
         "/f/contact",
         content=body.encode(),
