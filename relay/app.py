@@ -61,7 +61,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        store = await Store.from_settings(settings)
+        store = await Store.from_settings(settings, create=True)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
             await register_wordings(store, deps.forms, deps.clock())

@@ -172,7 +172,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, clock: Clock) -> N
     keyring = load_keyring(settings, create=True)
     renderer = renderer_for(settings)
     metrics = Metrics()
-    store = await Store.from_settings(settings)
+    store = await Store.from_settings(settings, create=True)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
         await housekeeper.start()

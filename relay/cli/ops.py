@@ -12,14 +12,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
-from relay.config import FormConfig, load_forms
+from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
-from relay.errors import RelayError
+from relay.errors import RelayError, StoreUnavailable
 from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
-from relay.store import Store, audit
+from relay.store import Store, audit, missing_database
 from relay.store.consent import wording_conflicts
-from relay.store.db import create_engine, current_revision, head_revision, upgrade
+from relay.store.db import (
+    create_engine,
+    current_revision,
+    head_revision,
+    upgrade,
+)
+from relay.store.keycheck import sample_problems
 from relay.store.rotation import RotationReport, rotate_job
 
 
@@ -52,6 +58,30 @@ def _stored_wording_problems(url: str, forms: dict[str, FormConfig]) -> list[str
     return run(go())
 
 
+def _key_problems(settings: Settings) -> list[str]:
+    """Open a sample of stored rows; every key id the database needs must be in the ring."""
+    if missing_database(settings) is not None:
+        return []  # no database yet: nothing sealed to open
+    try:
+        keyring = load_keyring(settings)
+    except RelayError as exc:
+        return [str(exc)]
+
+    async def go() -> list[str]:
+        store = await Store.from_settings(settings)
+        try:
+            return await store.read(sample_problems(keyring))
+        except StoreUnavailable:
+            return []  # no schema yet: nothing sealed to open
+        finally:
+            await store.close()
+
+    try:
+        return run(go())
+    except click.ClickException as exc:
+        return [exc.message]
+
+
 @click.command()
 def check() -> None:
     """Validate the settings and the forms file; exit 1 and say what is wrong otherwise.
@@ -72,6 +102,7 @@ def check() -> None:
             problems.append(str(exc))
     if forms:
         problems.extend(_stored_wording_problems(settings.effective_database_url, forms))
+    problems.extend(_key_problems(settings))
     if problems:
         raise click.ClickException("\n".join(problems))
     click.echo(f"settings: ok ({settings.environment})")
@@ -116,6 +147,9 @@ def db_current() -> None:
     Example: relay db current
     """
     settings = settings_or_exit()
+    problem = missing_database(settings)
+    if problem is not None:
+        raise click.ClickException(problem)
 
     async def go() -> str | None:
         engine = create_engine(settings.effective_database_url)

@@ -24,6 +24,7 @@ from relay.store.deliveries import (
     timeline,
 )
 from relay.store.delivery_stats import counts_by_state
+from relay.store.keycheck import MissingKey, require_keys
 from relay.store.prospects_read import find_prospect, open_prospect
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
@@ -264,6 +265,12 @@ async def prospect_lookup(request: Request) -> Response:
         return _page(request, session, "denied.html", 403, needed="a valid form token")
     email = form.get("email", "").strip()[:320]
     deps = deps_of(request)
+    try:  # a wrong or retired key makes every lookup miss: say so, never "no match"
+        await store_of(request).read(require_keys(deps.keyring))
+    except MissingKey as exc:
+        log.error("prospect lookup refused: %s", exc)  # noqa: TRY400 - key ids, no traceback
+        needed = f"RELAY_SECRET_KEY to hold every key the stored data needs ({exc})"
+        return _page(request, session, "denied.html", 503, needed=needed)
     found = await store_of(request).read(find_prospect(deps.keyring.macs(email))) if email else None
     record = open_prospect(found, deps.keyring) if found else None
     target = f"prospect:{record.id}" if record else None
