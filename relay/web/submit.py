@@ -194,7 +194,7 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
     if key_mac is not None:
         earlier = await store.read(outbox.find_answer(key_mac, not_before))
         if earlier is not None:
-            return _replay(earlier, answer)
+            return _replay(earlier, answer, deps, key_mac)
     body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
     raw = parse_body(content_type, body)
     result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
@@ -223,7 +223,8 @@ async def _store_and_answer(
     idem = None
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
-        idem = outbox.Idempotency(key_mac, 202, body, not_before)
+        sealed = outbox.seal_answer(deps.keyring, key_mac, body)  # `next` may carry PII
+        idem = outbox.Idempotency(key_mac, 202, sealed, not_before)
     prospect = prospect_of(deps.keyring, form, sub, raw)
     row = outbox.NewSubmission(
         id=submission_id,
@@ -246,15 +247,16 @@ async def _store_and_answer(
             503, "STORE_UNAVAILABLE", "The form could not be saved; please try again shortly."
         ) from None
     if earlier is not None:
-        return _replay(earlier, answer)
+        assert key_mac is not None  # noqa: S101 - only an idempotent accept finds an earlier one
+        return _replay(earlier, answer, deps, key_mac)
     log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
     return answer.accepted(next_url, submission_id)
 
 
-def _replay(earlier: outbox.StoredAnswer, answer: Answer) -> Response:
+def _replay(earlier: outbox.StoredAnswer, answer: Answer, deps: Deps, key_mac: str) -> Response:
     headers = {**answer.headers, "Idempotent-Replayed": "true"}
     return Response(
-        earlier.response,
+        outbox.open_answer(deps.keyring, key_mac, earlier),
         status_code=earlier.status_code,
         media_type="application/json",
         headers=headers,
