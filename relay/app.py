@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 
 from relay.clock import Clock, utcnow
@@ -90,6 +91,9 @@ def create_app(
 
     middleware = [
         Middleware(LastResort),
+        # A foreign Host header never shapes an answer (the thank-you URL is built from it
+        # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
         Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
         Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
     ]

@@ -105,7 +105,7 @@ def test_public_url_setting_builds_the_thank_you_link(settings_factory, clock):
     from starlette.testclient import TestClient
 
     app = create_app(settings_factory(public_url="https://forms.example.com/"), clock=clock)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         assert post_json(client).json()["next"] == "https://forms.example.com/f/contact/thanks"
 
 
