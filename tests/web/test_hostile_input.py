@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -202,13 +203,15 @@ def _call(client: TestClient, receive: Any) -> list[dict[str, Any]]:
         "server": ("relay.test", 80),
         "state": dict(client.app_state),
     }
-    client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr, arg-type]
+    app: Any = client.app
+    portal: Any = client.portal
+    portal.call(app, scope, receive, send)
     return sent
 
 
 def test_a_client_gone_mid_body_leaves_one_line_and_no_traceback(client, caplog):
     """A disconnect mid-body is logged once (form, status, code) with no traceback."""
-    messages = iter(
+    messages: Iterator[dict[str, Any]] = iter(
         [
             {"type": "http.request", "body": b'{"name": "Jo', "more_body": True},
             {"type": "http.disconnect"},
@@ -221,7 +224,7 @@ def test_a_client_gone_mid_body_leaves_one_line_and_no_traceback(client, caplog)
     caplog.set_level(logging.INFO, logger="relay")
     _call(client, receive)
     refusals = [r for r in caplog.records if r.getMessage() == "submission refused"]
-    assert [(r.form, r.status, r.code) for r in refusals] == [  # type: ignore[attr-defined]
+    assert [(r.form, r.status, r.code) for r in refusals] == [
         ("contact", 400, "CLIENT_DISCONNECTED")
     ]
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
@@ -253,7 +256,7 @@ def test_every_submit_refusal_logs_one_line_without_personal_data(client, caplog
     post_json(client, email="not-an-address")
     client.post("/f/nope", json=VALID, headers=JSON)
     refusals = [r for r in caplog.records if r.getMessage() == "submission refused"]
-    assert [(r.form, r.status, r.code) for r in refusals] == [  # type: ignore[attr-defined]
+    assert [(r.form, r.status, r.code) for r in refusals] == [
         ("contact", 403, "ORIGIN_NOT_ALLOWED"),
         ("contact", 422, "INVALID_FIELDS"),
         ("unknown", 404, "FORM_NOT_FOUND"),
@@ -261,3 +264,45 @@ def test_every_submit_refusal_logs_one_line_without_personal_data(client, caplog
     text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for value in (*VALID.values(), "not-an-address", "evil.example", "nope"):
         assert value not in text
+
+
+def test_encoded_line_breaks_in_every_field_never_reach_the_eml_headers(settings_factory, clock):
+    """Through the real accept and dispatch: company, phone and name holding encoded CR LF make
+    an .eml with exactly the usual headers, 7-bit, one Reply-To, and the body intact."""
+    import email
+    from email import policy
+
+    from tests.test_delivery_app import wait_for
+
+    settings = settings_factory(dispatch_poll_seconds=0.01)
+    injection = "=?utf-8?q?=0D=0ABcc:_v@x.fr?="
+    fields = {
+        "name": f"Jo {injection}",
+        "company": "=?utf-8?q?=0D=0AContent-Type:_text/html=0D=0A=0D=0A<b>x</b>?=",
+        "phone": injection,
+    }
+    with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
+        sid = post_json(client, **fields).json()["id"]
+        path = settings.var_dir / "mail" / f"{sid}.eml"
+        assert wait_for(path.exists)
+    data = path.read_bytes()
+    assert data.split(b"\r\n\r\n", 1)[0].isascii()
+    message = email.message_from_bytes(data, policy=policy.default)
+    assert sorted(k.lower() for k in message) == sorted(
+        [
+            "from",
+            "to",
+            "reply-to",
+            "subject",
+            "message-id",
+            "date",
+            "x-relay-submission-id",
+            "mime-version",
+            "content-type",
+        ]
+    )
+    assert [a.addr_spec for a in message["Reply-To"].addresses] == [VALID["email"]]
+    assert injection in str(message["Subject"])
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    assert VALID["message"].split("\n")[0] in plain.get_content()
