@@ -177,7 +177,7 @@ def test_an_out_of_range_admin_filter_is_a_message_on_the_page(settings_factory,
             assert "outside the dates" in page.text or "further back" in page.text
 
 
-def _call(client: TestClient, receive: Any) -> list[dict[str, Any]]:
+def _call(client: TestClient, receive: Any, path: str = "/f/contact") -> list[dict[str, Any]]:
     """Run one raw ASGI request through the app the client started (its lifespan state)."""
     sent: list[dict[str, Any]] = []
 
@@ -190,8 +190,8 @@ def _call(client: TestClient, receive: Any) -> list[dict[str, Any]]:
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/f/contact",
-        "raw_path": b"/f/contact",
+        "path": path,
+        "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
         "headers": [
@@ -306,3 +306,51 @@ def test_encoded_line_breaks_in_every_field_never_reach_the_eml_headers(settings
     plain = message.get_body(("plain",))
     assert plain is not None
     assert VALID["message"].split("\n")[0] in plain.get_content()
+
+
+def test_the_last_resort_logs_the_class_only_and_answers_plainly(caplog):
+    """An exception escaping a route is one error line (class, endpoint), no traceback, no
+    message (it could hold submitted data), and a plain 500 without the text."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from relay.web.middleware import LastResort
+
+    async def broken(_request: Any) -> Any:
+        msg = "CANARY-SECRET jeanne@example.fr"
+        raise RuntimeError(msg)
+
+    app = Starlette(routes=[Route("/x", broken)], middleware=[Middleware(LastResort)])
+    caplog.set_level(logging.INFO)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/x")
+    assert response.status_code == 500
+    assert "CANARY" not in response.text
+    [record] = [r for r in caplog.records if r.name == "relay.web"]
+    assert (record.getMessage(), record.error, record.endpoint) == (
+        "unexpected error",
+        "RuntimeError",
+        "test_the_last_resort_logs_the_class_only_and_answers_plainly.<locals>.broken",
+    )
+    assert record.exc_info is None
+    assert "CANARY" not in caplog.text
+
+
+def test_a_trickled_webhook_body_is_cut_off_too(settings_factory, clock):
+    """The body deadline is shared: the webhook endpoint answers 408 as well."""
+    app = create_app(
+        settings_factory(body_timeout_seconds=0.2, mailgun_webhook_signing_key=KEY), clock=clock
+    )
+    state = {"sent": False}
+
+    async def receive() -> dict[str, Any]:
+        if not state["sent"]:
+            state["sent"] = True
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await anyio.sleep(5)
+        return {"type": "http.request", "body": b"}", "more_body": False}
+
+    with TestClient(app) as client:
+        sent = _call(client, receive, path="/webhooks/mailgun")
+    assert sent[0]["status"] == 408
