@@ -78,3 +78,26 @@ def test_a_mistyped_var_dir_fails_instead_of_creating_a_database(
         assert result.exit_code == 1, command
         assert f"no database at {typo / 'relay.db'}" in result.output
     assert not (typo / "relay.db").exists()
+
+
+def test_check_names_a_row_that_does_not_open(client, cli, settings):
+    """A stored ciphertext altered on disk is named (row and field) by `relay check`."""
+    import sqlite3
+
+    assert post_json(client).status_code == 202
+    with sqlite3.connect(settings.var_dir / "relay.db") as conn:
+        [(token,)] = conn.execute("SELECT name_enc FROM prospects").fetchall()
+        altered = bytes(token[:-1]) + bytes([token[-1] ^ 1])
+        conn.execute("UPDATE prospects SET name_enc = ?", (altered,))
+    result = invoke(cli, "check")
+    assert result.exit_code == 1
+    assert "prospect 1 name: ciphertext failed authentication" in result.output
+    assert VALID["name"] not in result.output
+
+
+def test_a_legacy_clear_idempotency_answer_is_still_replayed():
+    """Rows written before sealing (at most one TTL old) replay as they were."""
+    from relay.store.outbox import StoredAnswer, open_answer
+
+    stored = StoredAnswer("sid", 202, '{"ok": true, "id": "sid"}')
+    assert open_answer(KeyRing.from_text(TEST_KEY), "mac", stored) == stored.response
