@@ -101,3 +101,14 @@ def test_a_legacy_clear_idempotency_answer_is_still_replayed():
 
     stored = StoredAnswer("sid", 202, '{"ok": true, "id": "sid"}')
     assert open_answer(KeyRing.from_text(TEST_KEY), "mac", stored) == stored.response
+
+
+def test_rotation_without_the_old_key_fails_naming_it(client, cli, monkeypatch):
+    """`relay keys rotate` with the sealing key dropped exits 1 naming its id, changing nothing."""
+    assert post_json(client).status_code == 202
+    monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY_2)
+    result = invoke(cli, "keys", "rotate")
+    assert result.exit_code == 1
+    assert OLD_ID in result.output
+    monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY)
+    assert VALID["email"] in invoke(cli, "subject", "export", VALID["email"]).output

@@ -84,7 +84,8 @@ def _key_problems(settings: Settings) -> list[str]:
 
 @click.command()
 def check() -> None:
-    """Validate the settings and the forms file; exit 1 and say what is wrong otherwise.
+    """Validate the settings and the forms file, and open a sample of the stored rows (every
+    key id the database holds must be in RELAY_SECRET_KEY); exit 1 and say what is wrong.
 
     Example: RELAY_FORMS_FILE=forms.toml relay check
     """
