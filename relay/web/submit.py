@@ -299,8 +299,10 @@ async def preflight(request: Request) -> Response:
     form = deps.forms.get(request.path_params["form_id"])
     origin = request.headers.get("origin")
     if form is None:
+        log.warning("preflight refused", extra={"form": UNKNOWN_FORM, "status": 404})
         return Response(status_code=404, headers={"Vary": "Origin"})
     if origin is None or not form.allows_origin(origin):
+        log.warning("preflight refused", extra={"form": form.id, "status": 403})
         return Response(status_code=403, headers={"Vary": "Origin"})
     headers = {
         **_cors(form, origin),

@@ -354,3 +354,13 @@ def test_a_trickled_webhook_body_is_cut_off_too(settings_factory, clock):
     with TestClient(app) as client:
         sent = _call(client, receive, path="/webhooks/mailgun")
     assert sent[0]["status"] == 408
+
+
+def test_a_refused_preflight_logs_one_line_too(client, caplog):
+    """A CORS preflight from a foreign origin is as visible to the operator as a refused post."""
+    caplog.set_level(logging.INFO, logger="relay")
+    headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    assert client.options("/f/contact", headers=headers).status_code == 403
+    [record] = [r for r in caplog.records if r.getMessage() == "preflight refused"]
+    assert (record.form, record.status) == ("contact", 403)
+    assert "evil" not in caplog.text
