@@ -10,6 +10,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import ClientDisconnect
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
@@ -21,6 +24,15 @@ from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
+from relay.web.middleware import (
+    BodyDeadline,
+    BodyTimeout,
+    LastResort,
+    SecurityHeaders,
+    body_timeout,
+    client_gone,
+    style_hashes,
+)
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
 from relay.web.routes import routes
@@ -55,7 +67,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
-        store = await Store.from_settings(settings, dispatching=renderer is not None)
+        store = await Store.from_settings(settings, create=True, dispatching=renderer is not None)
         housekeeper = Housekeeper(store, deps.keyring, settings, deps.clock, metrics=deps.metrics)
         try:
             await store.require_schema()  # else: say to run `relay db upgrade`, and stop
@@ -84,7 +96,18 @@ def create_app(
             await app.state.limiter.close()
             await store.close()
 
-    app = Starlette(routes=routes(), lifespan=lifespan)
+    middleware = [
+        Middleware(LastResort),
+        # A foreign Host header never shapes an answer (the thank-you URL is built from it
+        # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
+        Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
+        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
+    ]
+    handlers = {ClientDisconnect: client_gone, BodyTimeout: body_timeout}
+    app = Starlette(
+        routes=routes(), lifespan=lifespan, middleware=middleware, exception_handlers=handlers
+    )
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)
     app.state.limiter = RateLimiter(settings, deps.clock, deps.metrics)

@@ -32,6 +32,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay.errors import ConfigError
 from relay.proxies import Network, parse_networks
+from relay.urls import origin_of, web_url
+
+#: A host name in RELAY_ALLOWED_HOSTS: letters, digits, dots and dashes, optionally `*.` first.
+_HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$|^\[[0-9A-Fa-f:.]+\]$")
+#: Always answered, for health checks from the same machine or pod.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 EXAMPLE_FORMS_FILE = "examples/forms.toml"
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -67,19 +73,19 @@ class MarketingConsent(BaseModel):
 
 
 def _check_origin(origin: str) -> str:
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parsed = web_url(origin)
+    if parsed is None:
         msg = f"{origin!r} is not an origin such as https://www.example.com"
         raise ValueError(msg)
+    parts = urlsplit(origin)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         msg = f"{origin!r} must be scheme://host[:port] only, without a path"
         raise ValueError(msg)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return parsed.origin
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if web_url(url) is None:
         msg = f"{url!r} is not an absolute http(s) URL"
         raise ValueError(msg)
     return url
@@ -214,12 +220,10 @@ class FormConfig(BaseModel):
         """Whether a browser page served from `origin` may post to this form."""
         return origin.lower() in self.allowed_origins
 
-    def allows_redirect(self, url: str) -> bool:
+    def allows_redirect(self, url: object) -> bool:
         """Formspree's `_next` is honoured only towards the form's own sites: no open redirect."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return False
-        return self.allows_origin(f"{parts.scheme}://{parts.netloc}")
+        origin = origin_of(url)  # None for anything malformed: refused whole, never a 500
+        return origin is not None and self.allows_origin(origin)
 
 
 class FormsFile(BaseModel):
@@ -305,6 +309,8 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     idempotency_ttl_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 24
     public_url: str | None = None
+    allowed_hosts: str | None = None
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     # --- Mailgun EU (shared by delivery, webhooks and reconciliation) ---
@@ -396,6 +402,17 @@ class Settings(BaseSettings):
     def _alert_webhook_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for host in (h.strip() for h in value.split(",")):
+            if not _HOST_PATTERN.match(host):
+                msg = f"{host!r} is not a host name such as forms.example.com or *.example.com"
+                raise ValueError(msg)
+        return value
+
     @field_validator("admin_users")
     @classmethod
     def _unique_admins(cls, value: tuple[AdminUser, ...]) -> tuple[AdminUser, ...]:
@@ -450,6 +467,27 @@ class Settings(BaseSettings):
             msg = "RELAY_SECRET_KEY must be set in production (see README: generating a key)"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _production_knows_its_hosts(self) -> Settings:
+        # Without either, the Host header of any request would shape relay's answers (the
+        # thank-you URL): a poisoned cache or proxy could send visitors elsewhere.
+        if self.environment == "production" and not (self.public_url or self.allowed_hosts):
+            msg = "RELAY_PUBLIC_URL or RELAY_ALLOWED_HOSTS must be set in production"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host headers relay answers: RELAY_ALLOWED_HOSTS, RELAY_PUBLIC_URL's host and
+        loopback (health checks); every host ("*") only in development with neither set."""
+        hosts = [h.strip().lower() for h in (self.allowed_hosts or "").split(",") if h.strip()]
+        public = web_url(self.public_url) if self.public_url else None
+        if public is not None:
+            hosts.append(public.host)
+        if not hosts:
+            return ["*"]
+        return [*dict.fromkeys([*hosts, *LOOPBACK_HOSTS])]
 
     @property
     def effective_database_url(self) -> str:

@@ -212,7 +212,7 @@ async def running_worker(
     keyring = load_keyring(settings, create=True)
     renderer = renderer_for(settings)
     metrics = Metrics()
-    store = await Store.from_settings(settings, dispatching=True)
+    store = await Store.from_settings(settings, create=True, dispatching=True)
     housekeeper = Housekeeper(store, keyring, settings, clock, metrics=metrics)
     try:
         await store.require_schema()  # an empty database: one clear error, not one a second

@@ -9,10 +9,11 @@ submission rules pick the ones they know and drop the rest.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from relay.errors import SubmissionRejected
@@ -22,6 +23,10 @@ MULTIPART = "multipart/form-data"
 JSON = "application/json"
 SUPPORTED = (URLENCODED, MULTIPART, JSON)
 MAX_FIELDS = 100
+#: python-multipart refuses longer boundaries (RFC 2046 allows 70): a 400, never an exception.
+MAX_BOUNDARY = 256
+#: `filename=` or `filename*=` (RFC 6266/5987) anywhere in a Content-Disposition: a file part.
+_FILENAME = re.compile(rb';\s*filename\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)
 
 
 def media_type(content_type: str) -> str:
@@ -96,6 +101,7 @@ class _MultipartCollector:
     def __init__(self) -> None:
         self.fields: dict[str, Any] = {}
         self.file_part = False
+        self._filenames: list[bytes] = []
         self._header_field = b""
         self._header_value = b""
         self._name: str | None = None
@@ -115,6 +121,7 @@ class _MultipartCollector:
     def _part_begin(self) -> None:
         self._name, self._data = None, bytearray()
         self._header_field = self._header_value = b""
+        self._filenames = []
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -125,8 +132,8 @@ class _MultipartCollector:
     def _header_end(self) -> None:
         if self._header_field.lower() == b"content-disposition":
             _, params = parse_options_header(self._header_value)
-            if b"filename" in params or b"filename*" in params:
-                self.file_part = True
+            # parse_options_header drops `filename*=`: look for either form in the raw value.
+            self._filenames = [m.group(1) for m in _FILENAME.finditer(self._header_value)]
             name = params.get(b"name")
             self._name = name.decode("utf-8", "replace") if name is not None else None
         self._header_field = self._header_value = b""
@@ -135,6 +142,15 @@ class _MultipartCollector:
         self._data += data[start:end]
 
     def _part_end(self) -> None:
+        if self._filenames:
+            # An optional file input left empty (empty filename and content, as browsers
+            # send it) is no file: ignore it. Any other file part refuses the whole form.
+            empty = all(
+                v.strip().strip(b'"') in (b"", b"UTF-8''", b"utf-8''") for v in self._filenames
+            )
+            if not (empty and not self._data):
+                self.file_part = True
+            return
         self._count += 1
         if self._name is None or self._count > MAX_FIELDS:
             return
@@ -150,12 +166,14 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     boundary = params.get(b"boundary")
     if not boundary:
         raise _malformed("multipart form data (no boundary in Content-Type)")
+    if len(boundary) > MAX_BOUNDARY:
+        raise _malformed(f"multipart form data (the boundary is over {MAX_BOUNDARY} characters)")
     collector = _MultipartCollector()
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
-    except MultipartParseError:
+    except FormParserError:  # every parse error of python-multipart, the boundary's included
         raise _malformed("multipart form data") from None
     if collector.file_part:
         raise SubmissionRejected(

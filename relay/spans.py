@@ -18,13 +18,22 @@ def parse_since(text: str, now: datetime) -> datetime:
     """
     match = _SPAN.match(text.strip())
     if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        except OverflowError:  # 999999w reaches before year 1
+            msg = f"{text!r} reaches further back than dates go; try a shorter span such as 52w"
+            raise ValueError(msg) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         msg = f"{text!r} is neither a span such as 24h / 7d nor an ISO date such as 2026-11-01"
         raise ValueError(msg) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+23:59 is before year 1 in UTC
+        msg = f"{text!r} is outside the dates relay can compare; try a date such as 2026-11-01"
+        raise ValueError(msg) from None
 
 
 def human_age(span: timedelta) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay.crypto import DecryptionFailed, KeyRing
+from relay.crypto import KeyRing
 from relay.store import prospects as records
 from relay.store.outbox import open_body
 from relay.store.tables import submissions
@@ -80,8 +80,9 @@ def body_of(keyring: KeyRing, row: RowMapping) -> dict[str, Any] | None:
         return None
     try:
         return open_body(keyring, row["id"], row["body_enc"])
-    except (DecryptionFailed, ValueError):
-        return None
+    except ValueError:  # opened, but not JSON: say so rather than "deleted"
+        return {"error": "the stored message could not be read"}
+    # DecryptionFailed propagates: a message we hold but cannot open is an error, never None
 
 
 def submissions_of(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[dict[str, Any]]:

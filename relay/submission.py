@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic_core import PydanticCustomError
 
 from relay.errors import FieldError
+from relay.mail.headers import HeaderError, ascii_address
 
 #: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
 LIMITS = {"name": 200, "email": 254, "phone": 40, "company": 200, "message": 10_000}
@@ -102,9 +103,13 @@ class Submission(BaseModel):
     def _email(cls, value: Any) -> str:
         text = _required(_text(value, "email", multiline=False))
         try:
-            return str(validate_email(text, check_deliverability=False).normalized)
-        except EmailNotValidError:
+            normalized = str(validate_email(text, check_deliverability=False).normalized)
+            # The address becomes the Reply-To: refuse now what no 7-bit header can carry
+            # (a non-ASCII local part, an encoded-word), rather than accept it and never send.
+            ascii_address(normalized)
+        except (EmailNotValidError, HeaderError):
             raise _fail("TYPE_EMAIL") from None
+        return normalized
 
     @field_validator("phone", mode="before")
     @classmethod

@@ -109,3 +109,60 @@ markup_text = st.lists(
 ).map("".join)
 
 long_line = st.integers(min_value=900, max_value=3000).map(lambda n: "x" * n)
+
+
+# --- issue 9: hostile values aimed at email headers -----------------------------------------
+
+#: Encoded-words that decode to CR LF and a header, in the forms parsers accept.
+ENCODED_INJECTIONS = [
+    "=?utf-8?q?x=0D=0ABcc:_victim@example.com?=",
+    "=?utf-8?Q?=0D=0AContent-Type:_text/html?=",
+    "=?UTF-8?B?DQpCY2M6IHZpY3RpbUBleGFtcGxlLmNvbQ==?=",  # "\r\nBcc: victim@example.com"
+    "=?iso-8859-1?q?=0A=0A<b>body</b>?=",
+    "=?utf-8?q?a?= =?utf-8?q?=0D=0A?=",
+    "=?utf-8*fr?q?x=0D=0AX-Evil:_1?=",
+    "=?utf-8?q?",
+    "?=",
+]
+#: Look-alike letters (Cyrillic, Greek, full-width) and direction controls.
+HOMOGLYPHS = ["а", "е", "о", "р", "с", "ѕ", "ο", "Ａ", "＠", "．", "ℯ"]
+BIDI = ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200f", "\u200e", "\u061c"]
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad"]
+
+header_text = st.lists(
+    st.one_of(
+        st.sampled_from([*ENCODED_INJECTIONS, *HOMOGLYPHS, *BIDI, *ZERO_WIDTH, *NASTY]),
+        st.text(max_size=15),
+        st.just("Jeanne Martin"),
+    ),
+    max_size=10,
+).map("".join)
+
+_atext = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=20
+)
+local_parts = st.one_of(
+    _atext,
+    st.sampled_from(ENCODED_INJECTIONS).map(lambda w: w.replace(" ", "")),
+    st.lists(st.sampled_from([*HOMOGLYPHS, "jean", "=?", "?=", ".", "ö"]), min_size=1).map("".join),
+)
+domains = st.one_of(
+    st.sampled_from(
+        ["example.com", "exämple.fr", "exаmple.com", "例子.广告", "xn--80ak6aa92e.com"]
+    ),
+    st.from_regex(r"[a-z]{1,10}\.(fr|com|org)", fullmatch=True),
+)
+header_emails = st.one_of(
+    st.builds(lambda local, domain: f"{local}@{domain}", local_parts, domains),
+    emails,
+)
+
+#: Whole submissions whose every field aims at a header (the shape the accept path takes).
+header_submissions = st.fixed_dictionaries(
+    {
+        "name": header_text,
+        "email": header_emails,
+        "message": header_text,
+    },
+    optional={"phone": header_text, "company": header_text},
+)

@@ -84,12 +84,6 @@ def test_caddyfile_passes_caddy_validate(tmp_path: Path):
     assert "Valid configuration" in result.stdout + result.stderr
 
 
-def test_caddyfile_sends_hsts():
-    """Caddy adds a year-long Strict-Transport-Security header to every answer."""
-    text = (DEPLOY / "Caddyfile").read_text(encoding="utf-8")
-    assert 'header Strict-Transport-Security "max-age=31536000; includeSubDomains"' in text
-
-
 def test_prometheus_alert_rules_pass_promtool():
     """`promtool check rules` accepts deploy/prometheus-alerts.yml."""
     promtool = tool("promtool")

@@ -14,13 +14,14 @@ from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
-from relay.errors import RelayError
+from relay.errors import RelayError, StoreUnavailable
 from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
 from relay.preflight import Probe, probe_database, probe_redis
-from relay.store import Store, audit
+from relay.store import Store, audit, missing_database
 from relay.store.consent import wording_conflicts
 from relay.store.db import current_revision, engine_for, head_revision, upgrade
+from relay.store.keycheck import sample_problems
 from relay.store.rotation import RotationReport, rotate_job
 
 
@@ -61,10 +62,35 @@ def _stored_wording_problems(settings: Settings, forms: dict[str, FormConfig]) -
     return run(go())
 
 
+def _key_problems(settings: Settings) -> list[str]:
+    """Open a sample of stored rows; every key id the database needs must be in the ring."""
+    if missing_database(settings) is not None:
+        return []  # no database yet: nothing sealed to open
+    try:
+        keyring = load_keyring(settings)
+    except RelayError as exc:
+        return [str(exc)]
+
+    async def go() -> list[str]:
+        store = await Store.from_settings(settings)
+        try:
+            return await store.read(sample_problems(keyring))
+        except StoreUnavailable:
+            return []  # no schema yet: nothing sealed to open
+        finally:
+            await store.close()
+
+    try:
+        return run(go())
+    except click.ClickException as exc:
+        return [exc.message]
+
+
 @click.command()
 def check() -> None:
-    """Validate the settings and the forms file, and reach the database (its schema revision
-    against this release's) and Redis when configured; exit 1 and say what is wrong otherwise.
+    """Validate the settings and the forms file; reach the database (its schema revision
+    against this release's) and Redis when configured; open a sample of the stored rows (every
+    key id the database holds must be in RELAY_SECRET_KEY); exit 1 and say what is wrong.
 
     Example: RELAY_FORMS_FILE=forms.toml relay check
     """
@@ -82,8 +108,10 @@ def check() -> None:
             problems.append(str(exc))
     probes = run(_probe_all(settings))
     problems.extend(p.problem for p in probes if p.problem)
-    if forms and not any(p.problem for p in probes):
-        problems.extend(_stored_wording_problems(settings, forms))
+    if not any(p.problem for p in probes):
+        if forms:
+            problems.extend(_stored_wording_problems(settings, forms))
+        problems.extend(_key_problems(settings))
     if problems:
         raise click.ClickException("\n".join(problems))
     click.echo(f"settings: ok ({settings.environment})")
@@ -130,6 +158,9 @@ def db_current() -> None:
     Example: relay db current
     """
     settings = settings_or_exit()
+    problem = missing_database(settings)
+    if problem is not None:
+        raise click.ClickException(problem)
 
     async def go() -> str | None:
         engine = engine_for(settings)

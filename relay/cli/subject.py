@@ -27,6 +27,7 @@ from relay.crypto import KeyRing
 from relay.keyfile import load_keyring
 from relay.retention import request_due
 from relay.store import Store, audit
+from relay.store.keycheck import require_keys
 
 T = TypeVar("T")
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
@@ -51,6 +52,9 @@ async def opened() -> AsyncIterator[tuple[Store, KeyRing]]:
     keyring = load_keyring(settings)
     store = await Store.from_settings(settings)
     try:
+        # A wrong or retired key would make every lookup miss: fail naming the key id instead
+        # of answering "nothing held".
+        await store.read(require_keys(keyring))
         yield store, keyring
     finally:
         await store.close()

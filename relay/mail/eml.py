@@ -1,8 +1,10 @@
 """FileTransport: each email as an .eml file under var/mail/, when no Mailgun key is set.
 
 Why: `make run` must show a newcomer exactly what sales would get, without an account or a
-network; any mail client opens the file. `build_mime` is the MIME message Mailgun would build
-from the same fields (multipart/alternative, text first), and the tests parse it back.
+network; any mail client opens the file. `build_eml` is the message Mailgun would build from the
+same fields (multipart/alternative, text first), and the tests parse it back. Its headers
+are written by relay.mail.headers (7-bit, encoded by relay), never by the email package: the
+package only lays out the two body parts, whose headers hold no submitted value.
 """
 
 from __future__ import annotations
@@ -16,28 +18,22 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from relay.clock import Clock, utcnow
-from relay.mail.transport import Accepted, RenderedEmail, Retry, SendResult
+from relay.mail.headers import HeaderError, fold, top_headers
+from relay.mail.transport import Accepted, Failed, RenderedEmail, Retry, SendResult
 
 log = logging.getLogger("relay.mail")
 
-#: SMTP line endings, and UTF-8 headers allowed (internationalised addresses need it).
-POLICY = SMTP.clone(utf8=True)
+#: SMTP line endings; bodies in quoted-printable or base64, so the whole file is 7-bit.
+BODY_POLICY = SMTP.clone(cte_type="7bit")
 
 
-def build_mime(email: RenderedEmail, *, date: str | None = None) -> EmailMessage:
-    """The email as a MIME message: headers, then a text and an HTML alternative."""
-    message = EmailMessage(policy=POLICY)
-    message["From"] = email.sender
-    message["To"] = ", ".join(email.to)
-    message["Reply-To"] = email.reply_to
-    message["Subject"] = email.subject
-    message["Message-ID"] = email.message_id
-    if date is not None:
-        message["Date"] = date
-    message["X-Relay-Submission-Id"] = email.submission_id
-    message.set_content(email.text, subtype="plain", charset="utf-8")
-    message.add_alternative(email.html, subtype="html", charset="utf-8")
-    return message
+def build_eml(email: RenderedEmail, *, date: str | None = None) -> bytes:
+    """The email as bytes: relay's own 7-bit header block, then a text and an HTML part."""
+    body = EmailMessage(policy=BODY_POLICY)
+    body.set_content(email.text, subtype="plain", charset="utf-8")
+    body.add_alternative(email.html, subtype="html", charset="utf-8")
+    head = "".join(fold(name, words) + "\r\n" for name, words in top_headers(email, date=date))
+    return head.encode("ascii") + body.as_bytes()
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -56,7 +52,11 @@ class FileTransport:
 
     async def send(self, email: RenderedEmail) -> SendResult:
         path = self.mail_dir / f"{email.submission_id}.eml"
-        data = build_mime(email, date=format_datetime(self._clock())).as_bytes()
+        try:
+            data = build_eml(email, date=format_datetime(self._clock()))
+        except (HeaderError, UnicodeEncodeError):
+            # render.py makes every header 7-bit; an email built elsewhere may not be.
+            return Failed(None, "a header of this email is not 7-bit (not rendered by relay)")
         try:
             await asyncio.to_thread(_write, path, data)
         except OSError as exc:

@@ -254,7 +254,11 @@ def _rejection(data: dict[str, Any]) -> str | None:
 def _occurred(data: dict[str, Any]) -> datetime:
     stamp = data.get("timestamp")
     if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        return datetime.fromtimestamp(float(stamp), UTC)
+        try:
+            return datetime.fromtimestamp(float(stamp), UTC)
+        except (ValueError, OverflowError, OSError):  # out of range, NaN: not a time
+            msg = "event timestamp is out of range"
+            raise EventInvalid(msg) from None
     iso = data.get("@timestamp")
     if isinstance(iso, str):
         try:

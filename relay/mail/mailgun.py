@@ -22,6 +22,7 @@ import httpx
 
 from relay.clock import Clock, utcnow
 from relay.mail.events import SUBMISSION_VARIABLE
+from relay.mail.headers import one_line, text_words
 from relay.mail.transport import (
     Accepted,
     CredentialsRejected,
@@ -105,10 +106,12 @@ def retry_after(response: httpx.Response, now: datetime) -> float | None:
 
 def form_fields(email: RenderedEmail, *, tag: bool = True) -> list[tuple[str, str]]:
     """The request fields, exactly: nothing personal outside from/to/subject/text/html/Reply-To."""
+    # Header values are relay's own 7-bit encoding (relay.mail.headers), so Mailgun has
+    # nothing to encode or decode: an encoded-word typed by a person stays literal text.
     fields = [("from", email.sender)]
     fields += [("to", address) for address in email.to]
     fields += [
-        ("subject", email.subject),
+        ("subject", one_line(text_words(email.subject))),
         ("text", email.text),
         ("html", email.html),
         ("h:Reply-To", email.reply_to),

@@ -2,9 +2,9 @@
 
 Why this shape: the templates are autoescaped with StrictUndefined, so a submitter's text can
 never become markup and a typo in a template fails loudly instead of sending a blank field.
-Header values (Subject, Reply-To, From) go through `header_safe`, so whatever the input (and
-whatever the operator's subject template produces) no header ever carries CR, LF or another
-control character: header injection is impossible by construction, not by validation alone.
+Header values (Subject, Reply-To, From) go through `header_safe` (one line of text), then
+relay.mail.headers encodes them itself (7-bit, RFC 2047 where needed, input taken literally):
+header injection is impossible by construction, not by validation alone.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import formataddr
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,7 +31,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from relay.clock import DISPLAY_ZONE
 from relay.config import FormConfig, LegalBasis
-from relay.errors import RenderError
+from relay.errors import ConfigError, RenderError
+from relay.mail.headers import HeaderError, address_words, ascii_address, one_line, text_words
 from relay.mail.transport import RenderedEmail
 
 #: Longest subject sent (characters); Outlook shows far less, and Mailgun logs all of it.
@@ -111,18 +112,31 @@ def display_name(name: str) -> str:
 
 
 def reply_to_header(name: str, address: str) -> str:
-    """`Name <address>`, RFC 2047-encoding a non-ASCII name; never a line break."""
-    name = display_name(name)
-    address = header_safe(address, limit=254).replace(" ", "")
+    """`Name <address>` as a 7-bit value relay encoded itself; HeaderError if it cannot be.
+
+    The name is taken as literal text (an encoded-word typed in it stays text); the address
+    must be a 7-bit addr-spec, which submission.py already checked at accept time.
+    """
+    return one_line(address_words(display_name(name), address))
+
+
+def sender_header(sender: str) -> str:
+    """RELAY_MAIL_FROM (`address` or `Name <address>`) as a 7-bit value, or ConfigError."""
+    line = header_safe(sender, limit=300)
+    name, address = parseaddr(line)
+    whole = bool(address) and (line == address or line.endswith(f"<{address}>"))
     try:
-        return formataddr((name, address), charset="utf-8")
-    except UnicodeEncodeError:
-        # An internationalised address (SMTPUTF8): formataddr only takes ASCII addresses.
-        local, _, domain = address.rpartition("@")
-        try:
-            return formataddr((name, f"{local}@{domain.encode('idna').decode('ascii')}"), "utf-8")
-        except (UnicodeError, ValueError):
-            return f'"{name}" <{address}>' if name else f"<{address}>"
+        value = (
+            one_line(address_words(display_name(name), address, local_domains=True))
+            if whole
+            else ""
+        )
+    except HeaderError:
+        value = ""
+    if not value:
+        msg = "RELAY_MAIL_FROM must be an address or Name <address> (one, on one line)"
+        raise ConfigError(msg)
+    return value
 
 
 def tel_uri(phone: str | None) -> str | None:
@@ -186,7 +200,7 @@ class Renderer:
         self._subjects = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self._subject_templates: dict[str, Template] = {}  # compiled once per subject
         self._templates_dir = templates_dir
-        self.sender = header_safe(sender, limit=300)
+        self.sender = sender_header(sender)
         self.domain = domain
 
     def message_id(self, submission_id: str) -> str:
@@ -245,14 +259,22 @@ class Renderer:
     def render(self, sub: SubmissionView, form: FormConfig) -> RenderedEmail:
         """The whole email; RenderError (naming the template, never the data) if it cannot."""
         context = self.context(sub, form)
+        subject = self.subject(sub, form)
+        try:
+            reply_to = reply_to_header(sub.name, sub.email)
+            text_words(subject)
+            recipients = tuple(ascii_address(address) for address in form.recipients)
+        except HeaderError as exc:
+            msg = f"form {form.id!r}: a header cannot be written ({exc})"
+            raise RenderError(msg) from None
         return RenderedEmail(
             submission_id=sub.id,
             form_id=form.id,
             message_id=self.message_id(sub.id),
             sender=self.sender,
-            to=form.recipients,
-            reply_to=reply_to_header(sub.name, sub.email),
-            subject=self.subject(sub, form),
+            to=recipients,
+            reply_to=reply_to,
+            subject=subject,
             text=self._template("submission.txt.j2", context),
             html=self._template("submission.html.j2", context),
         )

@@ -13,7 +13,11 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """One email ready to send. Every header value is single-line (render.py guarantees it)."""
+    """One email ready to send. Every header value is single-line (render.py guarantees it).
+
+    `sender`, `to` and `reply_to` are already 7-bit, encoded by relay.mail.headers (render.py
+    makes them); `subject` is one line of text that the transports encode the same way.
+    """
 
     submission_id: str
     form_id: str

@@ -15,11 +15,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relay.config import Settings
+from relay.errors import ConfigError
 from relay.store.db import (
     create_engine,
     create_sqlite_writer_engine,
     is_sqlite,
     require_schema,
+    sqlite_path,
     upgrade,
 )
 from relay.store.peers import application_name
@@ -94,11 +96,20 @@ class Store:
         return store
 
     @classmethod
-    async def from_settings(cls, settings: Settings, *, dispatching: bool = False) -> Store:
+    async def from_settings(
+        cls, settings: Settings, *, create: bool = False, dispatching: bool = False
+    ) -> Store:
         """The store as the settings describe it; every process (serve, worker, CLI) opens it so.
 
+        Only `create` (serve, worker) may start a new embedded SQLite database: for any other
+        command a missing file means a mistyped RELAY_VAR_DIR or RELAY_DATABASE_URL, and an
+        empty new database would answer "nothing here" about data that exists elsewhere.
         `dispatching`: this process runs a dispatcher (names its PostgreSQL sessions so, see
-        relay.store.peers)."""
+        relay.store.peers).
+        """
+        problem = None if create else missing_database(settings)
+        if problem is not None:
+            raise ConfigError(problem)
         return await cls.open(
             settings.effective_database_url,
             synchronous=settings.sqlite_synchronous,
@@ -136,4 +147,16 @@ class Store:
             raise unavailable(exc, "read") from None
 
 
-__all__ = ["Store"]
+def missing_database(settings: Settings) -> str | None:
+    """Why the embedded SQLite database cannot be opened without creating it, or None."""
+    url = settings.effective_database_url
+    path = sqlite_path(url) if is_sqlite(url) else None
+    if path is None or path.exists():
+        return None
+    return (
+        f"no database at {path}: check RELAY_VAR_DIR / RELAY_DATABASE_URL "
+        "(`relay serve`, `relay worker` and `relay db upgrade` create it)"
+    )
+
+
+__all__ = ["Store", "missing_database"]

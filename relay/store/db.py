@@ -25,11 +25,19 @@ if TYPE_CHECKING:
 
 #: The newest migration. Kept here so a start-up at head needs no Alembic import (it costs
 #: about 7 MB of memory per process); tests/store/test_migrations.py checks it is Alembic's head.
-HEAD = "0002"
+HEAD = "0003"
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def _sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:

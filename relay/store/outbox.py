@@ -6,6 +6,7 @@ Functions here are synchronous Core on a `Connection`; the Store runs them in it
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from relay import states
-from relay.crypto import KeyRing
+from relay.crypto import DecryptionFailed, KeyRing
 from relay.store import prospects
 from relay.store.prospects import ProspectUpsert
 from relay.store.tables import idempotency_keys, submissions
@@ -45,6 +46,28 @@ def open_body(keyring: KeyRing, submission_id: str, token: bytes) -> dict[str, A
         msg = "a sealed body is not a JSON object"
         raise ValueError(msg)  # noqa: TRY004 - callers treat every malformed body alike
     return fields
+
+
+#: Marks an idempotency answer stored sealed (rows written before carry the JSON in clear).
+SEALED_ANSWER = "sealed:"
+
+
+def seal_answer(keyring: KeyRing, key_mac: str, answer: str) -> str:
+    """The first answer to an Idempotency-Key, sealed: its `next` may be a submitted `_next`
+    URL whose query carries personal data, so nothing of it is kept in clear."""
+    token = keyring.seal(answer.encode("utf-8"), f"idempotency:{key_mac}".encode())
+    return SEALED_ANSWER + base64.urlsafe_b64encode(token).decode("ascii")
+
+
+def open_answer(keyring: KeyRing, key_mac: str, stored: StoredAnswer) -> str:
+    """The answer to replay; without the key that sealed it, the answer minus `next`."""
+    if not stored.response.startswith(SEALED_ANSWER):
+        return stored.response
+    try:
+        token = base64.urlsafe_b64decode(stored.response.removeprefix(SEALED_ANSWER))
+        return keyring.open(token, f"idempotency:{key_mac}".encode()).decode("utf-8")
+    except (DecryptionFailed, ValueError):
+        return json.dumps({"ok": True, "id": stored.submission_id})
 
 
 @dataclass(frozen=True)

@@ -260,3 +260,15 @@ rights_register = Table(
     Column("subject_macs", Text, nullable=False),
     Column("recorded_at", UTC_TS, nullable=False),
 )
+
+#: Admin sessions, so that logging out (or an expiry) ends a session on the server too: the
+#: cookie carries a random id, this table only its keyed hash. A copied cookie stops working
+#: at logout.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id_mac", String(64), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("created_at", UTC_TS, nullable=False),
+    Column("expires_at", UTC_TS, nullable=False, index=True),
+)

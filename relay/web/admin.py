@@ -9,6 +9,7 @@ reference), never the data itself. Emails are posted in form bodies, never put i
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relay import spans, states
+from relay.store import admin_sessions
 from relay.store.deliveries import (
     DeliveryFilter,
     audit,
@@ -24,6 +26,7 @@ from relay.store.deliveries import (
     timeline,
 )
 from relay.store.delivery_stats import counts_by_state
+from relay.store.keycheck import MissingKey, require_keys
 from relay.store.prospects_read import find_prospect, open_prospect
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
@@ -59,7 +62,15 @@ async def _audit(
 
 async def _guard(request: Request, role: str = "viewer") -> Session | Response:
     """The session, or the answer to give instead: to the login page, or 403 for the role."""
-    session = auth_of(request).session(request)
+    auth = auth_of(request)
+    session = auth.session(request)
+    if session is not None:
+        # The cookie is genuine; the session must also still exist on the server (logout).
+        live = admin_sessions.is_live(
+            auth.session_mac(session.sid), session.name, deps_of(request).clock()
+        )
+        if not await store_of(request).read(live):
+            session = None
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         if request.method != "GET":  # after logging in, come back to a page, not a POST URL
@@ -83,45 +94,73 @@ def _next(value: str | None) -> str:
     return "/admin/deliveries"
 
 
-async def home(_request: Request) -> Response:
-    """GET /admin."""
+async def home(request: Request) -> Response:
+    """GET /admin: to the delivery log, or how to add a first admin user when there is none."""
+    if not auth_of(request).users:
+        return _page(request, None, "no_users.html")
     return RedirectResponse("/admin/deliveries", status_code=303)
+
+
+def _login_form(
+    request: Request, status: int = 200, *, next_url: str, error: str | None
+) -> HTMLResponse:
+    """The login page with a fresh CSRF token (its cookie set beside it)."""
+    auth = auth_of(request)
+    token, cookie = auth.login_token()
+    response = _page(
+        request,
+        None,
+        "login.html",
+        status,
+        next=next_url,
+        error=error,
+        login_csrf=token,
+        no_users=not auth.users,
+    )
+    auth.set_login_cookie(response, request, cookie)
+    return response
 
 
 async def login_page(request: Request) -> Response:
     """GET /admin/login."""
     if auth_of(request).session(request) is not None:
         return RedirectResponse("/admin/deliveries", status_code=303)
-    return _page(
-        request, None, "login.html", next=_next(request.query_params.get("next")), error=None
-    )
+    return _login_form(request, next_url=_next(request.query_params.get("next")), error=None)
 
 
 async def login(request: Request) -> Response:
-    """POST /admin/login: 303 with the session cookie, 401 on a wrong password, 429 when limited."""
+    """POST /admin/login: 303 with the session cookie, 401 on a wrong password, 429 when limited,
+    403 without the login form's CSRF token."""
     auth = auth_of(request)
     form = await _form(request)
     name, password = form.get("username", "")[:64], form.get("password", "")[:1024]
     target = _next(form.get("next"))
+    if not auth.login_token_ok(request, form.get("csrf")):
+        error = "The login form expired or did not come from this site; please try again."
+        return _login_form(request, 403, next_url=target, error=error)
     try:
         blocked = await auth.blocked(request, name)
     except LimitsUnavailable:  # RELAY_REDIS_FAIL=closed and Redis is down
         error = "Logging in is unavailable for a moment; please try again shortly."
-        return _page(request, None, "login.html", 503, next=target, error=error)
+        return _login_form(request, 503, next_url=target, error=error)
     if blocked:
         await _audit(request, name if name in auth.users else "unknown-user", "login.limited")
         error = "Too many failed attempts; wait 15 minutes and try again."
-        return _page(request, None, "login.html", 429, next=target, error=error)
+        return _login_form(request, 429, next_url=target, error=error)
     user = auth.authenticate(name, password)
     if user is None:
         await auth.failed(request, name)
         await _audit(request, name if name in auth.users else "unknown-user", "login.failed")
-        return _page(
-            request, None, "login.html", 401, next=target, error="Wrong user name or password."
-        )
+        return _login_form(request, 401, next_url=target, error="Wrong user name or password.")
     await _audit(request, user.name, "login")
+    cookie, sid = auth.issue(user)
+    now = deps_of(request).clock()
+    expires = now + timedelta(seconds=auth.max_age)
+    await store_of(request).write(
+        admin_sessions.create(auth.session_mac(sid), user.name, now, expires)
+    )
     response = RedirectResponse(target, status_code=303)
-    auth.set_cookie(response, request, auth.issue(user))
+    auth.set_cookie(response, request, cookie)
     return response
 
 
@@ -133,6 +172,8 @@ async def logout(request: Request) -> Response:
     if not csrf_ok(request, session, (await _form(request)).get("csrf")):
         return _page(request, session, "denied.html", 403, needed="a valid form token")
     await _audit(request, session.name, "logout")
+    # Revoked on the server: a copy of the cookie is worthless from now on.
+    await store_of(request).write(admin_sessions.revoke(auth_of(request).session_mac(session.sid)))
     response = RedirectResponse("/admin/login", status_code=303)
     auth_of(request).clear_cookie(response, request)
     return response
@@ -218,7 +259,8 @@ async def delivery(request: Request) -> Response:
             {"at": spans.local(s.at), "kind": s.kind, "what": s.what, "detail": s.detail or ""}
             for s in found.steps
         ],
-        notice=request.query_params.get("notice", ""),
+        # A code from a fixed set, never text from the URL (a link could make the page lie).
+        notice=_RETRY_NOTICES.get(request.query_params.get("notice", ""), ""),
     )
 
 
@@ -245,7 +287,7 @@ async def retry(request: Request) -> Response:
         "delivery retry",
         extra={"submission_id": sid, "outcome": result.outcome, "state": result.state},
     )
-    query = urlencode({"notice": _RETRY_NOTICES[result.outcome]})
+    query = urlencode({"notice": result.outcome})
     return RedirectResponse(f"/admin/deliveries/{quote(sid)}?{query}", status_code=303)
 
 
@@ -270,6 +312,12 @@ async def prospect_lookup(request: Request) -> Response:
         return _page(request, session, "denied.html", 403, needed="a valid form token")
     email = form.get("email", "").strip()[:320]
     deps = deps_of(request)
+    try:  # a wrong or retired key makes every lookup miss: say so, never "no match"
+        await store_of(request).read(require_keys(deps.keyring))
+    except MissingKey as exc:
+        log.error("prospect lookup refused: %s", exc)  # noqa: TRY400 - key ids, no traceback
+        needed = f"RELAY_SECRET_KEY to hold every key the stored data needs ({exc})"
+        return _page(request, session, "denied.html", 503, needed=needed)
     found = await store_of(request).read(find_prospect(deps.keyring.macs(email))) if email else None
     record = open_prospect(found, deps.keyring) if found else None
     target = f"prospect:{record.id}" if record else None

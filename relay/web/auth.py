@@ -28,6 +28,9 @@ from relay.web.deps import client_of
 from relay.web.ratelimit import limiter_of
 
 COOKIE = "relay_admin"
+#: Holds the signed CSRF token of the login form (there is no session yet to hold it).
+LOGIN_COOKIE = "relay_admin_login"
+LOGIN_FORM_SECONDS = 3600
 COOKIE_PATH = "/admin"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ROLES = {"viewer": 0, "dpo": 1}
@@ -39,6 +42,7 @@ class Session:
 
     user: AdminUser
     csrf: str
+    sid: str = ""  # the random session id; the server keeps its keyed hash (admin_sessions)
 
     @property
     def name(self) -> str:
@@ -56,6 +60,8 @@ class AdminAuth:
         self.users = {u.name: u for u in settings.admin_users}
         secret = hmac.new(keyring.signing_key, b"relay/admin-session", hashlib.sha256).digest()
         self._signer = URLSafeTimedSerializer(secret, salt="relay-admin-session")
+        self._login_signer = URLSafeTimedSerializer(secret, salt="relay-admin-login")
+        self._session_key = hmac.new(secret, b"relay/admin-session-id", hashlib.sha256).digest()
         self._hasher = PasswordHasher()
 
     @functools.cached_property
@@ -91,8 +97,45 @@ class AdminAuth:
 
     # --- the session cookie ---
 
-    def issue(self, user: AdminUser) -> str:
-        return self._signer.dumps({"u": user.name, "c": secrets.token_urlsafe(24)})
+    def issue(self, user: AdminUser) -> tuple[str, str]:
+        """A new session cookie value and its session id (to record on the server)."""
+        sid = secrets.token_urlsafe(24)
+        return self._signer.dumps({"u": user.name, "c": secrets.token_urlsafe(24), "s": sid}), sid
+
+    def session_mac(self, sid: str) -> str:
+        """The keyed hash of a session id: what the server stores, never the id itself."""
+        return hmac.new(self._session_key, sid.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    # --- the login form's CSRF token (a signed double-submit cookie) ---
+
+    def login_token(self) -> tuple[str, str]:
+        """(form token, cookie value) for one login form."""
+        token = secrets.token_urlsafe(24)
+        return token, self._login_signer.dumps(token)
+
+    def login_token_ok(self, request: Request, token: object) -> bool:
+        """The login form's token matches its cookie, and the Origin (if sent) is ours."""
+        raw = request.cookies.get(LOGIN_COOKIE)
+        if not raw or not isinstance(token, str) or not same_origin(request):
+            return False
+        try:
+            expected = self._login_signer.loads(raw, max_age=LOGIN_FORM_SECONDS)
+        except BadSignature:
+            return False
+        if not isinstance(expected, str):
+            return False
+        return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+
+    def set_login_cookie(self, response: Response, request: Request, value: str) -> None:
+        response.set_cookie(
+            LOGIN_COOKIE,
+            value,
+            max_age=LOGIN_FORM_SECONDS,
+            path=COOKIE_PATH,
+            secure=request.url.hostname not in LOCAL_HOSTS,
+            httponly=True,
+            samesite="strict",
+        )
 
     def session(self, request: Request) -> Session | None:
         raw = request.cookies.get(COOKIE)
@@ -105,10 +148,10 @@ class AdminAuth:
         if not isinstance(data, dict):
             return None
         user = self.users.get(str(data.get("u")))
-        csrf = data.get("c")
-        if user is None or not isinstance(csrf, str):
+        csrf, sid = data.get("c"), data.get("s")
+        if user is None or not isinstance(csrf, str) or not isinstance(sid, str):
             return None
-        return Session(user, csrf)
+        return Session(user, csrf, sid)
 
     def set_cookie(self, response: Response, request: Request, value: str) -> None:
         response.set_cookie(

@@ -1,9 +1,12 @@
-"""GET (or POST) /consent/withdraw?token=…: self-service withdrawal of marketing consent.
+"""GET and POST /consent/withdraw?token=…: self-service withdrawal of marketing consent.
 
 No login and no cookie: the token itself (sealed address + expiry, see
-relay.consent_link) proves the link was made by relay for one person. The page
-confirms the withdrawal and reveals nothing else, not even the address. POST is accepted too,
-for one-click unsubscribe headers (RFC 8058). Repeating the request changes nothing.
+relay.consent_link) proves the link was made by relay for one person. A GET only shows a
+confirmation page with a button, because mail scanners and link previewers fetch every link
+in an email: a withdrawal is a person's act, made by the POST that button sends. The POST is
+also what RFC 8058 one-click unsubscribe clients send. The pages reveal nothing about the
+person, not even the address, and link back to the organisation's site. Repeating the POST
+changes nothing.
 """
 
 from __future__ import annotations
@@ -16,27 +19,68 @@ from relay.errors import StoreUnavailable
 from relay.web.deps import deps_of, store_of
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: The largest token read from a POST body (a sealed address is a few hundred characters).
+MAX_TOKEN = 4096
 
 
-def _page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
-    html = deps_of(request).pages.render("withdraw.html", title=title, message=message)
+def _site(request: Request) -> str | None:
+    """The organisation's site: the first allowed origin of the forms file, if any."""
+    for form in deps_of(request).forms.values():
+        if form.allowed_origins:
+            return form.allowed_origins[0] + "/"
+    return None
+
+
+def _page(request: Request, status: int, title: str, message: str, **ctx: object) -> HTMLResponse:
+    html = deps_of(request).pages.render(
+        "withdraw.html",
+        title=title,
+        message=message,
+        site=_site(request),
+        confirm=ctx.get("confirm"),
+    )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
+def _invalid(request: Request, exc: consent_link.InvalidLink) -> HTMLResponse:
+    return _page(
+        request,
+        400,
+        "This link cannot be used",
+        f"{str(exc).capitalize()}. Write to us and we will withdraw your consent by hand.",
+    )
+
+
+async def confirm(request: Request) -> HTMLResponse:
+    """GET: check the link, then ask for the click that withdraws; nothing is recorded yet."""
+    deps = deps_of(request)
+    token = request.query_params.get("token", "")
+    try:
+        consent_link.email_of_token(deps.keyring, token, now=deps.clock())
+    except consent_link.InvalidLink as exc:
+        return _invalid(request, exc)
+    return _page(
+        request,
+        200,
+        "Stop receiving our marketing emails?",
+        "Press the button to withdraw your consent to our marketing emails.",
+        confirm=token,
+    )
+
+
 async def withdraw(request: Request) -> HTMLResponse:
-    """Record the withdrawal named by the token and confirm it."""
+    """POST: record the withdrawal named by the token (query, or the page's form field)."""
     deps = deps_of(request)
     now = deps.clock()
     token = request.query_params.get("token", "")
+    if not token:
+        async with request.form(max_files=0, max_fields=5, max_part_size=MAX_TOKEN) as form:
+            value = form.get("token")
+            token = value if isinstance(value, str) else ""
     try:
         email = consent_link.email_of_token(deps.keyring, token, now=now)
     except consent_link.InvalidLink as exc:
-        return _page(
-            request,
-            400,
-            "This link cannot be used",
-            f"{str(exc).capitalize()}. Write to us and we will withdraw your consent by hand.",
-        )
+        return _invalid(request, exc)
     try:
         await privacy.withdraw_consent(
             store_of(request),

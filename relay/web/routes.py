@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, health, submit, webhooks
+from relay.web import admin, consent, health, openapi, submit, webhooks
 
 
 def routes() -> list[Route]:
@@ -27,5 +27,7 @@ def routes() -> list[Route]:
         Route("/admin/prospects", admin.prospects, methods=["GET"]),
         Route("/admin/prospects", admin.prospect_lookup, methods=["POST"]),
         Route("/admin/prospects/{action}", admin.prospect_action, methods=["POST"]),
-        Route("/consent/withdraw", consent.withdraw, methods=["GET", "POST"]),
+        Route("/consent/withdraw", consent.confirm, methods=["GET"]),
+        Route("/consent/withdraw", consent.withdraw, methods=["POST"]),
+        Route("/openapi.json", openapi.openapi, methods=["GET"]),
     ]

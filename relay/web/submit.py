@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from relay.config import FormConfig
@@ -25,6 +25,7 @@ from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import Submission, consent_from, validate_submission
 from relay.web.deps import Deps, client_of, deps_of, store_of
+from relay.web.middleware import BodyTimeout
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
 
@@ -105,6 +106,7 @@ _TITLES = {
     400: "The form could not be read",
     403: "This site may not use this form",
     404: "Form not found",
+    408: "The form took too long to arrive",
     413: "The form is too large",
     429: "Too many submissions",
     415: "The form was sent in an unsupported format",
@@ -113,31 +115,47 @@ _TITLES = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit` bytes.
+
+    A body still arriving after `seconds` is refused with 408 (a slow client holds no
+    connection open for ever); a client that goes away mid-body is ClientGone, not a traceback.
+    """
     too_large = SubmissionRejected(
         413, "BODY_TOO_LARGE", f"The form is larger than this form accepts ({limit} bytes)."
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise too_large
-        except ValueError:
-            raise SubmissionRejected(
-                400, "MALFORMED_BODY", "Content-Length is not a number."
-            ) from None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        if not declared.strip().isdigit():
+            raise SubmissionRejected(400, "MALFORMED_BODY", "Content-Length is not a number.")
+        if int(declared) > limit:
             raise too_large
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except BodyTimeout:  # the shared deadline of relay.web.middleware.BodyDeadline
+        raise SubmissionRejected(
+            408, "BODY_TIMEOUT", f"The form was not received within {seconds:g} seconds."
+        ) from None
+    except ClientDisconnect:
+        raise ClientGone from None
     return bytes(body)
+
+
+class ClientGone(SubmissionRejected):
+    """The client closed the connection before its body arrived: nobody reads the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "CLIENT_DISCONNECTED", "The connection closed mid-body.")
 
 
 def _next_url(deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any]) -> str:
     wanted = raw.get("_next")
-    if isinstance(wanted, str) and form.allows_redirect(wanted):
+    if form.allows_redirect(wanted):  # malformed URLs are refused whole (relay.urls)
+        assert isinstance(wanted, str)  # noqa: S101 - allows_redirect accepts only strings
         return wanted
     if form.success_url:
         return form.success_url
@@ -182,8 +200,9 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
         except StoreUnavailable as exc:
             raise _store_failed(form, exc) from None
         if earlier is not None:
-            return _replay(earlier, answer)
-    raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
+            return _replay(earlier, answer, deps, key_mac)
+    body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
+    raw = parse_body(content_type, body)
     result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
     if not isinstance(result, Submission):
         raise SubmissionRejected(
@@ -210,7 +229,8 @@ async def _store_and_answer(
     idem = None
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
-        idem = outbox.Idempotency(key_mac, 202, body, not_before)
+        sealed = outbox.seal_answer(deps.keyring, key_mac, body)  # `next` may carry PII
+        idem = outbox.Idempotency(key_mac, 202, sealed, not_before)
     wait = await limiter_of(request).check_form(form.id, "deliver")
     if wait:
         raise RateLimited(wait)
@@ -231,7 +251,8 @@ async def _store_and_answer(
     except StoreUnavailable as exc:
         raise _store_failed(form, exc) from None
     if earlier is not None:
-        return _replay(earlier, answer)
+        assert key_mac is not None  # noqa: S101 - only an idempotent accept finds an earlier one
+        return _replay(earlier, answer, deps, key_mac)
     log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
     return answer.accepted(next_url, submission_id)
 
@@ -244,10 +265,10 @@ def _store_failed(form: FormConfig, exc: StoreUnavailable) -> SubmissionRejected
     )
 
 
-def _replay(earlier: outbox.StoredAnswer, answer: Answer) -> Response:
+def _replay(earlier: outbox.StoredAnswer, answer: Answer, deps: Deps, key_mac: str) -> Response:
     headers = {**answer.headers, "Idempotent-Replayed": "true"}
     return Response(
-        earlier.response,
+        outbox.open_answer(deps.keyring, key_mac, earlier),
         status_code=earlier.status_code,
         media_type="application/json",
         headers=headers,
@@ -269,9 +290,16 @@ async def submit(request: Request) -> Response:
         await limiter_of(request).check_client(client_of(request), form.id)
         response = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
-        deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())
-        if exc.status >= 500:
-            log.warning("submission refused", extra={"status": exc.status, "code": exc.code})
+        form_label = form.id if form else UNKNOWN_FORM
+        deps.metrics.submission(form_label, exc.code.lower())
+        # One line per refusal, so a site owner debugging a 403 sees why: ids and codes only
+        # (the form id is from the URL, known or "unknown"; never a field, header or IP).
+        log.warning(
+            "submission refused",
+            extra={"form": form_label, "status": exc.status, "code": exc.code},
+        )
+        if isinstance(exc, ClientGone):
+            return Response(status_code=400)  # nobody is listening any more
         return answer.rejected(exc)
     deps.metrics.submission(form.id, "accepted")
     return response
@@ -283,8 +311,10 @@ async def preflight(request: Request) -> Response:
     form = deps.forms.get(request.path_params["form_id"])
     origin = request.headers.get("origin")
     if form is None:
+        log.warning("preflight refused", extra={"form": UNKNOWN_FORM, "status": 404})
         return Response(status_code=404, headers={"Vary": "Origin"})
     if origin is None or not form.allows_origin(origin):
+        log.warning("preflight refused", extra={"form": form.id, "status": 403})
         return Response(status_code=403, headers={"Vary": "Origin"})
     headers = {
         **_cors(form, origin),

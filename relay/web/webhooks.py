@@ -73,7 +73,7 @@ async def mailgun(request: Request) -> JSONResponse:
         return _refused(deps, "too_large")
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting
         return _refused(deps, "malformed")
     if not isinstance(payload, dict):
         return _refused(deps, "malformed")

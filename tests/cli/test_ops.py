@@ -57,7 +57,11 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent(cli, settings):
     assert "current: " + str(head_revision()) in invoke(cli, "db", "current").output
 
 
-def test_db_current_on_empty_database(cli):
+def test_db_current_on_empty_database(cli, settings):
+    """An existing database without a schema is "empty"; a missing one is an error."""
+    assert "no database at" in invoke(cli, "db", "current").output
+    settings.var_dir.mkdir(parents=True)
+    (settings.var_dir / "relay.db").touch()
     assert "current: empty" in invoke(cli, "db", "current").output
 
 

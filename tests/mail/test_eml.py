@@ -10,7 +10,8 @@ from email import policy
 import pytest
 
 from relay.mail.eml import FileTransport
-from relay.mail.transport import Accepted, RenderedEmail, Retry
+from relay.mail.render import reply_to_header
+from relay.mail.transport import Accepted, Failed, RenderedEmail, Retry
 
 pytestmark = pytest.mark.anyio
 
@@ -20,7 +21,7 @@ EMAIL = RenderedEmail(
     message_id="<0193-sub@relay.localhost>",
     sender="relay@relay.localhost",
     to=("sales@example.com",),
-    reply_to="Zoé <zoe@example.fr>",
+    reply_to=reply_to_header("Zoé", "zoe@example.fr"),
     subject="Contact - Zoé 😀",
     text="Bonjour 😀",
     html="<p>Bonjour 😀</p>",
@@ -55,3 +56,14 @@ async def test_an_unwritable_folder_is_a_retry(tmp_path, clock):
     result = await FileTransport(blocker, clock=clock).send(EMAIL)
     assert isinstance(result, Retry)
     assert result.error.startswith(f"cannot write {blocker}/0193-sub.eml (")
+
+
+async def test_an_email_with_a_raw_8bit_header_is_failed_not_written(tmp_path, clock):
+    """Headers must come 7-bit from render.py; anything else is refused, never written raw."""
+    from dataclasses import replace
+
+    raw = replace(EMAIL, reply_to="Zoé <zoe@example.fr>")
+    result = await FileTransport(tmp_path / "mail", clock=clock).send(raw)
+    assert isinstance(result, Failed)
+    assert "7-bit" in result.error
+    assert not (tmp_path / "mail").exists()

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from relay.config import FormConfig, load_forms
 from relay.delivery import renderer_for
 from relay.errors import RenderError
-from relay.mail.eml import build_mime
+from relay.mail.eml import build_eml
+from relay.mail.headers import HeaderError
 from relay.mail.render import (
     Renderer,
     SubmissionView,
@@ -69,7 +70,7 @@ def fixture_renderer(settings):
 
 
 def parse(rendered: RenderedEmail) -> EmailMessage:
-    raw = build_mime(rendered, date="Tue, 14 Jul 2026 08:05:09 +0000").as_bytes()
+    raw = build_eml(rendered, date="Tue, 14 Jul 2026 08:05:09 +0000")
     return email.message_from_bytes(raw, policy=policy.default)
 
 
@@ -163,7 +164,7 @@ def test_hostile_input_is_escaped_and_folded(renderer, forms):
     assert message["Subject"].startswith("Contact - مرحبا بكم")
     assert "Bcc: victim@example.com" in message["Subject"]  # as text, on the same line
     assert message["Reply-To"].addresses[0].addr_spec == "jeanne.martin@example.fr"
-    raw = build_mime(rendered).as_bytes()
+    raw = build_eml(rendered)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998  # RFC 5322 line limit
     text, html = parts(message)
     assert "<script>" not in html
@@ -246,18 +247,37 @@ def test_a_templates_dir_can_replace_the_shipped_one(settings_factory, tmp_path,
 
 
 def test_internationalised_addresses_still_make_a_reply_to():
-    """IDN domains are punycoded; a non-ASCII local part is kept as UTF-8, quoted name."""
+    """IDN domains are punycoded and names encoded by relay; a non-ASCII local part is refused."""
     assert (
-        reply_to_header("Zoé", "zoe@exämple.fr") == "=?utf-8?q?Zo=C3=A9?= <zoe@xn--exmple-cua.fr>"
+        reply_to_header("Zoé", "zoe@exämple.fr") == "=?utf-8?b?Wm/DqQ==?= <zoe@xn--exmple-cua.fr>"
     )
-    assert reply_to_header('Jo "J" <x>', "jö@exämple.fr") == '"Jo J x" <jö@exämple.fr>'
-    assert reply_to_header("", "jö@exämple.fr") == "<jö@exämple.fr>"
+    assert reply_to_header('Jo "J" <x>', "jo@example.fr") == "Jo J x <jo@example.fr>"
+    assert reply_to_header("", "jo@exämple.fr") == "jo@xn--exmple-cua.fr"
+    with pytest.raises(HeaderError):
+        reply_to_header("Jo", "jö@exämple.fr")
 
 
-def test_the_sender_is_header_safe(settings_factory):
-    """Even a misconfigured RELAY_MAIL_FROM cannot inject a header."""
-    renderer = renderer_for(settings_factory(mail_from="Forms <forms@mg.example.com>\r\nBcc: x@y"))
-    assert renderer.sender == "Forms <forms@mg.example.com> Bcc: x@y"
+@pytest.mark.parametrize(
+    "mail_from",
+    [
+        "Forms <forms@mg.example.com>\r\nBcc: x@y",
+        "forms@mg.example.com, other@example.com",
+        "not an address",
+        "Forms <jö@mg.example.com>",
+    ],
+)
+def test_a_sender_that_is_not_one_address_is_refused(settings_factory, mail_from):
+    """A misconfigured RELAY_MAIL_FROM is a configuration error at start, never a header."""
+    from relay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RELAY_MAIL_FROM"):
+        renderer_for(settings_factory(mail_from=mail_from))
+
+
+def test_the_sender_is_encoded_by_relay(settings_factory):
+    """A sender with a non-ASCII name becomes an encoded-word and an ASCII address."""
+    renderer = renderer_for(settings_factory(mail_from="Équipe Forms <forms@mg.example.com>"))
+    assert renderer.sender == "=?utf-8?b?w4lxdWlwZSBGb3Jtcw==?= <forms@mg.example.com>"
 
 
 @given(value=st.one_of(hostile_text, long_line))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -22,16 +24,26 @@ def _link(cli) -> str:
 
 
 def test_link_withdraws_and_confirms(client, cli, clock):
-    """Opening the link records `withdrawn` (source withdraw_link); repeating changes nothing."""
+    """Opening the link only asks; its button (a POST) records `withdrawn` (source
+    withdraw_link); repeating changes nothing."""
     with at(clock, D0):
         post_json(client, newsletter="on")
         link = _link(cli)
         assert EMAIL not in link
         page = client.get(link)
+        after_get = export(cli, EMAIL)
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert token is not None
+        done = client.post("/consent/withdraw", data={"token": html.unescape(token.group(1))})
         again = client.post(link)
         data = export(cli, EMAIL)
     assert page.status_code == 200
-    assert "no longer receive" in page.text
+    assert [e["event"] for e in after_get["consent_events"]] == ["granted"]  # a scanner's GET
+    assert '<form method="post" action="/consent/withdraw">' in page.text
+    assert '<a href="https://www.example.com/">Back to the site</a>' in page.text
+    assert done.status_code == 200
+    assert "no longer receive" in done.text
+    assert '<a href="https://www.example.com/">' in done.text
     assert EMAIL not in page.text
     assert VALID["name"] not in page.text
     assert "set-cookie" not in page.headers

@@ -243,17 +243,17 @@ def test_redis_down_failing_open_is_counted(limited):
 def test_login_failures_are_shared_between_instances(settings_factory, clock, redis_prefix):
     """With Redis, failures counted by one instance block the same network on another, and
     Redis holds no address."""
-    from tests.admin_helpers import PASSWORDS, USERS
+    from tests.admin_helpers import PASSWORDS, USERS, Admin
 
     def instance() -> TestClient:
         settings = settings_factory(
             admin_users=USERS, redis_url=REDIS_URL, redis_key_prefix=redis_prefix
         )
-        return TestClient(create_app(settings, clock=clock), client=(CLIENT_IP, 1))
+        app = create_app(settings, clock=clock)
+        return TestClient(app, base_url="http://localhost", client=(CLIENT_IP, 1))
 
     def login(client: TestClient, password: str) -> int:
-        data = {"username": "vera", "password": password}
-        return client.post("/admin/login", data=data, follow_redirects=False).status_code
+        return int(Admin(client).login("vera", password).status_code)
 
     with instance() as one, instance() as two:
         for _ in range(3):
@@ -270,14 +270,13 @@ def test_login_failures_are_shared_between_instances(settings_factory, clock, re
 
 def test_login_with_redis_down_and_fail_closed_is_503(settings_factory, clock):
     """RELAY_REDIS_FAIL=closed also guards logins: no check possible, no login attempt."""
-    from tests.admin_helpers import PASSWORDS, USERS
+    from tests.admin_helpers import PASSWORDS, USERS, Admin
 
     settings = settings_factory(
         admin_users=USERS, redis_url="redis://127.0.0.1:1/0", redis_fail="closed"
     )
     with TestClient(create_app(settings, clock=clock), base_url="http://localhost") as client:
-        data = {"username": "vera", "password": PASSWORDS["vera"]}
-        response = client.post("/admin/login", data=data, follow_redirects=False)
+        response = Admin(client).login("vera", PASSWORDS["vera"])
     assert response.status_code == 503
     assert "unavailable for a moment" in response.text
 

@@ -217,7 +217,7 @@ def test_request_register_and_overdue_exit_code(client, cli, clock):
     assert "concerns another address" in other.output
 
 
-def test_requests_empty_and_export_to_file(cli, tmp_path):
+def test_requests_empty_and_export_to_file(client, cli, tmp_path):  # client: the database
     """No requests says so; `--output` writes the JSON to a private file."""
     assert "no open or recent requests" in invoke(cli, "subject", "requests").output
     target = tmp_path / "out.json"

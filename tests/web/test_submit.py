@@ -105,7 +105,7 @@ def test_public_url_setting_builds_the_thank_you_link(settings_factory, clock):
     from starlette.testclient import TestClient
 
     app = create_app(settings_factory(public_url="https://forms.example.com/"), clock=clock)
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
         assert post_json(client).json()["next"] == "https://forms.example.com/f/contact/thanks"
 
 
@@ -364,3 +364,26 @@ def test_invalid_idempotency_key_is_400(client, key):
     response = client.post("/f/contact", json=VALID, headers=headers)
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "INVALID_IDEMPOTENCY_KEY"
+
+
+def test_the_replayed_answer_keeps_no_submitted_value_in_clear(client, settings):
+    """A `_next` carrying personal data is replayed intact but stored only sealed; without the
+    key that sealed it, the replay still answers, minus `next`."""
+    headers = {**JSON_HEADERS, "Idempotency-Key": "order-43"}
+    wanted = "https://www.example.com/merci?email=CANARY-NEXT%40example.fr"
+    first = client.post("/f/contact", json={**VALID, "_next": wanted}, headers=headers)
+    second = client.post("/f/contact", json=VALID, headers=headers)
+    assert first.json()["next"] == wanted
+    assert second.json() == first.json()
+    [row] = rows(settings, "SELECT * FROM idempotency_keys")
+    stored = json.dumps(row, default=str)
+    assert "CANARY" not in stored
+    assert "merci" not in stored
+    assert row["response"].startswith("sealed:")
+    from relay.crypto import KeyRing
+    from relay.store.outbox import StoredAnswer, open_answer
+    from tests.conftest import TEST_KEY_2
+
+    earlier = StoredAnswer(first.json()["id"], 202, row["response"])
+    replay = open_answer(KeyRing.from_text(TEST_KEY_2), row["key_mac"], earlier)
+    assert json.loads(replay) == {"ok": True, "id": first.json()["id"]}

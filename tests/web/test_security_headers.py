@@ -1,0 +1,95 @@
+"""Every HTML page, public and admin, carries the security headers; HSTS is at the proxy."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from relay.app import create_app
+from relay.web.pages import default_templates_dir
+from tests.admin_helpers import USERS, Admin
+from tests.helpers import ORIGIN
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def check_page_headers(response) -> None:
+    """The headers every HTML answer must carry, and a CSP that allows the page's styles."""
+    assert response.headers["content-type"].startswith("text/html")
+    csp = response.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in csp
+    for block in re.findall(r"<style>(.*?)</style>", response.text, re.DOTALL):
+        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in directives["style-src"]
+    assert "<script" not in response.text.lower()
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_public_pages_carry_the_security_headers(client):
+    """Thank-you page, error pages (422, 404) and the withdrawal page."""
+    pages = [
+        client.get("/f/contact/thanks"),
+        client.get("/f/nope/thanks"),
+        client.post("/f/contact", data={"name": "x"}, headers={"Origin": ORIGIN}),
+        client.get("/consent/withdraw?token=x"),
+    ]
+    assert [p.status_code for p in pages] == [200, 404, 422, 400]
+    for page in pages:
+        check_page_headers(page)
+
+
+def test_admin_pages_carry_the_security_headers(settings_factory, clock):
+    """The login page and the pages behind it."""
+    app = create_app(settings_factory(admin_users=USERS), clock=clock)
+    with TestClient(app, base_url="http://localhost") as client:
+        check_page_headers(client.get("/admin/login"))
+        admin = Admin(client)
+        admin.login("diane")
+        for path in ("/admin/deliveries", "/admin/prospects"):
+            page = admin.get(path)
+            assert page.status_code == 200
+            check_page_headers(page)
+
+
+def test_non_html_answers_are_not_sniffed(client):
+    """JSON and text answers carry nosniff too."""
+    assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"
+    assert client.get("/openapi.json").headers["x-content-type-options"] == "nosniff"
+
+
+def test_no_template_has_a_script_or_an_inline_handler():
+    """The CSP allows no script: templates hold no <script>, on*= handler or javascript: URL."""
+    for path in (default_templates_dir() / "pages").rglob("*.html"):
+        text = path.read_text(encoding="utf-8").lower()
+        assert "<script" not in text, path
+        assert not re.search(r"\son[a-z]+\s*=", text), path
+        assert "javascript:" not in text, path
+
+
+@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
+def test_the_proxy_sends_hsts():
+    """deploy/Caddyfile adds Strict-Transport-Security (relay may run on plain HTTP behind it)."""
+    result = subprocess.run(
+        ["caddy", "adapt", "--config", str(DEPLOY / "Caddyfile"), "--adapter", "caddyfile"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    config = json.loads(result.stdout)
+    assert "Strict-Transport-Security" in json.dumps(config)
+    assert "max-age=63072000" in json.dumps(config)
