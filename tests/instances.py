@@ -96,6 +96,7 @@ def relay_env(tmp_path: Path, name: str, **settings: str) -> dict[str, str]:
     env.update(
         {
             "RELAY_ENVIRONMENT": "production",
+            "RELAY_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "RELAY_SECRET_KEY": TEST_KEY,
             "RELAY_VAR_DIR": str(tmp_path / f"var-{name}"),
             "RELAY_FORMS_FILE": str(tmp_path / "forms.toml"),

@@ -61,7 +61,9 @@ def test_a_failed_submission_is_emailed_without_personal_data(settings_factory, 
     id, form, state, reason and a link to /admin, and nothing the person typed."""
     transport = Transport([Failed(400, "Mailgun refused the message (400: bad header)")])
     settings = alert_settings(settings_factory)
-    with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+    with TestClient(
+        create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+    ) as client:
         sid = post_json(client).json()["id"]
         assert wait_for(lambda: len(alert_emails(transport)) == 1)
     email = alert_emails(transport)[0]
@@ -79,7 +81,9 @@ def test_an_outage_sends_one_grouped_message_then_one_more(settings_factory, clo
     interval and come together in a second one."""
     transport = Transport([Failed(400, "refused")] * 12)
     settings = alert_settings(settings_factory)
-    with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+    with TestClient(
+        create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+    ) as client:
         for _ in range(12):
             post_json(client)
         assert wait_for(lambda: len(transport.sent) >= 13)
@@ -99,7 +103,9 @@ def test_dispatch_paused_alerts_by_email_and_webhook_then_resolves(settings_fact
     settings = alert_settings(settings_factory, alert_webhook_url=HOOK)
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(HOOK).mock(return_value=httpx.Response(204))
-        with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+        with TestClient(
+            create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+        ) as client:
             post_json(client)
             assert wait_for(lambda: len(alert_emails(transport)) == 1)
             clock.now += timedelta(hours=1)  # the pause is over: the next probe is accepted
@@ -125,7 +131,9 @@ def test_the_webhook_alone_is_enough(settings_factory, clock):
     settings = alert_settings(settings_factory, alert_email=None, alert_webhook_url=HOOK)
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(HOOK).mock(return_value=httpx.Response(200))
-        with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+        with TestClient(
+            create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+        ) as client:
             sid = post_json(client).json()["id"]
             assert wait_for(lambda: len(route.calls) == 1)
     (body,) = hook_bodies(route)
@@ -140,7 +148,9 @@ def test_a_stale_queue_alerts_and_resolves(settings_factory, clock):
     transport = FakeTransport()
     transport.gate = asyncio.Event()
     settings = alert_settings(settings_factory)
-    with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+    with TestClient(
+        create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+    ) as client:
         post_json(client)
         clock.now += timedelta(seconds=settings.ready_max_queue_age_seconds + 60)
         assert wait_for(lambda: transport.started >= 2)  # the alert email waits at the gate too
@@ -160,7 +170,9 @@ def test_an_unreachable_webhook_or_transport_never_stops_relay(settings_factory,
     settings = alert_settings(settings_factory, alert_webhook_url=HOOK)
     with respx.mock(assert_all_called=True) as mock:
         mock.post(HOOK).mock(side_effect=httpx.ConnectError("down"))
-        with TestClient(create_app(settings, clock=clock, transport=transport)) as client:
+        with TestClient(
+            create_app(settings, clock=clock, transport=transport), base_url="http://localhost"
+        ) as client:
             post_json(client)
             assert wait_for(lambda: "alert webhook not reached" in caplog.text)
             assert wait_for(lambda: "alert email not sent" in caplog.text)
@@ -176,7 +188,9 @@ async def test_retention_and_reconciliation_failures_alert(settings, clock):
 
     housekeeper, reconciler = Task(), Task()
     transport = FakeTransport()
-    store = await Store.from_settings(settings.model_copy(update={"alert_email": ALERTS}))
+    store = await Store.from_settings(
+        settings.model_copy(update={"alert_email": ALERTS}), create=True
+    )
     alerter = Alerter(
         settings.model_copy(update={"alert_email": ALERTS}),
         store,
@@ -234,7 +248,7 @@ async def test_a_bug_in_a_check_or_the_transport_is_logged_and_the_watch_goes_on
     alerted = settings.model_copy(
         update={"alert_email": ALERTS, "alert_webhook_url": HOOK, "alert_check_seconds": 0.01}
     )
-    store = await Store.from_settings(alerted)
+    store = await Store.from_settings(alerted, create=True)
 
     class Task:
         last_error: str | None = "cannot purge"
@@ -272,7 +286,7 @@ async def test_the_database_down_is_logged_and_conditions_still_seen(settings, c
     class Dispatcher:
         paused_reason: str | None = "Mailgun refused the API key (401)"
 
-    store = await Store.from_settings(settings)
+    store = await Store.from_settings(settings, create=True)
     await store.engine.dispose()
     alerter = Alerter(
         settings,

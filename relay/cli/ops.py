@@ -72,7 +72,8 @@ def _key_problems(settings: Settings) -> list[str]:
         return [str(exc)]
 
     async def go() -> list[str]:
-        store = await Store.from_settings(settings)
+        # `relay check` changes nothing: no migration, even where serve would migrate
+        store = await Store.from_settings(settings.model_copy(update={"auto_migrate": False}))
         try:
             return await store.read(sample_problems(keyring))
         except StoreUnavailable:

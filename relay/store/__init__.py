@@ -101,9 +101,9 @@ class Store:
     ) -> Store:
         """The store as the settings describe it; every process (serve, worker, CLI) opens it so.
 
-        Only `create` (serve, worker) may start a new embedded SQLite database: for any other
-        command a missing file means a mistyped RELAY_VAR_DIR or RELAY_DATABASE_URL, and an
-        empty new database would answer "nothing here" about data that exists elsewhere.
+        Only `create` (serve, worker, send-test) may start a new embedded SQLite database: for
+        any other command a missing file means a mistyped RELAY_VAR_DIR or RELAY_DATABASE_URL,
+        and an empty new database would answer "nothing here" about data that exists elsewhere.
         `dispatching`: this process runs a dispatcher (names its PostgreSQL sessions so, see
         relay.store.peers).
         """
