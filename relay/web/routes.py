@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, health, submit, webhooks
+from relay.web import admin, consent, fallback, health, submit, webhooks
 
 
 def routes() -> list[Route]:
@@ -12,6 +12,9 @@ def routes() -> list[Route]:
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
+        # issue 10: what FormspreeProvider project= posts to
+        Route("/p/{project}/f/{form_id}", submit.submit, methods=["POST"]),
+        Route("/p/{project}/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         # issue 5: webhooks, health and metrics
         Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -28,4 +31,7 @@ def routes() -> list[Route]:
         Route("/admin/prospects", admin.prospect_lookup, methods=["POST"]),
         Route("/admin/prospects/{action}", admin.prospect_action, methods=["POST"]),
         Route("/consent/withdraw", consent.withdraw, methods=["GET", "POST"]),
+        # issue 10: last, so JSON clients get JSON for any other path or method under /f/, /p/
+        Route("/f/{rest:path}", fallback.fallback, methods=fallback.ANY),
+        Route("/p/{rest:path}", fallback.fallback, methods=fallback.ANY),
     ]
