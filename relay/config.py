@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateSyntaxError
@@ -31,6 +32,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay.errors import ConfigError
+from relay.fields import BUILT_IN, DeclaredField
 
 EXAMPLE_FORMS_FILE = "examples/forms.toml"
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -99,6 +101,35 @@ class FormConfig(BaseModel):
     success_url: str | None = None
     error_url: str | None = None
     marketing_consent: MarketingConsent | None = None
+    # --- issue 10: Formspree drop-in, declared fields, languages ---
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    language: Literal["fr", "en"] | None = None  # None: RELAY_DEFAULT_LANGUAGE
+    required: tuple[str, ...] = ("name", "email", "message")
+    allow_subject: bool = False
+    fields: tuple[DeclaredField, ...] = ()
+
+    @field_validator("required")
+    @classmethod
+    def _required(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in BUILT_IN]
+        if unknown:
+            msg = f"{unknown[0]!r} is not a built-in field ({', '.join(BUILT_IN)})"
+            raise ValueError(msg)
+        if "email" not in value:
+            msg = "must include 'email': replies, exports and erasure depend on it"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: tuple[DeclaredField, ...]) -> tuple[DeclaredField, ...]:
+        seen: set[str] = set()
+        for declared in value:
+            if declared.name.casefold() in seen:
+                msg = f"field {declared.name!r} is declared twice (names differing in case count)"
+                raise ValueError(msg)
+            seen.add(declared.name.casefold())
+        return value
 
     @field_validator("id")
     @classmethod
@@ -139,6 +170,10 @@ class FormConfig(BaseModel):
             msg = f"is not a valid template: {exc.message}"
             raise ValueError(msg) from None
         return value
+
+    def heading(self) -> str:
+        """What a person reads as the form's name: its title, else its id."""
+        return self.title or self.id
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a browser page served from `origin` may post to this form."""
@@ -277,6 +312,19 @@ class Settings(BaseSettings):
     body_retention_days: Annotated[float, Field(gt=0, le=365)] = 7
     mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     email_templates_dir: Path | None = None
+    # --- issue 10: languages and dates people read ---
+    default_language: Literal["fr", "en"] = "fr"
+    timezone: str = "Europe/Paris"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"{value!r} is not an IANA time zone such as 'Europe/Paris'"
+            raise ValueError(msg) from None
+        return value
 
     @field_validator("public_url")
     @classmethod

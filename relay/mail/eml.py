@@ -36,7 +36,8 @@ def build_mime(email: RenderedEmail, *, date: str | None = None) -> EmailMessage
         message["Date"] = date
     message["X-Relay-Submission-Id"] = email.submission_id
     message.set_content(email.text, subtype="plain", charset="utf-8")
-    message.add_alternative(email.html, subtype="html", charset="utf-8")
+    if email.html is not None:  # issue 10: _format=plain sends text only
+        message.add_alternative(email.html, subtype="html", charset="utf-8")
     return message
 
 

@@ -9,9 +9,10 @@ control character: header injection is impossible by construction, not by valida
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import formataddr
 from pathlib import Path
@@ -25,6 +26,7 @@ from jinja2 import (
     StrictUndefined,
     Template,
     TemplateError,
+    meta,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
@@ -32,6 +34,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from relay.clock import DISPLAY_ZONE
 from relay.config import FormConfig, LegalBasis
 from relay.errors import RenderError
+from relay.fields import display
 from relay.mail.transport import RenderedEmail
 
 #: Longest subject sent (characters); Outlook shows far less, and Mailgun logs all of it.
@@ -67,6 +70,10 @@ class SubmissionView:
     message: str
     phone: str | None = None
     company: str | None = None
+    # issue 10: the form's declared fields, the visitor's _subject, _format=plain
+    extra: dict[str, Any] = field(default_factory=dict)
+    visitor_subject: str | None = None
+    plain: bool = False
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], **record: Any) -> SubmissionView:
@@ -77,6 +84,9 @@ class SubmissionView:
             message=str(fields.get("message") or ""),
             phone=str(fields["phone"]) if fields.get("phone") else None,
             company=str(fields["company"]) if fields.get("company") else None,
+            extra=dict(fields["fields"]) if isinstance(fields.get("fields"), dict) else {},
+            visitor_subject=str(fields["_subject"]) if fields.get("_subject") else None,
+            plain=fields.get("_format") == "plain",
             **record,
         )
 
@@ -172,10 +182,28 @@ def legal_line(sub: SubmissionView) -> str:
     return f"{basis.article}, {_LABELS[basis]} (privacy notice {sub.notice_version})"
 
 
+@functools.cache
+def uses_visitor_subject(template: str) -> bool:
+    """Whether a subject template mentions `_subject` (then it decides where it goes)."""
+    return "_subject" in meta.find_undeclared_variables(SandboxedEnvironment().parse(template))
+
+
+def declared_rows(sub: SubmissionView, form: FormConfig, language: str) -> list[tuple[str, str]]:
+    """(label, value) of each declared field the visitor filled in, in declared order."""
+    return [
+        (f.label.get(language), display(f, sub.extra[f.name], language))
+        for f in form.fields
+        if f.name in sub.extra
+    ]
+
+
 class Renderer:
     """Renders templates/email/submission.{txt,html}.j2 and each form's subject template."""
 
-    def __init__(self, templates_dir: Path, *, sender: str, domain: str) -> None:
+    def __init__(
+        self, templates_dir: Path, *, sender: str, domain: str, default_language: str = "fr"
+    ) -> None:
+        self.default_language = default_language
         self._env = Environment(
             loader=FileSystemLoader(templates_dir),
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
@@ -201,14 +229,19 @@ class Renderer:
             "phone": sub.phone or "",
             "company": sub.company or "",
             "form": form.id,
+            "title": form.heading(),
             "id": sub.id,
             "short_id": sub.id[-8:],
+            "_subject": sub.visitor_subject or "",
+            **{f.name: sub.extra.get(f.name, "") for f in form.fields if f.name.isidentifier()},
         }
         try:
             template = self._subject_templates.get(form.subject)
             if template is None:
                 template = self._subjects.from_string(form.subject)
                 self._subject_templates[form.subject] = template
+            if sub.visitor_subject and not uses_visitor_subject(form.subject):
+                return tidy_subject(sub.visitor_subject)  # Formspree: _subject is the subject
             line = template.render(values)
         except TemplateError as exc:
             msg = f"form {form.id!r}: the subject template cannot be rendered ({exc.message})"
@@ -232,7 +265,13 @@ class Renderer:
             "legal_basis": legal_line(sub),
             "consent": consent_line(sub, form),
             "consent_wording": form.marketing_consent.wording if form.marketing_consent else None,
+            "title": form.heading(),
+            "fields": declared_rows(sub, form, self.language_of(form)),
         }
+
+    def language_of(self, form: FormConfig) -> str:
+        """The form's language, else RELAY_DEFAULT_LANGUAGE."""
+        return form.language or self.default_language
 
     def _template(self, name: str, context: dict[str, Any]) -> str:
         try:
@@ -254,7 +293,7 @@ class Renderer:
             reply_to=reply_to_header(sub.name, sub.email),
             subject=self.subject(sub, form),
             text=self._template("submission.txt.j2", context),
-            html=self._template("submission.html.j2", context),
+            html=None if sub.plain else self._template("submission.html.j2", context),
         )
 
 

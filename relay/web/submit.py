@@ -19,11 +19,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from relay.config import FormConfig
 from relay.errors import StoreUnavailable, SubmissionRejected
+from relay.form_input import FormInput, read_form
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
-from relay.submission import Submission, consent_from, validate_submission
+from relay.submission import consent_from
 from relay.web.deps import Deps, deps_of, store_of
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
@@ -178,11 +179,7 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
         if earlier is not None:
             return _replay(earlier, answer)
     raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
-    result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
-    if not isinstance(result, Submission):
-        raise SubmissionRejected(
-            422, "INVALID_FIELDS", "Please fix the fields below.", errors=tuple(result)
-        )
+    result = read_form(raw, form, phone_region=deps.settings.phone_default_region)  # issue 10
     return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
 
 
@@ -192,11 +189,12 @@ async def _store_and_answer(
     form: FormConfig,
     answer: Answer,
     raw: dict[str, Any],
-    sub: Submission,
+    result: FormInput,
     key_mac: str | None,
     not_before: Any,
 ) -> Response:
     submission_id = new_submission_id()
+    sub = result.submission
     now = deps.clock()
     consent = form.marketing_consent
     given = consent is not None and consent_from(raw, consent.field).given
@@ -214,7 +212,7 @@ async def _store_and_answer(
         notice_version=form.notice_version,
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
-        body_enc=outbox.seal_body(deps.keyring, submission_id, sub.model_dump()),
+        body_enc=outbox.seal_body(deps.keyring, submission_id, result.body()),
         subject_mac=prospect.email_mac,
     )
     try:
