@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,8 @@ clean:
 ## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
 bench-dispatch: $(STAMP)
 	$(BIN)/python bench/dispatch.py
+
+## messages: refresh the gettext catalogues (relay/locale) from the code and templates; then
+## translate the new entries (tests/test_i18n.py fails while one is missing)
+messages: $(STAMP)
+	$(BIN)/python tools/messages.py

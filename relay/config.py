@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay import i18n
 from relay.errors import ConfigError
 from relay.fields import BUILT_IN, DeclaredField
 
@@ -78,6 +79,14 @@ def _check_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def check_language(value: str) -> str:
+    """A language relay has a catalogue for (relay/locale/<lang>/LC_MESSAGES/relay.po)."""
+    if value not in i18n.available():
+        msg = f"{value!r} is not a language relay speaks ({', '.join(i18n.available())})"
+        raise ValueError(msg)
+    return value
+
+
 def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -103,10 +112,15 @@ class FormConfig(BaseModel):
     marketing_consent: MarketingConsent | None = None
     # --- issue 10: Formspree drop-in, declared fields, languages ---
     title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    language: Literal["fr", "en"] | None = None  # None: RELAY_DEFAULT_LANGUAGE
+    language: str | None = None  # None: RELAY_DEFAULT_LANGUAGE
     required: tuple[str, ...] = ("name", "email", "message")
     allow_subject: bool = False
     fields: tuple[DeclaredField, ...] = ()
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else check_language(value)
 
     @field_validator("required")
     @classmethod
@@ -313,8 +327,13 @@ class Settings(BaseSettings):
     mailgun_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
     email_templates_dir: Path | None = None
     # --- issue 10: languages and dates people read ---
-    default_language: Literal["fr", "en"] = "fr"
+    default_language: str = "fr"
     timezone: str = "Europe/Paris"
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_language(cls, value: str) -> str:
+        return check_language(value)
 
     @field_validator("timezone")
     @classmethod

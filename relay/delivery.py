@@ -64,6 +64,7 @@ def renderer_for(settings: Settings) -> Renderer:
         sender=sender(settings),
         domain=sending_domain(settings),
         default_language=settings.default_language,
+        timezone=settings.timezone,
     )
 
 

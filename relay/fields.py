@@ -13,21 +13,22 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from relay import i18n
 from relay.errors import FieldError
+from relay.i18n import N_
 from relay.submission import OPTIONAL, REQUIRED, TRUTHY, clean_text, normalise_phone
 
 BUILT_IN = (*REQUIRED, *OPTIONAL)
-LANGUAGES = ("fr", "en")
 _MESSAGES = {
-    "REQUIRED_FIELD_MISSING": "This field is required.",
-    "REQUIRED_FIELD_EMPTY": "This field must not be empty.",
-    "TYPE_EMAIL": "This is not a valid email address.",
-    "TYPE_NUMERIC": "This field must be a number.",
-    "TYPE_TEXT": "This field must be text.",
-    "INVALID_CHOICE": "Choose one of the options offered.",
+    "REQUIRED_FIELD_MISSING": N_("This field is required."),
+    "REQUIRED_FIELD_EMPTY": N_("This field must not be empty."),
+    "TYPE_EMAIL": N_("This is not a valid email address."),
+    "TYPE_NUMERIC": N_("This field must be a number."),
+    "TYPE_TEXT": N_("This field must be text."),
+    "INVALID_CHOICE": N_("Choose one of the options offered."),
 }
 
 
@@ -43,16 +44,19 @@ class Kind(StrEnum):
     NUMBER = "number"
 
 
-class Labels(BaseModel):
-    """A label in each language relay speaks."""
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    wanted = set(i18n.available())
+    if set(value) != wanted:
+        msg = f"give a label in each language: {', '.join(sorted(wanted))}"
+        raise ValueError(msg)
+    for text in value.values():
+        if not 1 <= len(text) <= 200:
+            msg = "a label is 1-200 characters"
+            raise ValueError(msg)
+    return value
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fr: Annotated[str, Field(min_length=1, max_length=200)]
-    en: Annotated[str, Field(min_length=1, max_length=200)]
-
-    def get(self, language: str) -> str:
-        return self.en if language == "en" else self.fr
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
 
 
 class DeclaredField(BaseModel):
@@ -69,15 +73,22 @@ class DeclaredField(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _labels(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("label_fr" in data or "label_en" in data):
-            data = dict(data)
-            if "label" in data:
-                msg = "give either label = {fr=..., en=...} or label_fr/label_en, not both"
-                raise ValueError(msg)
-            data["label"] = {"fr": data.pop("label_fr", None), "en": data.pop("label_en", None)}
-            data["label"] = {k: v for k, v in data["label"].items() if v is not None}
-        return data
+    def _label_keys(cls, data: Any) -> Any:
+        """`label_fr = "..."` (any `label_<lang>`) is the same as `label = {fr = "..."}`."""
+        if not isinstance(data, dict):
+            return data
+        split = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith("label_")}
+        if not split:
+            return data
+        if "label" in data:
+            msg = "give either label = {fr=..., en=...} or label_fr/label_en, not both"
+            raise ValueError(msg)
+        rest = {k: v for k, v in data.items() if k not in split}
+        return {**rest, "label": {k.removeprefix("label_"): v for k, v in split.items()}}
+
+    def label_in(self, language: str) -> str:
+        """The label in `language` (in the source language if it has none)."""
+        return self.label.get(language) or self.label[i18n.SOURCE_LANGUAGE]
 
     @model_validator(mode="after")
     def _consistent(self) -> DeclaredField:
@@ -174,10 +185,6 @@ def validate_declared(
 
 def display(field: DeclaredField, value: Any, language: str) -> str:
     """A stored value as the email shows it."""
-    if field.kind is Kind.CHECKBOX:
-        return (
-            ("yes" if language == "en" else "oui")
-            if value
-            else ("no" if language == "en" else "non")
-        )
+    if field.kind is Kind.CHECKBOX:  # only ticked boxes are kept
+        return i18n.translate(language, N_("yes"))
     return str(value)

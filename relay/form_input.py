@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from relay import i18n
 from relay.config import FormConfig
 from relay.errors import FieldError, SubmissionRejected
-from relay.fields import BUILT_IN, LANGUAGES, validate_declared
+from relay.fields import BUILT_IN, validate_declared
 from relay.formspree import Specials, canonical, read_specials
 from relay.submission import Submission, validate_submission
 
@@ -40,7 +41,7 @@ class FormInput:
 
 def read_form(raw: dict[str, Any], form: FormConfig, *, phone_region: str) -> FormInput:
     """Validate `raw` for `form`, or raise SubmissionRejected (422) listing every problem."""
-    specials = read_specials(raw, allow_subject=form.allow_subject, languages=LANGUAGES)
+    specials = read_specials(raw, allow_subject=form.allow_subject, languages=i18n.available())
     built_in = canonical(raw, BUILT_IN)
     declared = canonical(raw, [f.name for f in form.fields])
     result = validate_submission(built_in.data, phone_region=phone_region, required=form.required)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic_core import PydanticCustomError
 
 from relay.errors import FieldError
+from relay.i18n import N_
 
 #: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
 LIMITS = {"name": 200, "email": 254, "phone": 40, "company": 200, "message": 10_000}
@@ -28,12 +29,12 @@ TRUTHY = frozenset({"on", "true", "1", "yes", "y", "checked"})
 EMAIL_ALIASES = ("_replyto",)
 
 _MESSAGES = {
-    "REQUIRED_FIELD_MISSING": "This field is required.",
-    "REQUIRED_FIELD_EMPTY": "This field must not be empty.",
-    "TYPE_TEXT": "This field must be text.",
-    "TOO_LONG": "This field is too long (at most {limit} characters).",
-    "INVALID_CHARACTERS": "This field contains line breaks or control characters.",
-    "TYPE_EMAIL": "This is not a valid email address.",
+    "REQUIRED_FIELD_MISSING": N_("This field is required."),
+    "REQUIRED_FIELD_EMPTY": N_("This field must not be empty."),
+    "TYPE_TEXT": N_("This field must be text."),
+    "TOO_LONG": N_("This field is too long (at most {limit} characters)."),
+    "INVALID_CHARACTERS": N_("This field contains line breaks or control characters."),
+    "TYPE_EMAIL": N_("This is not a valid email address."),
 }
 #: Control characters, line/paragraph separators and lone surrogates: they break headers or
 #: cannot be encoded. Format characters (bidi marks, emoji joiners) and NBSP stay allowed.

@@ -33,7 +33,7 @@ notice_version = "1"
         ('[[forms.fields]]\nname = "Email"\nlabel = {fr="a", en="b"}', "is a built-in field"),
         ('[[forms.fields]]\nname = "p"\nlabel = {fr="a", en="b"}\nkind = "select"', "choices"),
         ('[[forms.fields]]\nname = "p"\nlabel = {fr="a", en="b"}\nchoices = ["x"]', "choices"),
-        ('[[forms.fields]]\nname = "p"\nlabel_fr = "a"', "label.en"),
+        ('[[forms.fields]]\nname = "p"\nlabel_fr = "a"', "a label in each language: en, fr"),
         ('[[forms.fields]]\nname = "p"\nlabel = {fr="a", en="b"}\nlabel_fr = "c"', "not both"),
         ('[[forms.fields]]\nname = "p"\nlabel = {fr="a", en="b"}\nkind = "file"', "kind"),
         (
@@ -120,7 +120,8 @@ def test_declared_fields_show_in_declared_order_with_the_forms_labels(renderer, 
     view = demo_view(fields={"urgent": True, "country": "France", "product": "Sérum"})
     email = renderer.render(view, demo_form)
     text = email.text
-    assert text.index("Produit: Sérum") < text.index("Pays: France") < text.index("Urgent: oui")
+    assert text.index("Produit:  Sérum") < text.index("Pays:     France")
+    assert text.index("Pays:     France") < text.index("Urgent:   oui")
     assert email.html is not None
     html = email.html
     assert html.index("Produit") < html.index("Pays") < html.index("Urgent")

@@ -26,18 +26,18 @@ _THANKS = re.compile(r"^/f/([^/]+)/thanks$")
 _DOUBLED = re.compile(r"^/(?:p/[^/]+/)?f/[^/]+/f/[^/]+$")
 
 
-def _problem(path: str, method: str) -> tuple[SubmissionRejected, str | None]:
-    """The refusal for `method path`, and the methods the path does allow (for Allow)."""
+def _problem(path: str) -> tuple[SubmissionRejected, str | None]:
+    """The refusal for a method `path` does not serve, and those it does (for Allow)."""
     if _FORM.match(path):
         return (
             SubmissionRejected(
-                405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here: post the form."
+                405, "METHOD_NOT_ALLOWED", "This address only accepts forms: post the form."
             ),
             "POST, OPTIONS",
         )
     if _THANKS.match(path):
         return (
-            SubmissionRejected(405, "METHOD_NOT_ALLOWED", f"{method} is not allowed here."),
+            SubmissionRejected(405, "METHOD_NOT_ALLOWED", "This page can only be read (GET)."),
             "GET",
         )
     if _DOUBLED.match(path):
@@ -58,9 +58,9 @@ async def fallback(request: Request) -> Response:
     deps = deps_of(request)
     match = _FORM.match(request.url.path)
     form = deps.forms.get(match.group(1)) if match else None
-    exc, allow = _problem(request.url.path, request.method)
+    exc, allow = _problem(request.url.path)
     if exc.status == 405 and match and form is None:
-        exc, allow = _problem("/", request.method)  # an unknown form is a 404 whatever the method
+        exc, allow = _problem("/")  # an unknown form is a 404 whatever the method
     deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())
     response = Answer(deps, request, form).rejected(exc)
     if allow is not None:

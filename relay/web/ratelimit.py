@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from relay.clock import Clock
 from relay.config import Settings
 from relay.errors import SubmissionRejected
+from relay.i18n import N_
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -46,7 +47,7 @@ class RateLimited(SubmissionRejected):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            429, "RATE_LIMITED", "Too many submissions; please wait a moment and send it again."
+            429, "RATE_LIMITED", N_("Too many submissions; please wait a moment and send it again.")
         )
         self.retry_after = retry_after
 

@@ -17,15 +17,19 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from relay import i18n
 from relay.config import FormConfig
 from relay.errors import StoreUnavailable, SubmissionRejected
 from relay.form_input import FormInput, read_form
+from relay.formspree import language_tag
+from relay.i18n import N_
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import consent_from
 from relay.web.deps import Deps, deps_of, store_of
+from relay.web.pages import problems
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
 
@@ -53,6 +57,16 @@ class Answer:
             request.headers.get("accept", ""), request.headers.get("content-type", "")
         )
         self.headers = _cors(form, request.headers.get("origin"))
+        self.asked_language: str | None = None  # Formspree's _language, once the body is read
+
+    def language(self) -> str:
+        """The visitor's language: _language, Accept-Language, the form's, the default."""
+        return i18n.pick(
+            asked=self.asked_language,
+            accept_language=self.request.headers.get("accept-language", ""),
+            form_language=self.form.language if self.form else None,
+            default=self.deps.settings.default_language,
+        )
 
     def _back(self) -> str | None:
         """The page to go back to: the referring page if it is the form's own, else its site."""
@@ -75,19 +89,22 @@ class Answer:
             headers["Retry-After"] = RETRY_AFTER_SECONDS
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        language = self.language()
+        message = i18n.translate(language, exc.message)
         if self.json:
-            errors = [e.as_dict() for e in exc.errors] or [
-                {"code": exc.code, "message": exc.message}
-            ]
-            body = {"ok": False, "error": exc.message, "errors": errors}
+            errors = [
+                {**e.as_dict(), "message": i18n.translate(language, e.message)} for e in exc.errors
+            ] or [{"code": exc.code, "message": message}]
+            body = {"ok": False, "error": message, "errors": errors}
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if exc.status == 422 and self.form is not None and self.form.error_url:
             return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
         html = self.deps.pages.render(
             "error.html",
-            title=_TITLES.get(exc.status, "The form could not be sent"),
-            message=exc.message,
-            errors=list(exc.errors),
+            language=language,
+            title=i18n.translate(language, _TITLES.get(exc.status, _DEFAULT_TITLE)),
+            message=message,
+            errors=problems(exc.errors, self.form, language),
             back=self._back(),
         )
         return HTMLResponse(html, status_code=exc.status, headers=headers)
@@ -100,15 +117,17 @@ class Answer:
 
 
 _TITLES = {
-    400: "The form could not be read",
-    403: "This site may not use this form",
-    404: "Form not found",
-    413: "The form is too large",
-    429: "Too many submissions",
-    415: "The form was sent in an unsupported format",
-    422: "Some fields need correcting",
-    503: "Please try again in a moment",
+    400: N_("The form could not be read"),
+    403: N_("This site may not use this form"),
+    404: N_("Form not found"),
+    405: N_("This address only accepts forms"),
+    413: N_("The form is too large"),
+    429: N_("Too many submissions"),
+    415: N_("The form was sent in an unsupported format"),
+    422: N_("Some fields need correcting"),
+    503: N_("Please try again in a moment"),
 }
+_DEFAULT_TITLE = N_("The form could not be sent")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -133,14 +152,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _next_url(deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any]) -> str:
+def _next_url(
+    deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any], language: str | None
+) -> str:
     wanted = raw.get("_next")
     if isinstance(wanted, str) and form.allows_redirect(wanted):
         return wanted
     if form.success_url:
         return form.success_url
     base = deps.settings.public_url or _own_base(request)
-    return f"{base}/f/{form.id}/thanks"
+    lang = f"?lang={language}" if language else ""  # _language carries to the thank-you page
+    return f"{base}/f/{form.id}/thanks{lang}"
 
 
 def _own_base(request: Request) -> str:
@@ -179,6 +201,7 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
         if earlier is not None:
             return _replay(earlier, answer)
     raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
+    answer.asked_language = language_tag(raw.get("_language"), i18n.available())  # issue 10
     result = read_form(raw, form, phone_region=deps.settings.phone_default_region)  # issue 10
     return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
 
@@ -198,7 +221,7 @@ async def _store_and_answer(
     now = deps.clock()
     consent = form.marketing_consent
     given = consent is not None and consent_from(raw, consent.field).given
-    next_url = _next_url(deps, request, form, raw)
+    next_url = _next_url(deps, request, form, raw, answer.asked_language)
     idem = None
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
@@ -285,14 +308,21 @@ async def thanks(request: Request) -> Response:
     """GET /f/{form_id}/thanks: the built-in thank-you page when a form has no success_url."""
     deps = deps_of(request)
     form = deps.forms.get(request.path_params["form_id"])
+    language = i18n.pick(
+        asked=request.query_params.get("lang"),
+        accept_language=request.headers.get("accept-language", ""),
+        form_language=form.language if form else None,
+        default=deps.settings.default_language,
+    )
     if form is None:
         html = deps.pages.render(
             "error.html",
-            title=_TITLES[404],
-            message="There is no form with this address.",
+            language=language,
+            title=i18n.translate(language, _TITLES[404]),
+            message=i18n.translate(language, "There is no form with this address."),
             errors=[],
             back=None,
         )
         return HTMLResponse(html, status_code=404)
     back = form.allowed_origins[0] + "/" if form.allowed_origins else None
-    return HTMLResponse(deps.pages.render("thanks.html", back=back))
+    return HTMLResponse(deps.pages.render("thanks.html", language=language, back=back))

@@ -153,7 +153,7 @@ def test_declared_fields_are_exported_and_erased_with_the_person(demo, demo_sett
 
 def test_cc_is_refused_with_its_own_code(demo):
     """`_cc` is refused (422 CC_NOT_ALLOWED): visitors never choose who receives the email."""
-    response = post_demo(demo, _cc="someone@example.net")
+    response = post_demo(demo, _cc="someone@example.net", _language="en")
     assert response.status_code == 422
     assert response.json()["errors"] == [
         {
