@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, fallback, health, submit, webhooks
+from relay.web import admin, consent, example, fallback, health, submit, webhooks
 
 
 def routes() -> list[Route]:
     return [
+        Route("/", example.page, methods=["GET"]),  # issue 10: what `make run` shows first
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
