@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser messages
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean browser messages tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) browser tools
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
@@ -43,6 +43,13 @@ browser:
 	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
 	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+## tools: the npm packages the browser tests drive (package.json, exact versions, lock file):
+## `npm ci` when node_modules is missing. Without npm the browser tests skip locally (CI fails).
+tools:
+	@if [ ! -d node_modules ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund; \
 	fi
 
 ## lint: apply formatting and safe fixes
@@ -59,7 +66,7 @@ bench-webhooks: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov node_modules
 
 ## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
 bench-dispatch: $(STAMP)
