@@ -6,15 +6,19 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.config import load_forms
 from relay.delivery import renderer_for
-from relay.errors import ConfigError
+from relay.errors import ConfigError, SubmissionRejected
+from relay.form_input import read_form
 from relay.formspree import canonical, language_tag
 from relay.mail.eml import build_mime
 from relay.mail.render import SubmissionView
 from tests.conftest import invoke
 from tests.formspree_forms import FORMS_WITH_FIELDS, write_forms
+from tests.strategies import hostile_text
 
 BASE = """
 [[forms]]
@@ -146,3 +150,84 @@ def test_format_plain_sends_text_only(renderer, demo_form):
     assert email.html is None
     message = message_from_bytes(build_mime(email).as_bytes(), policy=policy.default)
     assert message.get_content_type() == "text/plain"
+
+
+# --- every input gives a submission or field errors ------------------------------------------
+
+
+_DEMO = load_forms(write_forms(__import__("pathlib").Path(__import__("tempfile").mkdtemp())))[
+    "demo"
+]
+_VALUES = st.one_of(hostile_text, st.none(), st.booleans(), st.integers(), st.floats())
+_NAMES = st.sampled_from(
+    [
+        "email",
+        "Email",
+        "_replyto",
+        "message",
+        "product",
+        "Product",
+        "quantity",
+        "urgent",
+        "country",
+        "details",
+        "backup_email",
+        "mobile",
+        "_subject",
+        "_language",
+        "_format",
+        "_cc",
+    ]
+)
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=12))
+def test_any_input_gives_a_submission_or_a_refusal(raw):
+    """Property: reading a form never raises anything but SubmissionRejected (422)."""
+    refusal: SubmissionRejected | None = None
+    try:
+        result = read_form(raw, _DEMO, phone_region="FR")
+    except SubmissionRejected as exc:
+        refusal = exc
+    if refusal is not None:
+        assert (refusal.status, refusal.code in {"INVALID_FIELDS", "CC_NOT_ALLOWED"}) == (422, True)
+    else:
+        assert set(result.body()["fields"]) <= {f.name for f in _DEMO.fields}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("12", 12), (" 1 000 ", 1000), ("2,5", "2.5"), (3.0, 3), (7, 7), ("1e3", 1000)],
+)
+def test_numbers_are_read_as_people_type_them(value, expected):
+    """A number field accepts spaces and a decimal comma; whole numbers are stored as ints."""
+    result = read_form({**_REQUIRED, "quantity": value}, _DEMO, phone_region="FR")
+    assert result.declared["quantity"] == expected
+
+
+_REQUIRED = {"email": "a@example.fr", "message": "m", "product": "Sérum"}
+
+
+def test_an_unticked_box_and_empty_optional_fields_are_not_kept():
+    """An unticked checkbox and empty optional fields leave nothing in the body."""
+    raw = {**_REQUIRED, "urgent": "", "country": "  ", "mobile": ""}
+    assert read_form(raw, _DEMO, phone_region="FR").declared == {"product": "Sérum"}
+
+
+def test_a_required_checkbox_must_be_ticked(tmp_path):
+    """A required checkbox left unticked is REQUIRED_FIELD_MISSING."""
+    text = BASE + '[[forms.fields]]\nname = "ok"\nlabel = {fr="a", en="b"}\nkind = "checkbox"\n'
+    form = load_forms(write_forms(tmp_path, text + "required = true\n"))["f"]
+    raw = {"name": "n", "email": "a@example.fr", "message": "m", "ok": False}
+    with pytest.raises(SubmissionRejected) as info:
+        read_form(raw, form, phone_region="FR")
+    assert [(e.field, e.code) for e in info.value.errors] == [("ok", "REQUIRED_FIELD_MISSING")]
+    assert read_form({**raw, "ok": "on"}, form, phone_region="FR").declared == {"ok": True}
+
+
+def test_numbered_messages_fall_back_to_english_when_untranslated():
+    """A message with a number and no translation stays as it was."""
+    from relay import i18n
+
+    assert i18n.translate("fr", "Nothing like this 42.") == "Nothing like this 42."
+    assert i18n.translate("fr", "Nothing at all.") == "Nothing at all."
