@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean tools
+.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean messages tools npm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ check: $(STAMP)
 	$(BIN)/ruff check relay tests bench
 	$(BIN)/mypy relay tests bench
 
-pytest: $(STAMP) tools
+pytest: $(STAMP) tools npm
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
@@ -56,6 +56,13 @@ tools:
 	  fi; \
 	fi
 
+## npm: the npm packages the browser tests drive (package.json, exact versions, lock file):
+## `npm ci` when node_modules is missing. Without npm the browser tests skip locally (CI fails).
+npm:
+	@if [ ! -d node_modules ] && command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund; \
+	fi
+
 ## lint: apply formatting and safe fixes
 lint: $(STAMP)
 	$(BIN)/ruff format relay tests bench
@@ -70,8 +77,13 @@ bench-webhooks: $(STAMP)
 	$(BIN)/python bench/webhooks.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov node_modules
 
 ## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
 bench-dispatch: $(STAMP)
 	$(BIN)/python bench/dispatch.py
+
+## messages: refresh the gettext catalogues (relay/locale) from the code and templates; then
+## translate the new entries (tests/test_i18n.py fails while one is missing)
+messages: $(STAMP)
+	$(BIN)/python tools/messages.py

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateSyntaxError
@@ -30,7 +31,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from relay import i18n
 from relay.errors import ConfigError
+from relay.fields import BUILT_IN, DeclaredField
 from relay.proxies import Network, parse_networks
 from relay.urls import origin_of, web_url
 
@@ -82,6 +85,14 @@ def _check_origin(origin: str) -> str:
         msg = f"{origin!r} must be scheme://host[:port] only, without a path"
         raise ValueError(msg)
     return parsed.origin
+
+
+def check_language(value: str) -> str:
+    """A language relay has a catalogue for (relay/locale/<lang>/LC_MESSAGES/relay.po)."""
+    if value not in i18n.available():
+        msg = f"{value!r} is not a language relay speaks ({', '.join(i18n.available())})"
+        raise ValueError(msg)
+    return value
 
 
 def _check_url(url: str) -> str:
@@ -175,6 +186,40 @@ class FormConfig(BaseModel):
     success_url: str | None = None
     error_url: str | None = None
     marketing_consent: MarketingConsent | None = None
+    # --- issue 10: Formspree drop-in, declared fields, languages ---
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    language: str | None = None  # None: RELAY_DEFAULT_LANGUAGE
+    required: tuple[str, ...] = ("name", "email", "message")
+    allow_subject: bool = False
+    fields: tuple[DeclaredField, ...] = ()
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return None if value is None else check_language(value)
+
+    @field_validator("required")
+    @classmethod
+    def _required(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in BUILT_IN]
+        if unknown:
+            msg = f"{unknown[0]!r} is not a built-in field ({', '.join(BUILT_IN)})"
+            raise ValueError(msg)
+        if "email" not in value:
+            msg = "must include 'email': replies, exports and erasure depend on it"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: tuple[DeclaredField, ...]) -> tuple[DeclaredField, ...]:
+        seen: set[str] = set()
+        for declared in value:
+            if declared.name.casefold() in seen:
+                msg = f"field {declared.name!r} is declared twice (names differing in case count)"
+                raise ValueError(msg)
+            seen.add(declared.name.casefold())
+        return value
 
     @field_validator("id")
     @classmethod
@@ -215,6 +260,10 @@ class FormConfig(BaseModel):
             msg = f"is not a valid template: {exc.message}"
             raise ValueError(msg) from None
         return value
+
+    def heading(self) -> str:
+        """What a person reads as the form's name: its title, else its id."""
+        return self.title or self.id
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a browser page served from `origin` may post to this form."""
@@ -370,6 +419,24 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     alert_check_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
     alert_repeat_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 30
+    # --- issue 10: languages and dates people read ---
+    default_language: str = "fr"
+    timezone: str = "Europe/Paris"
+
+    @field_validator("default_language")
+    @classmethod
+    def _default_language(cls, value: str) -> str:
+        return check_language(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"{value!r} is not an IANA time zone such as 'Europe/Paris'"
+            raise ValueError(msg) from None
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -61,7 +61,13 @@ def renderer_for(settings: Settings) -> Renderer:
             "submission.html.j2"
         )
         raise ConfigError(msg)
-    return Renderer(folder, sender=sender(settings), domain=sending_domain(settings))
+    return Renderer(
+        folder,
+        sender=sender(settings),
+        domain=sending_domain(settings),
+        default_language=settings.default_language,
+        timezone=settings.timezone,
+    )
 
 
 def options_for(settings: Settings) -> Options:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from relay.clock import DISPLAY_ZONE
 
@@ -48,6 +48,11 @@ def human_age(span: timedelta) -> str:
 def stamp(value: datetime | None) -> str:
     """UTC, for the CLI and machines."""
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def zoned(value: datetime | None, zone: tzinfo) -> str:
+    """In RELAY_TIMEZONE with its abbreviation, for the CLI's tables (issue 10)."""
+    return "" if value is None else value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def local(value: datetime | None) -> str:

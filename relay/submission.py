@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from pydantic_core import PydanticCustomError
 
 from relay.errors import FieldError
+from relay.i18n import N_
 from relay.mail.headers import HeaderError, ascii_address
 
 #: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
@@ -29,12 +30,12 @@ TRUTHY = frozenset({"on", "true", "1", "yes", "y", "checked"})
 EMAIL_ALIASES = ("_replyto",)
 
 _MESSAGES = {
-    "REQUIRED_FIELD_MISSING": "This field is required.",
-    "REQUIRED_FIELD_EMPTY": "This field must not be empty.",
-    "TYPE_TEXT": "This field must be text.",
-    "TOO_LONG": "This field is too long (at most {limit} characters).",
-    "INVALID_CHARACTERS": "This field contains line breaks or control characters.",
-    "TYPE_EMAIL": "This is not a valid email address.",
+    "REQUIRED_FIELD_MISSING": N_("This field is required."),
+    "REQUIRED_FIELD_EMPTY": N_("This field must not be empty."),
+    "TYPE_TEXT": N_("This field must be text."),
+    "TOO_LONG": N_("This field is too long (at most {limit} characters)."),
+    "INVALID_CHARACTERS": N_("This field contains line breaks or control characters."),
+    "TYPE_EMAIL": N_("This is not a valid email address."),
 }
 #: Control characters, line/paragraph separators and lone surrogates: they break headers or
 #: cannot be encoded. Format characters (bidi marks, emoji joiners) and NBSP stay allowed.
@@ -47,14 +48,20 @@ def _fail(code: str, **ctx: Any) -> PydanticCustomError:
 
 def _text(value: Any, field: str, *, multiline: bool) -> str:
     """Common rules: text only, trimmed, bounded, no characters that could break a header."""
+    return clean_text(value, LIMITS[field], multiline=multiline)
+
+
+def clean_text(value: Any, limit: int, *, multiline: bool) -> str:
+    """Text only, trimmed, at most `limit` characters, no control characters (but \\n, \\t
+    when multiline); raises PydanticCustomError with one of Formspree's or relay's codes."""
     if not isinstance(value, str):
         raise _fail("TYPE_TEXT")
     text: str = value
     if multiline:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.strip()
-    if len(text) > LIMITS[field]:
-        raise _fail("TOO_LONG", limit=LIMITS[field])
+    if len(text) > limit:
+        raise _fail("TOO_LONG", limit=limit)
     if not text.isprintable():
         for char in text:
             if multiline and char in "\n\t":
@@ -75,16 +82,16 @@ class Submission(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str
     email: str
-    message: str
+    name: str = ""  # required or not per form (FormConfig.required); see validate_submission
+    message: str = ""
     phone: str | None = None
     company: str | None = None
 
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> str:
-        return _required(_text(value, "name", multiline=False))
+        return _text(value, "name", multiline=False)
 
     @field_validator("company", mode="before")
     @classmethod
@@ -96,7 +103,7 @@ class Submission(BaseModel):
     @field_validator("message", mode="before")
     @classmethod
     def _message(cls, value: Any) -> str:
-        return _required(_text(value, "message", multiline=True))
+        return _text(value, "message", multiline=True)
 
     @field_validator("email", mode="before")
     @classmethod
@@ -167,15 +174,40 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
-def validate_submission(raw: dict[str, Any], *, phone_region: str) -> Submission | list[FieldError]:
-    """Pick the known fields out of `raw` (unknown ones are dropped) and validate them."""
+def validate_submission(
+    raw: dict[str, Any], *, phone_region: str, required: tuple[str, ...] = REQUIRED
+) -> Submission | list[FieldError]:
+    """Pick the known fields out of `raw` (unknown ones are dropped) and validate them.
+
+    `required` names the built-in fields this form requires (email always is): an absent one
+    is REQUIRED_FIELD_MISSING, an empty one REQUIRED_FIELD_EMPTY.
+    """
     data = {key: raw[key] for key in (*REQUIRED, *OPTIONAL) if key in raw}
     if "email" not in data:
         for alias in EMAIL_ALIASES:
             if alias in raw:
                 data["email"] = raw[alias]
                 break
+    wanted = ("email", *(f for f in required if f != "email"))
     try:
-        return Submission.model_validate(data, context={"phone_region": phone_region})
+        sub = Submission.model_validate(data, context={"phone_region": phone_region})
     except ValidationError as exc:
-        return _field_errors(exc)
+        errors = _field_errors(exc)
+        sub = None
+    else:
+        errors = []
+    failed = {e.field for e in errors}
+    for field in wanted:
+        if field in failed:
+            continue
+        if field not in data:
+            code = "REQUIRED_FIELD_MISSING"
+        elif isinstance(data[field], str) and not data[field].strip():
+            code = "REQUIRED_FIELD_EMPTY"
+        else:
+            continue
+        errors.append(FieldError(field=field, code=code, message=_MESSAGES[code]))
+    if errors or sub is None:
+        order = {name: i for i, name in enumerate((*REQUIRED, *OPTIONAL))}
+        return sorted(errors, key=lambda e: order.get(e.field, len(order)))
+    return sub

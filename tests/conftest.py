@@ -84,6 +84,8 @@ def fixture_settings_factory(tmp_path: Path, forms_file: Path) -> Any:
             # the dispatcher runs in the app (as in `relay serve`) but claims only at start:
             # tests that deliver ask for a short poll, the others see their rows stay put
             "dispatch_poll_seconds": 60,
+            # issue 10: the shipped default is French; tests read English unless they ask
+            "default_language": "en",
         }
         values.update(overrides)
         return Settings(**values)

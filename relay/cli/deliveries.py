@@ -11,8 +11,9 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -22,7 +23,7 @@ from relay.clock import utcnow
 from relay.config import Settings
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError, check_settings
 from relay.mail.reconcile import SyncReport, sync_deliveries
-from relay.spans import human_age, stamp
+from relay.spans import human_age, zoned
 from relay.store import Store
 from relay.store.deliveries import (
     Delivery,
@@ -58,11 +59,11 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, tty: b
     return "\n".join(lines)
 
 
-def _row(d: Delivery, now: datetime) -> list[str]:
+def _row(d: Delivery, now: datetime, zone: tzinfo = UTC) -> list[str]:
     return [
         d.id,
         d.form_id,
-        stamp(d.received_at),
+        zoned(d.received_at, zone),
         d.state,
         str(d.attempts),
         d.last_event or "",
@@ -154,7 +155,13 @@ def deliveries(
     if not rows and sys.stdout.isatty():
         click.echo("no submissions match", err=True)
         return
-    click.echo(render_table(COLUMNS, [_row(d, now) for d in rows], tty=sys.stdout.isatty()))
+    click.echo(
+        render_table(
+            COLUMNS,
+            [_row(d, now, ZoneInfo(settings.timezone)) for d in rows],
+            tty=sys.stdout.isatty(),
+        )
+    )
 
 
 @deliveries.command("show")
@@ -181,9 +188,10 @@ def show(submission_id: str, as_json: bool) -> None:
     click.echo(f"submission {d.id}  form {d.form_id}  state {d.state}")
     if d.last_error:
         click.echo(f"last error: {d.last_error}")
-    body = "present" if d.body_present else f"wiped {stamp(d.body_wiped_at)}".strip()
+    zone = ZoneInfo(settings.timezone)
+    body = "present" if d.body_present else f"wiped {zoned(d.body_wiped_at, zone)}".strip()
     click.echo(f"body: {body}")
-    rows = [[stamp(s.at), s.kind, s.what, s.detail or ""] for s in found.steps]
+    rows = [[zoned(s.at, zone), s.kind, s.what, s.detail or ""] for s in found.steps]
     click.echo(render_table(("at", "kind", "what", "detail"), rows, tty=sys.stdout.isatty()))
 
 

@@ -15,6 +15,7 @@ from relay.clock import utcnow
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.errors import RelayError, StoreUnavailable
+from relay.form_input import kept_fields
 from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
 from relay.preflight import Probe, probe_database, probe_redis
@@ -122,6 +123,8 @@ def check() -> None:
         f"forms file: {settings.effective_forms_file}: {len(forms)} form(s): "
         + ", ".join(sorted(forms))
     )
+    for form_id in sorted(forms):  # issue 10: what each form keeps; all else is dropped
+        click.echo(f"  {form_id}: keeps {kept_fields(forms[form_id])}")
     if settings.secret_key is None:
         click.echo(
             f"keys: RELAY_SECRET_KEY not set; the trial key file {settings.key_file} is used"

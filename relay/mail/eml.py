@@ -28,10 +28,12 @@ BODY_POLICY = SMTP.clone(cte_type="7bit")
 
 
 def build_eml(email: RenderedEmail, *, date: str | None = None) -> bytes:
-    """The email as bytes: relay's own 7-bit header block, then a text and an HTML part."""
+    """The email as bytes: relay's own 7-bit header block, then a text and an HTML part (text
+    only for `_format=plain`)."""
     body = EmailMessage(policy=BODY_POLICY)
     body.set_content(email.text, subtype="plain", charset="utf-8")
-    body.add_alternative(email.html, subtype="html", charset="utf-8")
+    if email.html is not None:
+        body.add_alternative(email.html, subtype="html", charset="utf-8")
     head = "".join(fold(name, words) + "\r\n" for name, words in top_headers(email, date=date))
     return head.encode("ascii") + body.as_bytes()
 

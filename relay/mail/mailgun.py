@@ -113,7 +113,6 @@ def form_fields(email: RenderedEmail, *, tag: bool = True) -> list[tuple[str, st
     fields += [
         ("subject", one_line(text_words(email.subject))),
         ("text", email.text),
-        ("html", email.html),
         ("h:Reply-To", email.reply_to),
         ("h:Message-Id", email.message_id),
         # Tracking off: opens record the reader's IP and location; clicks rewrite links.
@@ -125,6 +124,8 @@ def form_fields(email: RenderedEmail, *, tag: bool = True) -> list[tuple[str, st
         # Custom variables are visible to recipients (X-Mailgun-Variables): the id only.
         (f"v:{SUBMISSION_VARIABLE}", email.submission_id),
     ]
+    if email.html is not None:  # issue 10: _format=plain sends text only
+        fields.insert(fields.index(("text", email.text)) + 1, ("html", email.html))
     if tag:
         fields.append(("o:tag", email.form_id))
     return fields

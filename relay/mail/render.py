@@ -9,29 +9,35 @@ header injection is impossible by construction, not by validation alone.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from jinja2 import (
-    Environment,
     FileSystemLoader,
     StrictUndefined,
     Template,
     TemplateError,
+    meta,
     select_autoescape,
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from relay import i18n
 from relay.clock import DISPLAY_ZONE
 from relay.config import FormConfig, LegalBasis
 from relay.errors import ConfigError, RenderError
+from relay.fields import display
+from relay.i18n import N_
 from relay.mail.headers import HeaderError, address_words, ascii_address, one_line, text_words
 from relay.mail.transport import RenderedEmail
 
@@ -47,9 +53,10 @@ _MAILTO_SAFE = "@.+-_~!$'*=^`{|}/"
 _SPECIALS = re.compile(r'[<>()\[\]:;@\\,"]')
 _E164 = re.compile(r"^\+[1-9][0-9]{5,14}$")
 _LABELS = {
-    LegalBasis.CONTRACT: "contract or pre-contractual steps",
-    LegalBasis.LEGITIMATE_INTEREST: "legitimate interest",
+    LegalBasis.CONTRACT: N_("contract or pre-contractual steps"),
+    LegalBasis.LEGITIMATE_INTEREST: N_("legitimate interest"),
 }
+Gettext = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ class SubmissionView:
     message: str
     phone: str | None = None
     company: str | None = None
+    # issue 10: the form's declared fields, the visitor's _subject, _format=plain
+    extra: dict[str, Any] = field(default_factory=dict)
+    visitor_subject: str | None = None
+    plain: bool = False
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], **record: Any) -> SubmissionView:
@@ -78,6 +89,9 @@ class SubmissionView:
             message=str(fields.get("message") or ""),
             phone=str(fields["phone"]) if fields.get("phone") else None,
             company=str(fields["company"]) if fields.get("company") else None,
+            extra=dict(fields["fields"]) if isinstance(fields.get("fields"), dict) else {},
+            visitor_subject=str(fields["_subject"]) if fields.get("_subject") else None,
+            plain=fields.get("_format") == "plain",
             **record,
         )
 
@@ -160,43 +174,75 @@ def phone_display(phone: str | None) -> str | None:
         return phone
 
 
-def paris_time(moment: datetime) -> str:
-    """The receipt time as sales read it: Europe/Paris, with the zone's abbreviation."""
-    local = moment.astimezone(DISPLAY_ZONE)
-    return local.strftime("%d/%m/%Y %H:%M:%S %Z")
+def local_time(moment: datetime, zone: ZoneInfo = DISPLAY_ZONE) -> str:
+    """The receipt time as sales read it: in RELAY_TIMEZONE, with the zone's abbreviation."""
+    return moment.astimezone(zone).strftime("%d/%m/%Y %H:%M:%S %Z")
 
 
-def consent_line(sub: SubmissionView, form: FormConfig) -> str:
+def consent_line(sub: SubmissionView, form: FormConfig, _: Gettext = str) -> str:
     """Marketing consent as a sentence: given (with the wording version), refused, or not asked."""
     consent = form.marketing_consent
     if sub.consent_wording_version is None and consent is None:
-        return "not asked on this form"
+        return _(N_("not asked on this form"))
     version = sub.consent_wording_version or (consent.wording_version if consent else "?")
     if sub.consent_given:
-        return f"given (Art. 6(1)(a) GDPR, wording {version})"
-    return f"not given (box left unticked, wording {version})"
+        return _(N_("given (Art. 6(1)(a) GDPR, wording {version})")).format(version=version)
+    return _(N_("not given (box left unticked, wording {version})")).format(version=version)
 
 
-def legal_line(sub: SubmissionView) -> str:
+def legal_line(sub: SubmissionView, _: Gettext = str) -> str:
     """The legal basis as the DPO reads it: article, label and the notice version shown."""
     try:
         basis = LegalBasis(sub.legal_basis)
     except ValueError:
-        return f"{sub.legal_basis} (privacy notice {sub.notice_version})"
-    return f"{basis.article}, {_LABELS[basis]} (privacy notice {sub.notice_version})"
+        return _(N_("{basis} (privacy notice {notice})")).format(
+            basis=sub.legal_basis, notice=sub.notice_version
+        )
+    return _(N_("{article}, {label} (privacy notice {notice})")).format(
+        article=basis.article, label=_(_LABELS[basis]), notice=sub.notice_version
+    )
+
+
+@functools.cache
+def uses_visitor_subject(template: str) -> bool:
+    """Whether a subject template mentions `_subject` (then it decides where it goes)."""
+    return "_subject" in meta.find_undeclared_variables(SandboxedEnvironment().parse(template))
+
+
+def declared_rows(sub: SubmissionView, form: FormConfig, language: str) -> list[tuple[str, str]]:
+    """(label, value) of each declared field the visitor filled in, in declared order."""
+    return [
+        (f.label_in(language), display(f, sub.extra[f.name], language))
+        for f in form.fields
+        if f.name in sub.extra
+    ]
 
 
 class Renderer:
     """Renders templates/email/submission.{txt,html}.j2 and each form's subject template."""
 
-    def __init__(self, templates_dir: Path, *, sender: str, domain: str) -> None:
-        self._env = Environment(
-            loader=FileSystemLoader(templates_dir),
-            autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-            undefined=StrictUndefined,
-            keep_trailing_newline=True,
-            auto_reload=False,  # templates are read once; no stat() per email
-        )
+    def __init__(
+        self,
+        templates_dir: Path,
+        *,
+        sender: str,
+        domain: str,
+        default_language: str = "fr",
+        timezone: str = "Europe/Paris",
+    ) -> None:
+        self.default_language = default_language
+        self.zone = ZoneInfo(timezone)
+        loader = FileSystemLoader(templates_dir)
+        self._envs = {
+            language: i18n.environment(
+                language,
+                loader,
+                autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                keep_trailing_newline=True,
+                auto_reload=False,  # templates are read once; no stat() per email
+            )
+            for language in i18n.available()
+        }
         self._subjects = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self._subject_templates: dict[str, Template] = {}  # compiled once per subject
         self._templates_dir = templates_dir
@@ -215,14 +261,19 @@ class Renderer:
             "phone": sub.phone or "",
             "company": sub.company or "",
             "form": form.id,
+            "title": form.heading(),
             "id": sub.id,
             "short_id": sub.id[-8:],
+            "_subject": sub.visitor_subject or "",
+            **{f.name: sub.extra.get(f.name, "") for f in form.fields if f.name.isidentifier()},
         }
         try:
             template = self._subject_templates.get(form.subject)
             if template is None:
                 template = self._subjects.from_string(form.subject)
                 self._subject_templates[form.subject] = template
+            if sub.visitor_subject and not uses_visitor_subject(form.subject):
+                return tidy_subject(sub.visitor_subject)  # Formspree: _subject is the subject
             line = template.render(values)
         except TemplateError as exc:
             msg = f"form {form.id!r}: the subject template cannot be rendered ({exc.message})"
@@ -231,10 +282,13 @@ class Renderer:
 
     def context(self, sub: SubmissionView, form: FormConfig) -> dict[str, Any]:
         """Everything both templates show, already formatted; values are escaped by Jinja."""
+        language = self.language_of(form)
+        _ = i18n.gettext_for(language)
         return {
             "form_id": form.id,
             "submission_id": sub.id,
-            "received": paris_time(sub.received_at),
+            "received": local_time(sub.received_at, self.zone),
+            "zone": self.zone.key,
             "name": sub.name,
             "email": sub.email,
             "mailto": "mailto:" + quote(sub.email, safe=_MAILTO_SAFE),
@@ -243,14 +297,22 @@ class Renderer:
             "company": sub.company,
             "message": sub.message,
             "message_lines": sub.message.split("\n"),
-            "legal_basis": legal_line(sub),
-            "consent": consent_line(sub, form),
+            "legal_basis": legal_line(sub, _),
+            "consent": consent_line(sub, form, _),
             "consent_wording": form.marketing_consent.wording if form.marketing_consent else None,
+            "title": form.heading(),
+            "lang": language,
+            "fields": declared_rows(sub, form, language),
         }
 
-    def _template(self, name: str, context: dict[str, Any]) -> str:
+    def language_of(self, form: FormConfig) -> str:
+        """The form's language, else RELAY_DEFAULT_LANGUAGE."""
+        return form.language or self.default_language
+
+    def _template(self, name: str, context: dict[str, Any], language: str) -> str:
+        env = self._envs.get(language) or self._envs[i18n.SOURCE_LANGUAGE]
         try:
-            return self._env.get_template(name).render(context)
+            return env.get_template(name).render(context)
         except TemplateError as exc:
             where = self._templates_dir / name
             msg = f"{where}: the email template cannot be rendered ({exc.message})"
@@ -259,6 +321,7 @@ class Renderer:
     def render(self, sub: SubmissionView, form: FormConfig) -> RenderedEmail:
         """The whole email; RenderError (naming the template, never the data) if it cannot."""
         context = self.context(sub, form)
+        language = self.language_of(form)
         subject = self.subject(sub, form)
         try:
             reply_to = reply_to_header(sub.name, sub.email)
@@ -275,8 +338,8 @@ class Renderer:
             to=recipients,
             reply_to=reply_to,
             subject=subject,
-            text=self._template("submission.txt.j2", context),
-            html=self._template("submission.html.j2", context),
+            text=self._template("submission.txt.j2", context, language),
+            html=None if sub.plain else self._template("submission.html.j2", context, language),
         )
 
 

@@ -27,7 +27,7 @@ class RenderedEmail:
     reply_to: str  # the submitter, as a header value
     subject: str
     text: str
-    html: str
+    html: str | None = None  # None: text only (Formspree's _format=plain)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from relay import consent_link, privacy
+from relay import consent_link, i18n, privacy
 from relay.errors import StoreUnavailable
+from relay.i18n import N_
 from relay.web.deps import deps_of, store_of
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -32,10 +33,18 @@ def _site(request: Request) -> str | None:
 
 
 def _page(request: Request, status: int, title: str, message: str, **ctx: object) -> HTMLResponse:
-    html = deps_of(request).pages.render(
+    deps = deps_of(request)
+    language = i18n.pick(  # ?lang=, else Accept-Language, else the default
+        asked=request.query_params.get("lang"),
+        accept_language=request.headers.get("accept-language", ""),
+        form_language=None,
+        default=deps.settings.default_language,
+    )
+    html = deps.pages.render(
         "withdraw.html",
-        title=title,
-        message=message,
+        language=language,
+        title=i18n.translate(language, title),
+        message=i18n.translate(language, message),
         site=_site(request),
         confirm=ctx.get("confirm"),
     )
@@ -46,7 +55,7 @@ def _invalid(request: Request, exc: consent_link.InvalidLink) -> HTMLResponse:
     return _page(
         request,
         400,
-        "This link cannot be used",
+        N_("This link cannot be used"),
         f"{str(exc).capitalize()}. Write to us and we will withdraw your consent by hand.",
     )
 
@@ -62,8 +71,8 @@ async def confirm(request: Request) -> HTMLResponse:
     return _page(
         request,
         200,
-        "Stop receiving our marketing emails?",
-        "Press the button to withdraw your consent to our marketing emails.",
+        N_("Stop receiving our marketing emails?"),
+        N_("Press the button to withdraw your consent to our marketing emails."),
         confirm=token,
     )
 
@@ -92,11 +101,11 @@ async def withdraw(request: Request) -> HTMLResponse:
         )
     except StoreUnavailable:
         return _page(
-            request, 503, "Please try again in a moment", "Your request could not be saved."
+            request, 503, N_("Please try again in a moment"), N_("Your request could not be saved.")
         )
     return _page(
         request,
         200,
-        "You will no longer receive our marketing emails",
-        "Your consent is withdrawn. You do not need to do anything else.",
+        N_("You will no longer receive our marketing emails"),
+        N_("Your consent is withdrawn. You do not need to do anything else."),
     )

@@ -102,24 +102,50 @@ def _submit() -> dict[str, Any]:
     }
 
 
+def _preflight(*parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": "CORS preflight for the form's own origins",
+        "parameters": [*parameters, {"name": "Origin", "in": "header", "schema": _TEXT}],
+        "responses": {
+            "204": _answer("allowed"),
+            "403": _answer("origin not allowed"),
+            "404": _answer("no such form"),
+        },
+    }
+
+
+def _elsewhere(prefix: str) -> dict[str, Any]:
+    """Any other path or method under /f/ or /p/: JSON for JSON clients, never plain text."""
+    operation = {
+        "summary": f"Anything else under {prefix}: JSON for JSON clients, a page for browsers",
+        "parameters": [{"name": "rest", "in": "path", "required": True, "schema": _TEXT}],
+        "responses": {
+            "404": _answer("no such form or path", _ERROR),
+            "405": _answer("this address only accepts forms (Allow says what)", _ERROR),
+        },
+    }
+    return dict.fromkeys(("get", "post", "put", "patch", "delete", "options"), operation)
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document (a new dict each call)."""
     html = {"content": {"text/html": {"schema": _TEXT}}}
+    project = {"name": "project", "in": "path", "required": True, "schema": _TEXT}
     return {
         "openapi": "3.1.0",
         "info": {"title": "relay", "version": __version__},
         "paths": {
-            "/f/{form_id}": {
-                "post": _submit(),
-                "options": {
-                    "summary": "CORS preflight for the form's own origins",
-                    "parameters": [_FORM_ID, {"name": "Origin", "in": "header", "schema": _TEXT}],
-                    "responses": {
-                        "204": _answer("allowed"),
-                        "403": _answer("origin not allowed"),
-                        "404": _answer("no such form"),
-                    },
-                },
+            "/": {
+                "get": {
+                    "summary": "The example page: the contact form in French and English",
+                    "parameters": [{"name": "lang", "in": "query", "schema": _TEXT}],
+                    "responses": {"200": {"description": "the page", **html}},
+                }
+            },
+            "/f/{form_id}": {"post": _submit(), "options": _preflight(_FORM_ID)},
+            "/p/{project}/f/{form_id}": {
+                "post": {**_submit(), "parameters": [project, *_submit()["parameters"]]},
+                "options": _preflight(project, _FORM_ID),
             },
             "/f/{form_id}/thanks": {
                 "get": {
@@ -197,6 +223,8 @@ def document() -> dict[str, Any]:
             "/openapi.json": {
                 "get": {"summary": "This document", "responses": {"200": _answer("the document")}}
             },
+            "/f/{rest}": _elsewhere("/f/"),
+            "/p/{rest}": _elsewhere("/p/"),
         },
     }
 

@@ -48,6 +48,7 @@ from redis.exceptions import RedisError
 from relay.clock import Clock
 from relay.config import Settings
 from relay.errors import SubmissionRejected
+from relay.i18n import N_
 from relay.metrics import Metrics
 from relay.redis_conn import redis_client, redis_connection_kwargs
 from relay.windows import Limit, MemoryWindows
@@ -70,7 +71,7 @@ class RateLimited(SubmissionRejected):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            429, "RATE_LIMITED", "Too many submissions; please wait a moment and send it again."
+            429, "RATE_LIMITED", N_("Too many submissions; please wait a moment and send it again.")
         )
         self.retry_after = retry_after
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, health, openapi, submit, webhooks
+from relay.web import admin, consent, example, fallback, health, openapi, submit, webhooks
 
 
 def routes() -> list[Route]:
     return [
+        Route("/", example.page, methods=["GET"]),  # issue 10: what `make run` shows first
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
+        # issue 10: what FormspreeProvider project= posts to
+        Route("/p/{project}/f/{form_id}", submit.submit, methods=["POST"]),
+        Route("/p/{project}/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         # issue 5: webhooks, health and metrics
         Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -30,4 +34,7 @@ def routes() -> list[Route]:
         Route("/consent/withdraw", consent.confirm, methods=["GET"]),
         Route("/consent/withdraw", consent.withdraw, methods=["POST"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
+        # last, so JSON clients get JSON for any other path or method under /f/, /p/
+        Route("/f/{rest:path}", fallback.fallback, methods=fallback.ANY),
+        Route("/p/{rest:path}", fallback.fallback, methods=fallback.ANY),
     ]

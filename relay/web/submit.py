@@ -17,15 +17,20 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from relay import i18n
 from relay.config import FormConfig
 from relay.errors import StoreUnavailable, SubmissionRejected
+from relay.form_input import FormInput, read_form
+from relay.formspree import language_tag
+from relay.i18n import N_
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
-from relay.submission import Submission, consent_from, validate_submission
+from relay.submission import consent_from
 from relay.web.deps import Deps, client_of, deps_of, store_of
 from relay.web.middleware import BodyTimeout
+from relay.web.pages import problems
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
 
@@ -53,6 +58,16 @@ class Answer:
             request.headers.get("accept", ""), request.headers.get("content-type", "")
         )
         self.headers = _cors(form, request.headers.get("origin"))
+        self.asked_language: str | None = None  # Formspree's _language, once the body is read
+
+    def language(self) -> str:
+        """The visitor's language: _language, Accept-Language, the form's, the default."""
+        return i18n.pick(
+            asked=self.asked_language,
+            accept_language=self.request.headers.get("accept-language", ""),
+            form_language=self.form.language if self.form else None,
+            default=self.deps.settings.default_language,
+        )
 
     def _back(self) -> str | None:
         """The page to go back to: the referring page if it is the form's own, else its site."""
@@ -75,23 +90,30 @@ class Answer:
             headers["Retry-After"] = RETRY_AFTER_SECONDS
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        language = self.language()
+        message = i18n.translate(language, exc.message)
         if self.json:
-            errors = [e.as_dict() for e in exc.errors] or [
-                {"code": exc.code, "message": exc.message}
-            ]
-            body = {"ok": False, "error": exc.message, "errors": errors}
+            errors = [
+                {**e.as_dict(), "message": i18n.translate(language, e.message)} for e in exc.errors
+            ] or [{"code": exc.code, "message": message}]
+            body = {"ok": False, "error": message, "errors": errors}
             return JSONResponse(body, status_code=exc.status, headers=headers)
         if exc.status == 422 and self.form is not None and self.form.error_url:
             return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
         back = self._back()
-        title = _TITLES.get(exc.status, "The form could not be sent")
+        title = i18n.translate(language, _TITLES.get(exc.status, _DEFAULT_TITLE))
         if exc.errors:
             html = self.deps.pages.render(
-                "error.html", title=title, message=exc.message, errors=list(exc.errors), back=back
+                "error.html",
+                language=language,
+                title=title,
+                message=message,
+                errors=problems(exc.errors, self.form, language),
+                back=back,
             )
         else:
             html = self.deps.pages.render_static(
-                "error.html", ("title", title), ("message", exc.message), ("back", back)
+                "error.html", language, ("title", title), ("message", message), ("back", back)
             )
         return HTMLResponse(html, status_code=exc.status, headers=headers)
 
@@ -103,16 +125,18 @@ class Answer:
 
 
 _TITLES = {
-    400: "The form could not be read",
-    403: "This site may not use this form",
-    404: "Form not found",
-    408: "The form took too long to arrive",
-    413: "The form is too large",
-    429: "Too many submissions",
-    415: "The form was sent in an unsupported format",
-    422: "Some fields need correcting",
-    503: "Please try again in a moment",
+    400: N_("The form could not be read"),
+    403: N_("This site may not use this form"),
+    404: N_("Form not found"),
+    405: N_("This address only accepts forms"),
+    408: N_("The form took too long to arrive"),
+    413: N_("The form is too large"),
+    429: N_("Too many submissions"),
+    415: N_("The form was sent in an unsupported format"),
+    422: N_("Some fields need correcting"),
+    503: N_("Please try again in a moment"),
 }
+_DEFAULT_TITLE = N_("The form could not be sent")
 
 
 async def read_body(request: Request, limit: int, seconds: float) -> bytes:
@@ -152,7 +176,9 @@ class ClientGone(SubmissionRejected):
         super().__init__(400, "CLIENT_DISCONNECTED", "The connection closed mid-body.")
 
 
-def _next_url(deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any]) -> str:
+def _next_url(
+    deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any], language: str | None
+) -> str:
     wanted = raw.get("_next")
     if form.allows_redirect(wanted):  # malformed URLs are refused whole (relay.urls)
         assert isinstance(wanted, str)  # noqa: S101 - allows_redirect accepts only strings
@@ -160,7 +186,8 @@ def _next_url(deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any
     if form.success_url:
         return form.success_url
     base = deps.settings.public_url or _own_base(request)
-    return f"{base}/f/{form.id}/thanks"
+    lang = f"?lang={language}" if language else ""  # _language carries to the thank-you page
+    return f"{base}/f/{form.id}/thanks{lang}"
 
 
 def _own_base(request: Request) -> str:
@@ -203,11 +230,8 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
             return _replay(earlier, answer, deps, key_mac)
     body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
     raw = parse_body(content_type, body)
-    result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
-    if not isinstance(result, Submission):
-        raise SubmissionRejected(
-            422, "INVALID_FIELDS", "Please fix the fields below.", errors=tuple(result)
-        )
+    answer.asked_language = language_tag(raw.get("_language"), i18n.available())
+    result = read_form(raw, form, phone_region=deps.settings.phone_default_region)
     return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
 
 
@@ -217,15 +241,16 @@ async def _store_and_answer(
     form: FormConfig,
     answer: Answer,
     raw: dict[str, Any],
-    sub: Submission,
+    result: FormInput,
     key_mac: str | None,
     not_before: Any,
 ) -> Response:
     submission_id = new_submission_id()
+    sub = result.submission
     now = deps.clock()
     consent = form.marketing_consent
     given = consent is not None and consent_from(raw, consent.field).given
-    next_url = _next_url(deps, request, form, raw)
+    next_url = _next_url(deps, request, form, raw, answer.asked_language)
     idem = None
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
@@ -243,7 +268,7 @@ async def _store_and_answer(
         notice_version=form.notice_version,
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
-        body_enc=outbox.seal_body(deps.keyring, submission_id, sub.model_dump()),
+        body_enc=outbox.seal_body(deps.keyring, submission_id, result.body()),
         subject_mac=prospect.email_mac,
     )
     try:
@@ -329,14 +354,21 @@ async def thanks(request: Request) -> Response:
     """GET /f/{form_id}/thanks: the built-in thank-you page when a form has no success_url."""
     deps = deps_of(request)
     form = deps.forms.get(request.path_params["form_id"])
+    language = i18n.pick(
+        asked=request.query_params.get("lang"),
+        accept_language=request.headers.get("accept-language", ""),
+        form_language=form.language if form else None,
+        default=deps.settings.default_language,
+    )
     if form is None:
         html = deps.pages.render(
             "error.html",
-            title=_TITLES[404],
-            message="There is no form with this address.",
+            language=language,
+            title=i18n.translate(language, _TITLES[404]),
+            message=i18n.translate(language, "There is no form with this address."),
             errors=[],
             back=None,
         )
         return HTMLResponse(html, status_code=404)
     back = form.allowed_origins[0] + "/" if form.allowed_origins else None
-    return HTMLResponse(deps.pages.render("thanks.html", back=back))
+    return HTMLResponse(deps.pages.render("thanks.html", language=language, back=back))

@@ -307,8 +307,9 @@ def test_rendered_headers_and_html_are_always_safe(name, company, message):
     for header in (rendered.subject, rendered.reply_to, rendered.sender, rendered.message_id):
         assert "\r" not in header
         assert "\n" not in header
-    for match in re.finditer("<", rendered.html):
-        following = rendered.html[match.start() + 1 : match.start() + 12]
+    html = rendered.html or ""
+    for match in re.finditer("<", html):
+        following = html[match.start() + 1 : match.start() + 12]
         assert re.match(r"(/?[a-z]+[ >]|!--|!\[endif\]|!DOCTYPE)", following), following
 
 

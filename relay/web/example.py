@@ -1,0 +1,42 @@
+"""GET /: an example page with a real form for `contact`, in French and English (issue 10).
+
+What `make run` shows a newcomer: a form that posts to relay without JavaScript (303 to the
+thank-you page) and, with it, submits with fetch as Formspree's clients do and shows each
+error beside its field. It is the forms file's `contact` form (or the first form).
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from relay import i18n
+from relay.fields import BUILT_IN
+from relay.web.deps import deps_of
+
+EXAMPLE_FORM = "contact"
+#: same-origin, not no-referrer: with no-referrer a browser's form post says `Origin: null`,
+#: which relay refuses (403) like any origin the form does not list.
+HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+
+
+async def page(request: Request) -> HTMLResponse:
+    """The example page, in ?lang=, else Accept-Language, else the form's language."""
+    deps = deps_of(request)
+    form = deps.forms.get(EXAMPLE_FORM) or next(iter(deps.forms.values()))
+    language = i18n.pick(
+        asked=request.query_params.get("lang"),
+        accept_language=request.headers.get("accept-language", ""),
+        form_language=form.language,
+        default=deps.settings.default_language,
+    )
+    html = deps.pages.render(
+        "example.html",
+        language=language,
+        referrer="same-origin",
+        languages=i18n.available(),
+        form=form,
+        built_in=[name for name in BUILT_IN if name != "message"],
+        declared=[(f, f.label_in(language)) for f in form.fields],
+    )
+    return HTMLResponse(html, headers=HEADERS)

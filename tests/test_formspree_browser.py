@@ -1,0 +1,244 @@
+"""Formspree's real clients (@formspree/core, @formspree/react from npm) in Debian's chromium,
+posting from a site's page to a real `relay serve`.
+
+The clients come from the pinned package.json (installed by `make tools`, never committed) and
+are bundled by esbuild at test time. The site's page is served by Playwright on an origin of
+its own (a port nothing listens on), so the browser posts cross-origin with a CORS preflight,
+as on a real site. Locally, without chromium, Playwright or node_modules, the test skips
+saying so; with CI=true it must run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
+
+ROOT = Path(__file__).resolve().parent.parent
+ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
+SITE_PORT = _free_port()  # nothing listens: Playwright answers for the site's origin
+SITE = f"http://127.0.0.1:{SITE_PORT}"
+FORMS = f"""
+[[forms]]
+id = "demo"
+language = "en"
+recipients = ["sales@example.com"]
+allowed_origins = ["{SITE}", "{{relay}}"]
+legal_basis = "contract"
+notice_version = "1"
+required = ["email", "message"]
+
+[[forms.fields]]
+name = "product"
+label = {{ fr = "Produit", en = "Product" }}
+kind = "select"
+choices = ["Sérum", "Milieu"]
+required = true
+"""
+PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>{body}
+<script>window.RELAY_URL = {relay!r};</script><script src="/bundle.js"></script></body></html>"""
+CORE_BODY = """<form id="contact" novalidate>
+<input id="email" name="_replyto"><div data-for="_replyto" id="err-replyto"></div>
+<select id="product" name="product"><option value="">-</option><option>Sérum</option>
+<option>Autre chose</option></select><div data-for="product" id="err-product"></div>
+<textarea id="message" name="message"></textarea><div data-for="message" id="err-message"></div>
+<button id="send" type="submit">Send</button><p id="status"></p></form>"""
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def bundle(entry: str, out: Path) -> str:
+    """The page's script: our entry file and the npm clients, bundled by esbuild."""
+    if not ESBUILD.exists():
+        _missing("node_modules is not installed (run `make tools`: npm ci)")
+    target = out / (Path(entry).stem + ".js")
+    subprocess.run(
+        [
+            str(ESBUILD),
+            str(ROOT / "tests" / "browser" / entry),
+            "--bundle",
+            "--format=iife",
+            '--define:process.env.NODE_ENV="production"',
+            "--log-level=error",
+            f"--outfile={target}",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    return target.read_text(encoding="utf-8")
+
+
+@pytest.fixture(name="relay_url")
+def fixture_relay_url(tmp_path: Path) -> Iterator[str]:
+    """A real `relay serve` with the demo form, allowing 5 posts a minute per client."""
+    forms = tmp_path / "forms.toml"
+    port = _free_port()
+    forms.write_text(FORMS.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "RELAY_VAR_DIR": str(tmp_path / "var"),
+        "RELAY_FORMS_FILE": str(forms),
+        "RELAY_SECRET_KEY": TEST_KEY,
+        "RELAY_LOG_FORMAT": "json",
+        "RELAY_DISPATCH_IN_SERVE": "false",
+        "RELAY_RATE_LIMIT_CLIENT": "5/minute",
+    }
+    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("relay serve did not start within 10 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+@contextlib.contextmanager
+def site_server(folder: Path) -> Iterator[None]:
+    """The site: a static server on SITE's 127.0.0.1 port (a loopback page may call relay's
+    loopback address; Chromium refuses that to a page it cannot place)."""
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", SITE_PORT), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def site_page(relay_url: str, folder: Path, body: str, script: str) -> Iterator[Any]:
+    """A chromium page on the site's origin; only the site and relay are reachable."""
+    (folder / "index.html").write_text(PAGE.format(body=body, relay=relay_url), "utf-8")
+    (folder / "bundle.js").write_text(script, "utf-8")
+    with site_server(folder), _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context()
+            context.route(  # no other network: the clients must not need any
+                re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort()
+            )
+            page = context.new_page()
+            page.set_default_timeout(10_000)
+            page.goto(SITE + "/index.html")
+            page.wait_for_selector("body[data-ready=yes]")
+            yield page
+        finally:
+            browser.close()
+
+
+def test_formspree_core_in_a_real_browser(relay_url, tmp_path):
+    """@formspree/core: field errors land beside `_replyto` and the declared select; then the
+    corrected form succeeds."""
+    script = bundle("core_page.js", tmp_path)
+    with site_page(relay_url, tmp_path, CORE_BODY, script) as page:
+        page.fill("#email", "not-an-address")
+        page.select_option("#product", "Autre chose")
+        page.fill("#message", "Bonjour")
+        page.click("#send")
+        page.wait_for_function(
+            "document.getElementById('err-replyto').textContent"
+            " || document.getElementById('status').textContent"
+        )
+        assert page.inner_text("#status") == ""
+        assert page.inner_text("#err-replyto") == "TYPE_EMAIL: This is not a valid email address."
+        assert page.inner_text("#err-product") == "UNSPECIFIED: Choose one of the options offered."
+        assert page.inner_text("#err-message") == ""
+        page.fill("#email", "jeanne@example.fr")
+        page.select_option("#product", "Sérum")
+        page.click("#send")
+        page.wait_for_function("document.getElementById('status').textContent")
+        assert page.inner_text("#status") == "sent"
+        assert page.inner_text("#err-replyto") == ""
+
+
+def test_formspree_react_in_a_real_browser(relay_url, tmp_path):
+    """@formspree/react with a project: ValidationError shows `_replyto` and select errors,
+    success shows, and a 429 reaches the visitor as a form error."""
+    script = bundle("react_page.jsx", tmp_path)
+    with site_page(relay_url, tmp_path, '<div id="root"></div>', script) as page:
+        page.fill("#email", "nope")
+        page.click("#send")
+        page.wait_for_selector("#err-replyto")
+        assert page.inner_text("#err-replyto") == "This is not a valid email address."
+        assert page.inner_text("#err-product") == "This field must not be empty."
+        assert page.inner_text("#err-message") == "This field must not be empty."
+        page.fill("#email", "jeanne@example.fr")
+        page.select_option("#product", "Sérum")
+        page.fill("#message", "Bonjour")
+        page.click("#send")
+        page.wait_for_selector("#status")
+        assert page.inner_text("#status") == "sent"
+        for _ in range(6):  # the limit is 5 a minute: the sixth post at the latest is refused
+            page.click("#send")
+            page.wait_for_function("!document.getElementById('send').disabled")
+            if page.query_selector("#form-errors"):
+                break
+        assert "Too many submissions" in page.inner_text("#form-errors")
+
+
+def test_example_page_with_and_without_javascript(relay_url):
+    """relay's own page at /: with JavaScript, errors appear beside their field and success in
+    place; without it, the plain post lands on the thank-you page."""
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(10_000)
+            page.goto(f"{relay_url}/?lang=en")
+            page.fill("#f-email", "nope")
+            page.fill("#f-message", "Bonjour")
+            page.click("button[type=submit]")
+            page.wait_for_function("document.getElementById('e-email').textContent")
+            assert page.inner_text("#e-email") == "This is not a valid email address."
+            assert page.inner_text("#e-product") == "This field must not be empty."
+            page.fill("#f-email", "jeanne@example.fr")
+            page.select_option("#f-product", "Sérum")
+            page.click("button[type=submit]")
+            page.wait_for_function("document.getElementById('form-status').textContent.length > 9")
+            assert page.inner_text("#form-status") == "Thank you, your message was received."
+            assert page.url == f"{relay_url}/?lang=en"
+
+            plain = browser.new_context(java_script_enabled=False).new_page()
+            plain.goto(f"{relay_url}/?lang=fr")
+            plain.fill("#f-email", "jeanne@example.fr")
+            plain.select_option("#f-product", "Milieu")
+            plain.fill("#f-message", "Bonjour")
+            plain.click("button[type=submit]")
+            assert plain.url == f"{relay_url}/f/demo/thanks?lang=fr", plain.inner_text("body")
+            assert "Merci, votre message a bien été reçu." in plain.inner_text("h1")
+        finally:
+            browser.close()
