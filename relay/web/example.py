@@ -8,16 +8,19 @@ error beside its field. It is the forms file's `contact` form (or the first form
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 from relay import i18n
 from relay.fields import BUILT_IN
 from relay.web.deps import deps_of
+from relay.web.pages import default_templates_dir
 
 EXAMPLE_FORM = "contact"
-#: same-origin, not no-referrer: with no-referrer a browser's form post says `Origin: null`,
-#: which relay refuses (403) like any origin the form does not list.
-HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+#: The page runs relay's own /example.js (relay.web.middleware: `script-src 'self'`, and a
+#: same-origin referrer policy: with no-referrer a browser's form post says `Origin: null`,
+#: which relay refuses (403) like any origin the form does not list).
+HEADERS = {"Cache-Control": "no-store", "X-Relay-Own-Scripts": "1"}
+SCRIPT = "example.js"
 
 
 async def page(request: Request) -> HTMLResponse:
@@ -40,3 +43,13 @@ async def page(request: Request) -> HTMLResponse:
         declared=[(f, f.label_in(language)) for f in form.fields],
     )
     return HTMLResponse(html, headers=HEADERS)
+
+
+async def script(_request: Request) -> Response:
+    """GET /example.js: the example page's script (relay's own file, not third-party code)."""
+    body = (default_templates_dir() / "pages" / SCRIPT).read_bytes()
+    return Response(
+        body,
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "max-age=300"},
+    )

@@ -1,7 +1,8 @@
 """ASGI middleware around every route: security headers on HTML pages, and a last resort.
 
 Security headers: every HTML answer (public pages and /admin) gets a Content-Security-Policy
-that allows no script at all and only relay's own inline styles (by hash), plus
+that allows no script at all (the example page at `/`: relay's own script file, never inline)
+and only relay's own inline styles (by hash), plus
 X-Content-Type-Options, X-Frame-Options / frame-ancestors and Referrer-Policy. Set here, once,
 so a page added later cannot forget them. HSTS is the proxy's job (deploy/Caddyfile): relay
 may run behind plain HTTP on localhost.
@@ -44,12 +45,20 @@ def style_hashes(templates_dir: Path) -> list[str]:
     return sorted(hashes)
 
 
-def page_headers(styles: Iterable[str]) -> list[tuple[bytes, bytes]]:
-    """The headers every HTML answer carries."""
+#: A page that runs relay's own script file (the example page) says so with this header,
+#: which the middleware replaces by a CSP allowing scripts and fetches from relay itself only.
+OWN_SCRIPTS = b"x-relay-own-scripts"
+
+
+def page_headers(
+    styles: Iterable[str], *, own_scripts: bool = False, referrer: bytes = b"no-referrer"
+) -> list[tuple[bytes, bytes]]:
+    """The headers every HTML answer carries (`own_scripts`: `script-src 'self'`, never inline)."""
     csp = "; ".join(
         [
             "default-src 'none'",
-            "script-src 'none'",
+            "script-src 'self'" if own_scripts else "script-src 'none'",
+            *(["connect-src 'self'"] if own_scripts else []),
             "style-src " + (" ".join(styles) or "'none'"),
             "img-src 'self'",
             "form-action 'self'",
@@ -61,7 +70,7 @@ def page_headers(styles: Iterable[str]) -> list[tuple[bytes, bytes]]:
         (b"content-security-policy", csp.encode("ascii")),
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
+        (b"referrer-policy", referrer),
     ]
 
 
@@ -70,8 +79,10 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, *, styles: Iterable[str]) -> None:
         self.app = app
+        styles = list(styles)
         self._page = page_headers(styles)
-        self._names = {name for name, _ in self._page}
+        self._scripted = page_headers(styles, own_scripts=True, referrer=b"same-origin")
+        self._names = {name for name, _ in self._page} | {OWN_SCRIPTS}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,8 +97,9 @@ class SecurityHeaders:
                     for name, value in headers
                 )
                 if html:
+                    scripted = any(name.lower() == OWN_SCRIPTS for name, _ in headers)
                     headers = [(n, v) for n, v in headers if n.lower() not in self._names]
-                    headers += self._page
+                    headers += self._scripted if scripted else self._page
                 elif not any(name.lower() == b"x-content-type-options" for name, _ in headers):
                     headers.append((b"x-content-type-options", b"nosniff"))
                 message = {**message, "headers": headers}

@@ -142,6 +142,12 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "the page", **html}},
                 }
             },
+            "/example.js": {
+                "get": {
+                    "summary": "The example page's script (relay's own file)",
+                    "responses": {"200": {"description": "JavaScript"}},
+                }
+            },
             "/f/{form_id}": {"post": _submit(), "options": _preflight(_FORM_ID)},
             "/p/{project}/f/{form_id}": {
                 "post": {**_submit(), "parameters": [project, *_submit()["parameters"]]},

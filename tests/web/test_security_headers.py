@@ -71,13 +71,35 @@ def test_non_html_answers_are_not_sniffed(client):
     assert client.get("/openapi.json").headers["x-content-type-options"] == "nosniff"
 
 
-def test_no_template_has_a_script_or_an_inline_handler():
-    """The CSP allows no script: templates hold no <script>, on*= handler or javascript: URL."""
+def test_no_template_has_an_inline_script_or_handler():
+    """The CSP allows no inline script: templates hold no inline <script>, on*= handler or
+    javascript: URL; only the example page loads relay's own /example.js."""
     for path in (default_templates_dir() / "pages").rglob("*.html"):
         text = path.read_text(encoding="utf-8").lower()
-        assert "<script" not in text, path
+        scripts = re.findall(r"<script[^>]*>.*?</script>", text, re.DOTALL)
+        allowed = (
+            ['<script src="/example.js" defer></script>'] if path.name == "example.html" else []
+        )
+        assert scripts == allowed, path
         assert not re.search(r"\son[a-z]+\s*=", text), path
         assert "javascript:" not in text, path
+
+
+def test_the_example_page_runs_only_relays_own_script(client):
+    """GET / may run scripts and fetches from relay itself, nothing inline, nothing else; its
+    script is served from relay."""
+    page = client.get("/?lang=en")
+    directives = dict(
+        d.strip().split(" ", 1) for d in page.headers["content-security-policy"].split(";")
+    )
+    assert directives["script-src"] == "'self'"
+    assert directives["connect-src"] == "'self'"
+    assert "unsafe" not in page.headers["content-security-policy"]
+    assert "x-relay-own-scripts" not in page.headers
+    assert page.headers["referrer-policy"] == "same-origin"
+    script = client.get("/example.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "form.dataset.sending" in script.text
 
 
 @pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed")
