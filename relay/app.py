@@ -23,6 +23,7 @@ from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
+from relay.web.replay import ProofLedger
 from relay.web.routes import routes
 
 
@@ -75,10 +76,12 @@ def create_app(
         finally:
             await housekeeper.stop()
             await app.state.limiter.close()
+            await app.state.proof_ledger.close()
             await store.close()
 
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)  # issue 5: /admin logins
     app.state.limiter = RateLimiter(settings, deps.clock)
+    app.state.proof_ledger = ProofLedger(settings)  # issue 8: single-use proofs of work
     return app

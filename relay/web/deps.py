@@ -10,6 +10,7 @@ from starlette.requests import Request
 from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
+from relay.defence.pow import ProofKeys
 from relay.metrics import Metrics
 from relay.web.pages import Pages
 
@@ -28,6 +29,10 @@ class Deps:
     pages: Pages
     clock: Clock
     metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
+    proof_keys: ProofKeys = field(init=False)  # issue 8: ALTCHA keys, derived from keyring
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "proof_keys", ProofKeys.of(self.keyring))
 
 
 class State(TypedDict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, health, submit, webhooks
+from relay.web import admin, challenge, consent, health, submit, webhooks
 
 
 def routes() -> list[Route]:
@@ -12,6 +12,9 @@ def routes() -> list[Route]:
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),
+        # issue 8: ALTCHA proof-of-work challenges
+        Route("/f/{form_id}/challenge", challenge.challenge, methods=["GET"]),
+        Route("/f/{form_id}/challenge", challenge.preflight, methods=["OPTIONS"]),
         # issue 5: webhooks, health and metrics
         Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),

@@ -18,12 +18,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from relay.config import FormConfig
+from relay.defence import Action, Verdict
 from relay.errors import StoreUnavailable, SubmissionRejected
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
-from relay.submission import Submission, consent_from, validate_submission
+from relay.submission import consent_from
+from relay.web.defend import Defended, defend, spend_proof
 from relay.web.deps import Deps, deps_of, store_of
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import RateLimited, limiter_of
@@ -33,6 +35,8 @@ log = logging.getLogger("relay.submit")
 ALLOW_HEADERS = "Accept, Content-Type, Formspree-Client, Formspree-Session-Data, Idempotency-Key"
 RETRY_AFTER_SECONDS = "5"
 MAX_IDEMPOTENCY_KEY = 255
+#: Outcomes counted in relay_submissions besides the refusal codes.
+ACCEPTED, QUARANTINED, DROPPED = "accepted", "quarantined", "dropped"
 
 
 def _cors(form: FormConfig | None, origin: str | None) -> dict[str, str]:
@@ -163,7 +167,10 @@ def _idempotency_key(request: Request, deps: Deps, form: FormConfig) -> str | No
     return mac.hexdigest()
 
 
-async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer) -> Response:
+async def _accept(
+    request: Request, deps: Deps, form: FormConfig, answer: Answer
+) -> tuple[Response, str]:
+    """The answer and the outcome to count (accepted, quarantined or dropped)."""
     origin = request.headers.get("origin")
     if origin is not None and not form.allows_origin(origin):
         raise SubmissionRejected(403, "ORIGIN_NOT_ALLOWED", "This site may not post to this form.")
@@ -176,14 +183,33 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
     if key_mac is not None:
         earlier = await store.read(outbox.find_answer(key_mac, not_before))
         if earlier is not None:
-            return _replay(earlier, answer)
+            return _replay(earlier, answer), ACCEPTED
     raw = parse_body(content_type, await read_body(request, form.max_body_bytes))
-    result = validate_submission(raw, phone_region=deps.settings.phone_default_region)
-    if not isinstance(result, Submission):
-        raise SubmissionRejected(
-            422, "INVALID_FIELDS", "Please fix the fields below.", errors=tuple(result)
-        )
-    return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
+    defended = defend(deps, form, raw, now)
+    # The verdict is known here, before anything is stored or spent: `defended.verdict.stored`
+    # is False for certain spam (dropped), True for what is delivered or quarantined.
+    if defended.submission is None:
+        return _dropped(request, deps, form, answer, raw, defended.verdict), DROPPED
+    await spend_proof(request, defended)
+    response = await _store_and_answer(
+        request, deps, form, answer, raw, defended, key_mac, not_before
+    )
+    quarantined = defended.verdict.action is Action.QUARANTINE
+    return response, QUARANTINED if quarantined else ACCEPTED
+
+
+def _dropped(
+    request: Request,
+    deps: Deps,
+    form: FormConfig,
+    answer: Answer,
+    raw: dict[str, Any],
+    verdict: Verdict,
+) -> Response:
+    """Certain spam: the very answer a success gets (a fresh plausible id), nothing kept."""
+    deps.metrics.caught(form.id, DROPPED, verdict.rules)
+    log.info("submission dropped", extra={"form": form.id, "rules": verdict.reason})
+    return answer.accepted(_next_url(deps, request, form, raw), new_submission_id())
 
 
 async def _store_and_answer(
@@ -192,10 +218,12 @@ async def _store_and_answer(
     form: FormConfig,
     answer: Answer,
     raw: dict[str, Any],
-    sub: Submission,
+    defended: Defended,
     key_mac: str | None,
     not_before: Any,
 ) -> Response:
+    sub, verdict = defended.submission, defended.verdict
+    assert sub is not None  # noqa: S101 - only stored verdicts get here
     submission_id = new_submission_id()
     now = deps.clock()
     consent = form.marketing_consent
@@ -205,7 +233,10 @@ async def _store_and_answer(
     if key_mac is not None:
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
         idem = outbox.Idempotency(key_mac, 202, body, not_before)
-    prospect = prospect_of(deps.keyring, form, sub, raw)
+    quarantined = verdict.action is Action.QUARANTINE
+    # a quarantined submission creates or refreshes no prospect record (and no consent event)
+    # until an admin releases it; its keyed email hash still finds it for a DPO's export
+    prospect = None if quarantined else prospect_of(deps.keyring, form, sub, raw)
     row = outbox.NewSubmission(
         id=submission_id,
         form_id=form.id,
@@ -215,7 +246,8 @@ async def _store_and_answer(
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
         body_enc=outbox.seal_body(deps.keyring, submission_id, sub.model_dump()),
-        subject_mac=prospect.email_mac,
+        subject_mac=prospect.email_mac if prospect is not None else deps.keyring.mac(sub.email),
+        quarantine_reason=verdict.reason if quarantined else None,
     )
     try:
         earlier = await store_of(request).write(outbox.accept(row, idem, prospect))
@@ -228,7 +260,14 @@ async def _store_and_answer(
         ) from None
     if earlier is not None:
         return _replay(earlier, answer)
-    log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
+    if quarantined:
+        deps.metrics.caught(form.id, QUARANTINED, verdict.rules)
+        log.info(
+            "submission quarantined",
+            extra={"submission_id": submission_id, "form": form.id, "rules": verdict.reason},
+        )
+    else:
+        log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
     return answer.accepted(next_url, submission_id)
 
 
@@ -255,13 +294,13 @@ async def submit(request: Request) -> Response:
         if form is None:
             raise _unknown_form()
         await limiter_of(request).check(request.client.host if request.client else "", form.id)
-        response = await _accept(request, deps, form, answer)
+        response, outcome = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
         deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())
         if exc.status >= 500:
             log.warning("submission refused", extra={"status": exc.status, "code": exc.code})
         return answer.rejected(exc)
-    deps.metrics.submission(form.id, "accepted")
+    deps.metrics.submission(form.id, outcome)
     return response
 
 
