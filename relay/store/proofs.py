@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -32,16 +31,5 @@ def use_once(nonce_id: str, expires_at: datetime) -> Callable[[Connection], bool
             _insert(conn.dialect.name), {"nonce_id": nonce_id, "expires_at": expires_at}
         )
         return bool(result.rowcount)
-
-    return job
-
-
-def purge_expired(now: datetime) -> Callable[[Connection], int]:
-    """Forget proofs whose challenge has expired: they are refused as expired anyway."""
-
-    def job(conn: Connection) -> int:
-        return int(
-            conn.execute(delete(proof_nonces).where(proof_nonces.c.expires_at <= now)).rowcount or 0
-        )
 
     return job

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from relay import spans, states
+from relay import quarantine, spans, states
 from relay.store.deliveries import (
     DeliveryFilter,
     audit,
@@ -177,6 +177,7 @@ async def deliveries(request: Request) -> Response:
                 "state": d.state,
                 "attempts": d.attempts,
                 "last_event": d.last_event or "",
+                "caught_by": d.quarantine_reason or "",
                 "age": spans.human_age(d.age(now)),
             }
             for d in rows
@@ -186,6 +187,7 @@ async def deliveries(request: Request) -> Response:
         forms=sorted(deps.forms),
         chosen={"state": state or "", "form": form or "", "since": since or ""},
         problems=problems,
+        notice=params.get("notice", ""),
     )
 
 
@@ -240,6 +242,32 @@ async def retry(request: Request) -> Response:
         extra={"submission_id": sid, "outcome": result.outcome, "state": result.state},
     )
     query = urlencode({"notice": _RETRY_NOTICES[result.outcome]})
+    return RedirectResponse(f"/admin/deliveries/{quote(sid)}?{query}", status_code=303)
+
+
+async def quarantine_action(request: Request) -> Response:
+    """POST /admin/deliveries/{id}/release|delete (CSRF-protected): a quarantined submission."""
+    session = await _guard(request)
+    if not isinstance(session, Session):
+        return session
+    if not csrf_ok(request, session, (await _form(request)).get("csrf")):
+        return _page(request, session, "denied.html", 403, needed="a valid form token")
+    sid, action = request.path_params["submission_id"], request.path_params["action"]
+    if action not in ("release", "delete"):
+        return _page(request, session, "missing.html", 404, what=f"action {action[:32]}")
+    deps = deps_of(request)
+    now = deps.clock()
+    if action == "release":
+        job = quarantine.release(
+            sid, now, actor=session.name, keyring=deps.keyring, forms=deps.forms
+        )
+    else:
+        job = quarantine.remove(sid, now, actor=session.name)
+    result = await store_of(request).write(job)
+    log.info("quarantine action", extra={"submission_id": sid, "outcome": result.outcome})
+    query = urlencode({"notice": result.explanation.capitalize() + "."})
+    if result.outcome == "deleted":
+        return RedirectResponse(f"/admin/deliveries?state=quarantined&{query}", status_code=303)
     return RedirectResponse(f"/admin/deliveries/{quote(sid)}?{query}", status_code=303)
 
 

@@ -27,6 +27,11 @@ def routes() -> list[Route]:
         Route("/admin/deliveries", admin.deliveries, methods=["GET"]),
         Route("/admin/deliveries/{submission_id}", admin.delivery, methods=["GET"]),
         Route("/admin/deliveries/{submission_id}/retry", admin.retry, methods=["POST"]),
+        Route(
+            "/admin/deliveries/{submission_id}/{action:str}",
+            admin.quarantine_action,
+            methods=["POST"],
+        ),
         Route("/admin/prospects", admin.prospects, methods=["GET"]),
         Route("/admin/prospects", admin.prospect_lookup, methods=["POST"]),
         Route("/admin/prospects/{action}", admin.prospect_action, methods=["POST"]),
