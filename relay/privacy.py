@@ -253,7 +253,7 @@ async def erase_subject(
         mine = submissions.c.subject_mac.in_(macs)
         unsent = conn.execute(
             update(submissions)
-            .where(mine, submissions.c.state.in_(states.DUE))
+            .where(mine, submissions.c.state.in_((*states.DUE, states.QUARANTINED)))
             .values(state=states.FAILED, last_error="erased at the person's request", final_at=now)
         )
         bodies = conn.execute(

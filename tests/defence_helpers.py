@@ -50,6 +50,19 @@ proof_of_work = true
 proof_of_work_cost = 1
 proof_of_work_counter = 1
 success_url = "https://www.example.com/merci"
+
+[[forms]]
+id = "filtered"
+recipients = ["sales@example.com"]
+allowed_origins = ["https://www.example.com"]
+legal_basis = "legitimate_interest"
+notice_version = "2026-03-20"
+blocked_words = ["casino"]
+
+[forms.marketing_consent]
+field = "newsletter"
+wording = "I agree to receive news about Biosera products by email."
+wording_version = "v1"
 """
 
 DEFENCE_FORMS_TOML = FORMS_TOML + GUARDED_TOML

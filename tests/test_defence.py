@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from altcha import Challenge, Payload, Solution, create_challenge, derive_key_pbkdf2
@@ -13,8 +14,7 @@ from hypothesis import strategies as st
 
 from relay.config import FormConfig
 from relay.crypto import KeyRing
-from relay.defence import Action, screen_fields, screen_raw
-from relay.defence import content, honeypot
+from relay.defence import Action, content, honeypot, screen_fields, screen_raw
 from relay.defence import pow as proof
 from tests.conftest import TEST_KEY, TEST_KEY_2
 from tests.defence_helpers import solve, tamper
@@ -23,7 +23,9 @@ KEYS = proof.ProofKeys.of(KeyRing.from_text(TEST_KEY))
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def issue(form_id: str = "contact", now: datetime = NOW, keys: proof.ProofKeys = KEYS) -> dict:
+def issue(
+    form_id: str = "contact", now: datetime = NOW, keys: proof.ProofKeys = KEYS
+) -> dict[str, Any]:
     return proof.issue(keys, form_id, now, ttl_seconds=600, cost=1, counter=1)
 
 
@@ -181,7 +183,7 @@ def test_a_counter_zero_forgery_fails_even_without_a_key_signature():
 
 
 def _set(path: tuple[str, ...], value: object):
-    def change(d: dict) -> None:
+    def change(d: dict[str, Any]) -> None:
         for key in path[:-1]:
             d = d[key]
         d[path[-1]] = value
