@@ -37,12 +37,18 @@ pytest: $(STAMP) browser
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report
 
-## browser: in CI (CI=true), install Debian's chromium for the admin browser test when missing.
+## browser: in CI (CI=true), install Debian's chromium for the browser tests when missing, and
+## the npm packages they drive (the ALTCHA widget) when tests/browser/node_modules is missing.
 ## Locally the browser test skips with a message instead. Playwright's own download is never used.
 browser:
 	@if [ "$${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then \
 	  echo "installing Debian's chromium for tests/test_admin_browser.py"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+	@# the real ALTCHA widget (npm, pinned in tests/browser/package-lock.json; never committed)
+	@if [ ! -d tests/browser/node_modules ] && command -v npm >/dev/null 2>&1; then \
+	  echo "installing tests/browser's npm packages (npm ci)"; \
+	  cd tests/browser && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 ## lint: apply formatting and safe fixes
