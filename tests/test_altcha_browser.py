@@ -9,7 +9,6 @@ and Accept: application/json, as Formspree's clients do, and shows each answer.
 
 from __future__ import annotations
 
-import functools
 import http.server
 import os
 import shutil
@@ -80,7 +79,7 @@ def _node_modules() -> None:
     if npm is None:
         _missing("npm is not installed (needed for the ALTCHA widget)")
         return
-    subprocess.run(  # noqa: S603 - npm with fixed arguments, in the test's own folder
+    subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True
     )
 
