@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from altcha import Challenge, Payload, Solution, create_challenge, derive_key_pbkdf2
+from altcha import (
+    Challenge,
+    Payload,
+    Solution,
+    create_challenge,
+    derive_key_pbkdf2,
+    verify_solution,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -164,7 +171,8 @@ def test_a_forged_counter_zero_solution_is_refused():
 
 
 def test_a_counter_zero_forgery_fails_even_without_a_key_signature():
-    """The slow path of altcha>=2.3.0 requires the key prefix (the 2.0.1 bug): kept so."""
+    """Without a key signature relay refuses outright, and altcha>=2.3.0's own slow path
+    requires the key prefix (the 2.0.1 bug accepted counter=0): both kept so."""
     secret = KEYS.sign[0]
     challenge = create_challenge(
         "PBKDF2/SHA-256",
@@ -180,6 +188,7 @@ def test_a_counter_zero_forgery_fails_even_without_a_key_signature():
     )
     forged = Payload(challenge, Solution(0, derived.hex())).to_base64()
     assert proof.check(forged, KEYS, "contact", NOW) == proof.Refused(proof.INVALID)
+    assert verify_solution(forged, secret).verified is False
 
 
 def _set(path: tuple[str, ...], value: object):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
@@ -132,8 +133,29 @@ def _parse(text: str) -> Payload | None:
         return None
 
 
+def _key_signed(payload: Payload, keys: ProofKeys) -> bool:
+    """Whether the solution's derived key matches the challenge's key signature under a key of
+    the ring: two HMACs, where the library's full check first serialises the parameters as
+    canonical JSON (~50 µs). A flood of made-up solutions is refused on this alone; a match
+    still goes through the library's whole verification."""
+    signature = payload.challenge.parameters.key_signature
+    derived = payload.solution.derived_key
+    if not isinstance(signature, str) or not isinstance(derived, str):
+        return False
+    try:
+        key = bytes.fromhex(derived)
+    except ValueError:
+        return False
+    return any(
+        hmac.compare_digest(hmac.new(k, key, hashlib.sha256).hexdigest(), signature)
+        for k in keys.key_sign
+    )
+
+
 def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     """None when a key of the ring signed the challenge and the solution is right, else a code."""
+    if not _key_signed(payload, keys):
+        return INVALID
     for sign, key_sign in zip(keys.sign, keys.key_sign, strict=True):
         try:
             result = verify_solution(payload, sign, hmac_key_secret=key_sign)
