@@ -319,3 +319,47 @@ def test_the_time_trap_and_content_rules_are_named_together():
     )
     assert verdict.reason == "time_trap,max_links"
     assert verdict.stored
+
+
+@given(st.text(max_size=400), st.text(max_size=80))
+def test_content_rules_take_any_text(message, email):
+    """Any message and address give a tuple of rule names, never an exception."""
+    got = content.broken_rules(RULES, email=email, message=message, others=(message[:10],))
+    assert set(got) <= {"max_links", "blocked_domain", "blocked_word", "disposable_domain"}
+
+
+def test_the_defence_modules_import_no_io_library():
+    """relay.defence is a pure step of the flow: importing it pulls in no I/O library."""
+    import subprocess
+    import sys
+
+    io = ("httpx", "sqlalchemy", "starlette", "redis", "relay.store", "relay.web", "relay.cli")
+    code = (
+        "import sys\n"
+        "import relay.defence, relay.defence.content, relay.defence.pow\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {io!r} "
+        f"or m.startswith({io!r})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"honeypot": "has space"}, "honeypot"),
+        ({"proof_of_work_cost": 0}, "proof_of_work_cost"),
+        ({"min_fill_seconds": -1}, "min_fill_seconds"),
+        ({"max_links": -1}, "max_links"),
+        ({"blocked_words": [""]}, "blocked_words"),
+    ],
+)
+def test_bad_defence_options_are_refused_naming_the_field(options, field):
+    """The forms file's defence options are validated at start-up like the others."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        form(**options)
+    assert field in str(caught.value)

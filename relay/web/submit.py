@@ -2,8 +2,10 @@
 
 The order of checks is the order of cost: unknown form (404), foreign origin (403), media
 type (415), declared size (413, before reading), streamed size (413, stops reading), body
-(400), fields (422). Only after the outbox commit does the client hear success (303 / 202);
-if the commit fails it hears 503 with Retry-After, never a false success.
+(400), then the defence (relay.web.defend: honeypot → proof of work 400/403 → fields 422 →
+content rules), whose Verdict says drop, quarantine or deliver. Only after the outbox commit
+does the client hear success (303 / 202); if the commit fails it hears 503 with Retry-After,
+never a false success. Spam hears the same success, so a bot learns nothing.
 """
 
 from __future__ import annotations
