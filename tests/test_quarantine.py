@@ -316,3 +316,12 @@ def test_release_reports_a_broken_configuration(client, cli, settings):
     assert result.exit_code == 1
     assert "not valid TOML" in result.output
     assert state(settings, sid) == "quarantined"
+
+
+def test_admin_quarantine_actions_need_a_login(client, settings):
+    """Without a session the action sends to the login page and changes nothing."""
+    sid = quarantined(client)
+    response = client.post(f"/admin/deliveries/{sid}/release", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/admin/login")
+    assert state(settings, sid) == "quarantined"
