@@ -363,3 +363,24 @@ def test_bad_defence_options_are_refused_naming_the_field(options, field):
     with pytest.raises(ValidationError) as caught:
         form(**options)
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        ({"data": None, "expires_at": int(NOW.timestamp()) + 60}, proof.INVALID),
+        ({"data": {"form": "contact"}, "expires_at": None}, proof.INVALID),
+        ({"data": {"form": "contact"}, "expires_at": int(NOW.timestamp()) + 60}, proof.INVALID),
+    ],
+)
+def test_a_challenge_signed_with_relays_keys_but_not_made_by_issue_is_refused(extra, code):
+    """Without relay's form, issue time and expiry in it, a validly signed challenge is no proof."""
+    challenge = create_challenge(
+        "PBKDF2/SHA-256",
+        1,
+        counter=1,
+        hmac_secret=KEYS.sign[0],
+        hmac_key_secret=KEYS.key_sign[0],
+        **extra,
+    )
+    assert proof.check(solve(challenge.to_dict()), KEYS, "contact", NOW) == proof.Refused(code)
