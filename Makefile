@@ -57,9 +57,11 @@ tools:
 	fi
 
 ## npm: the npm packages the browser tests drive (package.json, exact versions, lock file):
-## `npm ci` when node_modules is missing. Without npm the browser tests skip locally (CI fails).
+## `npm ci` when node_modules is missing or older than the lock file. Without npm the browser
+## tests skip locally (CI fails).
 npm:
-	@if [ ! -d node_modules ] && command -v npm >/dev/null 2>&1; then \
+	@if { [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; } \
+	    && command -v npm >/dev/null 2>&1; then \
 	  npm ci --no-audit --no-fund; \
 	fi
 

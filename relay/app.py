@@ -35,6 +35,7 @@ from relay.web.middleware import (
 )
 from relay.web.pages import Pages, default_templates_dir
 from relay.web.ratelimit import RateLimiter
+from relay.web.replay import ProofLedger
 from relay.web.routes import routes
 from relay.web.worker_health import create_worker_app
 
@@ -94,6 +95,7 @@ def create_app(
         finally:
             await housekeeper.stop()
             await app.state.limiter.close()
+            await app.state.proof_ledger.close()
             await store.close()
 
     middleware = [
@@ -111,4 +113,5 @@ def create_app(
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)
     app.state.limiter = RateLimiter(settings, deps.clock, deps.metrics)
+    app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

@@ -44,6 +44,7 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 EXAMPLE_FORMS_FILE = "examples/forms.toml"
 FORM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$")
 #: Keys shorter than this (in bytes, once decoded) are refused: they could be guessed.
 MIN_SECRET_KEY_BYTES = 32
 
@@ -221,6 +222,17 @@ class FormConfig(BaseModel):
             seen.add(declared.name.casefold())
         return value
 
+    # --- issue 8: spam defence (relay.defence) ---
+    honeypot: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    proof_of_work: bool = False
+    proof_of_work_cost: Annotated[int, Field(ge=1, le=1_000_000)] = 1000
+    proof_of_work_counter: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
+    min_fill_seconds: Annotated[float, Field(ge=0, le=3600)] = 3
+    max_links: Annotated[int, Field(ge=0, le=1000)] | None = None
+    blocked_domains: tuple[str, ...] = ()
+    blocked_words: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
+    block_disposable_domains: bool = False
+
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
@@ -264,6 +276,23 @@ class FormConfig(BaseModel):
     def heading(self) -> str:
         """What a person reads as the form's name: its title, else its id."""
         return self.title or self.id
+
+    @field_validator("blocked_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for domain in value:
+            clean = domain.strip().lower().lstrip("@").rstrip(".")
+            if not DOMAIN.match(clean):
+                msg = f"{domain!r} is not a domain name such as spam.example"
+                raise ValueError(msg)
+            out.append(clean)
+        return tuple(out)
+
+    @field_validator("blocked_words")
+    @classmethod
+    def _words(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(word.strip().casefold() for word in value if word.strip())
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a browser page served from `origin` may post to this form."""
@@ -437,6 +466,10 @@ class Settings(BaseSettings):
             msg = f"{value!r} is not an IANA time zone such as 'Europe/Paris'"
             raise ValueError(msg) from None
         return value
+
+    # --- issue 8: spam defence ---
+    proof_of_work_ttl_seconds: Annotated[int, Field(ge=30, le=86_400)] = 600
+    quarantine_retention_days: Annotated[float, Field(gt=0, le=365)] = 30
 
     @field_validator("public_url")
     @classmethod

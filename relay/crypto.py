@@ -108,6 +108,15 @@ class KeyRing:
         """For signed tokens (withdrawal links, time traps): derived, never the master key."""
         return self._keys[0].sign_key
 
+    def subkeys(self, label: str) -> list[bytes]:
+        """A distinct 32-byte key per ring key for one purpose (`label`), newest first.
+
+        HMAC of the derived signing key with the label: keys for different labels are
+        independent, and an old key still checks what it signed until it leaves the ring.
+        """
+        data = b"relay/subkey/" + label.encode("ascii")
+        return [hmac.new(k.sign_key, data, hashlib.sha256).digest() for k in self._keys]
+
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt under the newest key; `aad` binds the ciphertext to its row and field."""
         key = self._keys[0]

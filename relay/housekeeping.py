@@ -36,6 +36,7 @@ def bounds_of(settings: Settings) -> Bounds:
         audit_months=settings.audit_retention_months,
         request_years=settings.request_log_years,
         idempotency_hours=settings.idempotency_ttl_hours,
+        quarantine_days=settings.quarantine_retention_days,
     )
 
 

@@ -109,6 +109,29 @@ class Metrics:
             registry=reg,
         )
 
+        self.spam = Counter(
+            "relay_spam",
+            "Submissions the spam defence caught, by form, verdict (dropped, quarantined) "
+            "and rule (honeypot, time_trap, max_links, blocked_domain, blocked_word, …).",
+            ["form", "verdict", "rule"],
+            registry=reg,
+        )
+        self.challenges = Counter(
+            "relay_pow_challenges",
+            "Proof-of-work challenges asked for, by form and outcome (issued, not_found, …).",
+            ["form", "outcome"],
+            registry=reg,
+        )
+
+    def caught(self, form: str, verdict: str, rules: tuple[str, ...]) -> None:
+        """Count one submission caught by the spam defence, once per rule that caught it."""
+        for rule in rules:
+            self.spam.labels(form, verdict, rule).inc()
+
+    def challenge(self, form: str | None, outcome: str) -> None:
+        """Count one challenge request; unknown form ids are counted as UNKNOWN_FORM."""
+        self.challenges.labels(form or UNKNOWN_FORM, outcome).inc()
+
     def submission(self, form: str, outcome: str) -> None:
         """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
         self.submissions.labels(form, outcome).inc()

@@ -240,7 +240,7 @@ def erase_rows(conn: Connection, macs: list[str], now: datetime) -> dict[str, in
     mine = submissions.c.subject_mac.in_(macs)
     unsent = conn.execute(
         update(submissions)
-        .where(mine, submissions.c.state.in_(states.DUE))
+        .where(mine, submissions.c.state.in_((*states.DUE, states.QUARANTINED)))
         .values(state=states.FAILED, last_error=ERASED, final_at=now)
     )
     bodies = conn.execute(

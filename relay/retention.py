@@ -57,6 +57,11 @@ def body_cutoff(now: datetime, days: float) -> datetime:
     return now - timedelta(days=days)
 
 
+def quarantine_cutoff(now: datetime, days: float) -> datetime:
+    """Quarantined submissions received before this moment were never released: they go."""
+    return now - timedelta(days=days)
+
+
 def opposition_keep_until(added: datetime) -> datetime:
     """An opposition entry is kept at least this long (3 years)."""
     return add_years(added, OPPOSITION_YEARS)
@@ -96,6 +101,7 @@ class Bounds:
     audit_months: int = 12
     request_years: int = 5
     idempotency_hours: int = 24
+    quarantine_days: float = 30
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class PurgeReport:
     requests: int = 0
     idempotency_keys: int = 0
     rights_register_entries: int = 0  # issue 12
+    quarantined: int = 0
+    proof_nonces: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

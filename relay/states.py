@@ -5,6 +5,9 @@
        │                 │  400/413 ▶ failed                       permanent failure ▶ failed
        └── 401/403: stays queued while dispatch pauses             unknown after retention ▶ unknown
 
+A submission the spam defence finds suspicious starts as `quarantined` instead of `queued`: never
+claimed, until an admin releases it (→ queued) or deletes it, or retention purges it.
+
 `queued` and `retrying` rows are due when next_attempt_at <= now. `accepted` means Mailgun
 took it; `delivered`, `failed`, `dead` and `unknown` are final.
 """
@@ -19,7 +22,8 @@ DELIVERED = "delivered"
 FAILED = "failed"
 DEAD = "dead"
 UNKNOWN = "unknown"
+QUARANTINED = "quarantined"
 
-ALL = (QUEUED, SENDING, RETRYING, ACCEPTED, DELIVERED, FAILED, DEAD, UNKNOWN)
+ALL = (QUEUED, SENDING, RETRYING, ACCEPTED, DELIVERED, FAILED, DEAD, UNKNOWN, QUARANTINED)
 DUE = (QUEUED, RETRYING)
 FINAL = (DELIVERED, FAILED, DEAD, UNKNOWN)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
+from relay import states
 from relay.crypto import KeyRing
 from relay.store import prospects as records
 from relay.store.outbox import open_body
@@ -42,6 +43,8 @@ PROCESSING = {
         "client": "5 years after your last activity",
         "message": "until delivered to our mailbox (bounded), then deleted from the relay",
         "delivery_log": "2 years, without personal data",
+        "quarantine": "a message held as suspected spam: until released or deleted, "
+        "at most 30 days",
     },
     "rights": "access, rectification, erasure, restriction, objection, portability, "
     "withdrawal of consent; complaint to the CNIL (https://www.cnil.fr)",
@@ -108,7 +111,9 @@ def submissions_of(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[
                 "fields": body,
                 "message": None if body is None else body.get("message"),
                 "message_status": (
-                    "held encrypted until delivery"
+                    "held encrypted in quarantine (suspected spam) until released or deleted"
+                    if body is not None and row["state"] == states.QUARANTINED
+                    else "held encrypted until delivery"
                     if body is not None
                     else f"deleted on {wiped.date().isoformat()}"
                     if wiped is not None

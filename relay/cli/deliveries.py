@@ -20,9 +20,12 @@ import click
 from relay import spans, states
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
-from relay.config import Settings
+from relay.config import Settings, load_forms
+from relay.errors import RelayError
+from relay.keyfile import load_keyring
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError, check_settings
 from relay.mail.reconcile import SyncReport, sync_deliveries
+from relay.quarantine import Result, release, remove
 from relay.spans import human_age, zoned
 from relay.store import Store
 from relay.store.deliveries import (
@@ -66,7 +69,7 @@ def _row(d: Delivery, now: datetime, zone: tzinfo = UTC) -> list[str]:
         zoned(d.received_at, zone),
         d.state,
         str(d.attempts),
-        d.last_event or "",
+        d.last_event or (d.caught_by if d.quarantined else ""),
         human_age(d.age(now)),
     ]
 
@@ -83,6 +86,7 @@ def _as_json(d: Delivery, now: datetime) -> dict[str, Any]:
         "last_error": d.last_error,
         "final_at": d.final_at.isoformat() if d.final_at else None,
         "body_present": d.body_present,
+        "quarantine_reason": d.quarantine_reason,
         "age_seconds": int(d.age(now).total_seconds()),
     }
 
@@ -215,6 +219,41 @@ def retry(submission_id: str) -> None:
     if result.outcome != "requeued":
         raise click.ClickException(explain[result.outcome])
     click.echo(f"submission {submission_id} requeued")
+
+
+@deliveries.command("release")
+@click.argument("submission_id")
+def release_command(submission_id: str) -> None:
+    """Release a quarantined submission: it is delivered and recorded like any other.
+
+    Example: relay deliveries release 0193a5c8-7d1e-7c3a-9f2b-4b1d2e3f4a5b
+    """
+    settings = settings_or_exit()
+    try:
+        forms = load_forms(settings.effective_forms_file)
+        keyring = load_keyring(settings)
+    except RelayError as exc:
+        raise click.ClickException(str(exc)) from None
+    job = release(submission_id, utcnow(), actor=actor(), keyring=keyring, forms=forms)
+    _quarantine_done(submission_id, run(with_store(settings, lambda s: s.write(job))))
+
+
+@deliveries.command("delete")
+@click.argument("submission_id")
+def delete_command(submission_id: str) -> None:
+    """Delete a quarantined submission for good (only quarantined ones can be deleted).
+
+    Example: relay deliveries delete 0193a5c8-7d1e-7c3a-9f2b-4b1d2e3f4a5b
+    """
+    settings = settings_or_exit()
+    job = remove(submission_id, utcnow(), actor=actor())
+    _quarantine_done(submission_id, run(with_store(settings, lambda s: s.write(job))))
+
+
+def _quarantine_done(submission_id: str, result: Result) -> None:
+    if not result.done:
+        raise click.ClickException(f"submission {submission_id}: {result.explanation}")
+    click.echo(f"submission {submission_id} {result.explanation}")
 
 
 @deliveries.command("sync")

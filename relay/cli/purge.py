@@ -23,6 +23,8 @@ LABELS = {
     "audit_entries": "audit entries past their retention",
     "requests": "completed requests past the register's retention",
     "idempotency_keys": "idempotency answers past their TTL",
+    "quarantined": "quarantined submissions past their retention",
+    "proof_nonces": "used proofs of work past their challenge's expiry",
 }
 
 

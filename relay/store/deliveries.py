@@ -53,6 +53,16 @@ class Delivery:
     final_at: datetime | None
     body_present: bool
     body_wiped_at: datetime | None
+    quarantine_reason: str | None = None  # the spam rules that quarantined it, if any
+
+    @property
+    def quarantined(self) -> bool:
+        return self.state == states.QUARANTINED
+
+    @property
+    def caught_by(self) -> str:
+        """`caught: max_links,time_trap` for a submission the spam defence quarantined."""
+        return f"caught: {self.quarantine_reason}" if self.quarantine_reason else ""
 
     def age(self, now: datetime) -> timedelta:
         return now - self.received_at
@@ -92,6 +102,7 @@ _COLUMNS = (
     submissions.c.final_at,
     submissions.c.body_enc.is_not(None),
     submissions.c.body_wiped_at,
+    submissions.c.quarantine_reason,
 )
 
 

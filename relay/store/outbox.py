@@ -83,6 +83,12 @@ class NewSubmission:
     consent_wording_version: str | None
     body_enc: bytes
     subject_mac: str
+    #: the spam defence's rules when it is quarantined (state `quarantined`, never claimed)
+    quarantine_reason: str | None = None
+
+    @property
+    def state(self) -> str:
+        return QUEUED if self.quarantine_reason is None else states.QUARANTINED
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,11 @@ def _submission_params(sub: NewSubmission) -> dict[str, Any]:
         "consent_at": sub.received_at if sub.consent_given else None,
         "body_enc": sub.body_enc,
         "subject_mac": sub.subject_mac,
-        "state": QUEUED,
+        "state": sub.state,
         "attempts": 0,
-        "next_attempt_at": sub.received_at,
+        "next_attempt_at": sub.received_at if sub.quarantine_reason is None else None,
         "updated_at": sub.received_at,
+        "quarantine_reason": sub.quarantine_reason,
     }
 
 

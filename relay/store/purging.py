@@ -15,7 +15,7 @@ from sqlalchemy import and_, delete, func, not_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from relay import retention
+from relay import retention, states
 from relay.retention import Bounds, PurgeReport
 from relay.store import audit
 from relay.store.tables import (
@@ -23,6 +23,7 @@ from relay.store.tables import (
     consent_events,
     idempotency_keys,
     opposition,
+    proof_nonces,
     prospects,
     rights_register,
     subject_requests,
@@ -43,6 +44,7 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
     live_macs = select(prospects.c.email_mac)
     log_cutoff = retention.delivery_log_cutoff(now)
     in_log = submissions.c.received_at >= log_cutoff  # rows the first rule does not delete
+    quarantined = submissions.c.state == states.QUARANTINED
     # The rules select disjoint rows, so the dry run's counts equal the real run's even though
     # the real run applies them one after the other.
     return {
@@ -51,6 +53,7 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
             submissions,
             and_(
                 in_log,
+                ~quarantined,  # a quarantined body is kept for its own bound (below)
                 submissions.c.body_enc.is_not(None),
                 submissions.c.received_at < retention.body_cutoff(now, bounds.body_days),
             ),
@@ -65,7 +68,7 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
         ),
         "submissions_unlinked": (
             submissions,
-            and_(in_log, submissions.c.subject_mac.in_(expired_macs)),
+            and_(in_log, ~quarantined, submissions.c.subject_mac.in_(expired_macs)),
         ),
         "prospects": (prospects, prospects.c.expires_at <= now),
         "opposition_entries": (opposition, opposition.c.keep_until <= now),
@@ -89,6 +92,16 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
             rights_register,
             rights_register.c.recorded_at < retention.rights_register_cutoff(now),
         ),
+        "quarantined": (
+            submissions,
+            and_(
+                in_log,
+                quarantined,
+                submissions.c.received_at
+                < retention.quarantine_cutoff(now, bounds.quarantine_days),
+            ),
+        ),
+        "proof_nonces": (proof_nonces, proof_nonces.c.expires_at <= now),
     }
 
 

@@ -95,6 +95,8 @@ submissions = Table(
     Column("updated_at", UTC_TS, nullable=False),
     # issue 12: a `relay send-test` message (no person behind it), not a submission
     Column("test", Boolean, nullable=False, default=False, server_default=false()),
+    # spam defence: the rules that quarantined it (names only, e.g. "max_links,time_trap")
+    Column("quarantine_reason", String(128)),
     Index("ix_submissions_due", "state", "next_attempt_at"),
     Index("ix_submissions_subject", "subject_mac"),
     Index("ix_submissions_form_received", "form_id", "received_at"),
@@ -148,6 +150,15 @@ webhook_tokens = Table(
     metadata,
     Column("token", String(128), primary_key=True),
     Column("seen_at", UTC_TS, nullable=False, index=True),
+)
+
+#: Single-use record of ALTCHA proofs of work: a hash of the challenge's nonce, kept until the
+#: challenge expires (then purged). Shared by every instance; no personal data.
+proof_nonces = Table(
+    "proof_nonces",
+    metadata,
+    Column("nonce_id", String(64), primary_key=True),
+    Column("expires_at", UTC_TS, nullable=False, index=True),
 )
 
 #: First answers to Idempotency-Key requests, by keyed hash of (form, key); 24 h.

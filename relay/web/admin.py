@@ -16,7 +16,8 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from relay import spans, states
+from relay import quarantine, spans, states
+from relay.quarantine import EXPLAIN
 from relay.store import admin_sessions
 from relay.store.deliveries import (
     DeliveryFilter,
@@ -224,6 +225,7 @@ async def deliveries(request: Request) -> Response:
                 "state": d.state,
                 "attempts": d.attempts,
                 "last_event": d.last_event or "",
+                "caught_by": d.quarantine_reason or "",
                 "age": spans.human_age(d.age(now)),
             }
             for d in rows
@@ -233,6 +235,7 @@ async def deliveries(request: Request) -> Response:
         forms=sorted(deps.forms),
         chosen={"state": state or "", "form": form or "", "since": since or ""},
         problems=problems,
+        notice=_NOTICES.get(params.get("notice", ""), ""),  # a code, never text from the URL
     )
 
 
@@ -260,15 +263,17 @@ async def delivery(request: Request) -> Response:
             for s in found.steps
         ],
         # A code from a fixed set, never text from the URL (a link could make the page lie).
-        notice=_RETRY_NOTICES.get(request.query_params.get("notice", ""), ""),
+        notice=_NOTICES.get(request.query_params.get("notice", ""), ""),
     )
 
 
-_RETRY_NOTICES = {
+_NOTICES = {
     "requeued": "Requeued: it will be sent again shortly.",
     "not_found": "No such submission.",
     "not_retryable": "Only failed or dead submissions can be retried.",
     "body_gone": "It can no longer be sent: its body was wiped.",
+    # quarantine release/delete outcomes, worded where they are decided
+    **{f"q_{outcome}": text[:1].upper() + text[1:] + "." for outcome, text in EXPLAIN.items()},
 }
 
 
@@ -288,6 +293,32 @@ async def retry(request: Request) -> Response:
         extra={"submission_id": sid, "outcome": result.outcome, "state": result.state},
     )
     query = urlencode({"notice": result.outcome})
+    return RedirectResponse(f"/admin/deliveries/{quote(sid)}?{query}", status_code=303)
+
+
+async def quarantine_action(request: Request) -> Response:
+    """POST /admin/deliveries/{id}/release|delete (CSRF-protected): a quarantined submission."""
+    session = await _guard(request)
+    if not isinstance(session, Session):
+        return session
+    if not csrf_ok(request, session, (await _form(request)).get("csrf")):
+        return _page(request, session, "denied.html", 403, needed="a valid form token")
+    sid, action = request.path_params["submission_id"], request.path_params["action"]
+    if action not in ("release", "delete"):
+        return _page(request, session, "missing.html", 404, what=f"action {action[:32]}")
+    deps = deps_of(request)
+    now = deps.clock()
+    if action == "release":
+        job = quarantine.release(
+            sid, now, actor=session.name, keyring=deps.keyring, forms=deps.forms
+        )
+    else:
+        job = quarantine.remove(sid, now, actor=session.name)
+    result = await store_of(request).write(job)
+    log.info("quarantine action", extra={"submission_id": sid, "outcome": result.outcome})
+    query = urlencode({"notice": f"q_{result.outcome}"})
+    if result.outcome == "deleted":
+        return RedirectResponse(f"/admin/deliveries?state=quarantined&{query}", status_code=303)
     return RedirectResponse(f"/admin/deliveries/{quote(sid)}?{query}", status_code=303)
 
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
+from relay.defence.pow import ProofKeys
 from relay.metrics import Metrics
 from relay.proxies import Network, client_address
 from relay.web.pages import Pages
@@ -31,6 +32,10 @@ class Deps:
     metrics: Metrics = field(default_factory=Metrics)  # issue 5: per-app registry
     trusted_proxies: tuple[Network, ...] = ()
     trusted_proxy_header: str = "x-forwarded-for"
+    proof_keys: ProofKeys = field(init=False)  # ALTCHA keys, derived from the key ring
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "proof_keys", ProofKeys.of(self.keyring))
 
 
 class State(TypedDict):

@@ -153,6 +153,17 @@ def document() -> dict[str, Any]:
                 "post": {**_submit(), "parameters": [project, *_submit()["parameters"]]},
                 "options": _preflight(project, _FORM_ID),
             },
+            "/f/{form_id}/challenge": {
+                "get": {
+                    "summary": "An ALTCHA proof-of-work challenge for a form with proof_of_work",
+                    "parameters": [_FORM_ID, {"name": "Origin", "in": "header", "schema": _TEXT}],
+                    "responses": {
+                        "200": _answer("the challenge (ALTCHA v2)", {"type": "object"}),
+                        "404": _answer("no such form, or it asks for no proof of work", _ERROR),
+                    },
+                },
+                "options": _preflight(_FORM_ID),
+            },
             "/f/{form_id}/thanks": {
                 "get": {
                     "summary": "The built-in thank-you page",

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from relay.web import admin, consent, example, fallback, health, openapi, submit, webhooks
+from relay.web import (
+    admin,
+    challenge,
+    consent,
+    example,
+    fallback,
+    health,
+    openapi,
+    submit,
+    webhooks,
+)
 
 
 def routes() -> list[Route]:
@@ -17,6 +27,9 @@ def routes() -> list[Route]:
         # issue 10: what FormspreeProvider project= posts to
         Route("/p/{project}/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/p/{project}/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
+        # issue 8: ALTCHA proof-of-work challenges
+        Route("/f/{form_id}/challenge", challenge.challenge, methods=["GET"]),
+        Route("/f/{form_id}/challenge", challenge.preflight, methods=["OPTIONS"]),
         # issue 5: webhooks, health and metrics
         Route("/webhooks/mailgun", webhooks.mailgun, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -29,6 +42,11 @@ def routes() -> list[Route]:
         Route("/admin/deliveries", admin.deliveries, methods=["GET"]),
         Route("/admin/deliveries/{submission_id}", admin.delivery, methods=["GET"]),
         Route("/admin/deliveries/{submission_id}/retry", admin.retry, methods=["POST"]),
+        Route(
+            "/admin/deliveries/{submission_id}/{action:str}",
+            admin.quarantine_action,
+            methods=["POST"],
+        ),
         Route("/admin/prospects", admin.prospects, methods=["GET"]),
         Route("/admin/prospects", admin.prospect_lookup, methods=["POST"]),
         Route("/admin/prospects/{action}", admin.prospect_action, methods=["POST"]),

@@ -2,8 +2,10 @@
 
 The order of checks is the order of cost: unknown form (404), foreign origin (403), media
 type (415), declared size (413, before reading), streamed size (413, stops reading), body
-(400), fields (422). Only after the outbox commit does the client hear success (303 / 202);
-if the commit fails it hears 503 with Retry-After, never a false success.
+(400), then the defence (relay.web.defend: honeypot → proof of work 400/403 → fields 422 →
+content rules), whose Verdict says drop, quarantine or deliver. Only after the outbox commit
+does the client hear success (303 / 202); if the commit fails it hears 503 with Retry-After,
+never a false success. Spam hears the same success, so a bot learns nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from relay import i18n
 from relay.config import FormConfig
+from relay.defence import Action, Verdict
 from relay.errors import StoreUnavailable, SubmissionRejected
-from relay.form_input import FormInput, read_form
 from relay.formspree import language_tag
 from relay.i18n import N_
 from relay.ids import new_submission_id
@@ -28,17 +30,22 @@ from relay.intake import parse_body, require_supported, wants_json
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import consent_from
+from relay.web.defend import Defended, defend, spend_proof
 from relay.web.deps import Deps, client_of, deps_of, store_of
 from relay.web.middleware import BodyTimeout
 from relay.web.pages import problems
 from relay.web.prospect import prospect_of
-from relay.web.ratelimit import RateLimited, limiter_of
+from relay.web.ratelimit import Budget, RateLimited, limiter_of
 
 log = logging.getLogger("relay.submit")
 
 ALLOW_HEADERS = "Accept, Content-Type, Formspree-Client, Formspree-Session-Data, Idempotency-Key"
 RETRY_AFTER_SECONDS = "5"
 MAX_IDEMPOTENCY_KEY = 255
+#: Outcomes counted in relay_submissions besides the refusal codes.
+ACCEPTED, QUARANTINED, DROPPED = "accepted", "quarantined", "dropped"
+#: The rule a suspicious submission is dropped by when its form's quarantine budget is spent.
+QUARANTINE_FULL = "quarantine_full"
 
 
 def _cors(form: FormConfig | None, origin: str | None) -> dict[str, str]:
@@ -211,7 +218,10 @@ def _idempotency_key(request: Request, deps: Deps, form: FormConfig) -> str | No
     return mac.hexdigest()
 
 
-async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer) -> Response:
+async def _accept(
+    request: Request, deps: Deps, form: FormConfig, answer: Answer
+) -> tuple[Response, str]:
+    """The answer and the outcome to count (accepted, quarantined or dropped)."""
     origin = request.headers.get("origin")
     if origin is not None and not form.allows_origin(origin):
         raise SubmissionRejected(403, "ORIGIN_NOT_ALLOWED", "This site may not post to this form.")
@@ -227,12 +237,44 @@ async def _accept(request: Request, deps: Deps, form: FormConfig, answer: Answer
         except StoreUnavailable as exc:
             raise _store_failed(form, exc) from None
         if earlier is not None:
-            return _replay(earlier, answer, deps, key_mac)
+            return _replay(earlier, answer, deps, key_mac), ACCEPTED
     body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
     raw = parse_body(content_type, body)
     answer.asked_language = language_tag(raw.get("_language"), i18n.available())
-    result = read_form(raw, form, phone_region=deps.settings.phone_default_region)
-    return await _store_and_answer(request, deps, form, answer, raw, result, key_mac, not_before)
+    defended = defend(deps, form, raw, now)
+    # The verdict is known here, before anything is stored or spent: certain spam is dropped;
+    # what is delivered or quarantined spends its own form-wide budget first, so spam the
+    # defences caught never uses up the budget of real visitors (relay.web.ratelimit).
+    if defended.form_input is None:
+        return _dropped(request, deps, form, answer, raw, defended.verdict), DROPPED
+    quarantined = defended.verdict.action is Action.QUARANTINE
+    budget: Budget = "quarantine" if quarantined else "deliver"
+    wait = await limiter_of(request).check_form(form.id, budget)
+    if wait and quarantined:  # the quarantine is full for now: keep no more of this flood
+        full = Verdict(Action.DROP, (*defended.verdict.rules, QUARANTINE_FULL))
+        return _dropped(request, deps, form, answer, raw, full), DROPPED
+    if wait:
+        raise RateLimited(wait)
+    await spend_proof(request, defended)
+    response = await _store_and_answer(
+        request, deps, form, answer, raw, defended, key_mac, not_before
+    )
+    return response, QUARANTINED if quarantined else ACCEPTED
+
+
+def _dropped(
+    request: Request,
+    deps: Deps,
+    form: FormConfig,
+    answer: Answer,
+    raw: dict[str, Any],
+    verdict: Verdict,
+) -> Response:
+    """Certain spam: the very answer a success gets (a fresh plausible id), nothing kept."""
+    deps.metrics.caught(form.id, DROPPED, verdict.rules)
+    log.info("submission dropped", extra={"form": form.id, "rules": verdict.reason})
+    next_url = _next_url(deps, request, form, raw, answer.asked_language)
+    return answer.accepted(next_url, new_submission_id())
 
 
 async def _store_and_answer(
@@ -241,12 +283,14 @@ async def _store_and_answer(
     form: FormConfig,
     answer: Answer,
     raw: dict[str, Any],
-    result: FormInput,
+    defended: Defended,
     key_mac: str | None,
     not_before: Any,
 ) -> Response:
+    form_input, verdict = defended.form_input, defended.verdict
+    assert form_input is not None  # noqa: S101 - only stored verdicts get here
+    sub = form_input.submission
     submission_id = new_submission_id()
-    sub = result.submission
     now = deps.clock()
     consent = form.marketing_consent
     given = consent is not None and consent_from(raw, consent.field).given
@@ -256,10 +300,10 @@ async def _store_and_answer(
         body = json.dumps({"ok": True, "next": next_url, "id": submission_id})
         sealed = outbox.seal_answer(deps.keyring, key_mac, body)  # `next` may carry PII
         idem = outbox.Idempotency(key_mac, 202, sealed, not_before)
-    wait = await limiter_of(request).check_form(form.id, "deliver")
-    if wait:
-        raise RateLimited(wait)
-    prospect = prospect_of(deps.keyring, form, sub, raw)
+    quarantined = verdict.action is Action.QUARANTINE
+    # a quarantined submission creates or refreshes no prospect record (and no consent event)
+    # until an admin releases it; its keyed email hash still finds it for a DPO's export
+    prospect = None if quarantined else prospect_of(deps.keyring, form, sub, raw)
     row = outbox.NewSubmission(
         id=submission_id,
         form_id=form.id,
@@ -268,8 +312,9 @@ async def _store_and_answer(
         notice_version=form.notice_version,
         consent_given=given,
         consent_wording_version=consent.wording_version if consent is not None else None,
-        body_enc=outbox.seal_body(deps.keyring, submission_id, result.body()),
-        subject_mac=prospect.email_mac,
+        body_enc=outbox.seal_body(deps.keyring, submission_id, form_input.body()),
+        subject_mac=prospect.email_mac if prospect is not None else deps.keyring.mac(sub.email),
+        quarantine_reason=verdict.reason if quarantined else None,
     )
     try:
         earlier = await store_of(request).write(outbox.accept(row, idem, prospect))
@@ -278,7 +323,14 @@ async def _store_and_answer(
     if earlier is not None:
         assert key_mac is not None  # noqa: S101 - only an idempotent accept finds an earlier one
         return _replay(earlier, answer, deps, key_mac)
-    log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
+    if quarantined:
+        deps.metrics.caught(form.id, QUARANTINED, verdict.rules)
+        log.info(
+            "submission quarantined",
+            extra={"submission_id": submission_id, "form": form.id, "rules": verdict.reason},
+        )
+    else:
+        log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
     return answer.accepted(next_url, submission_id)
 
 
@@ -313,7 +365,7 @@ async def submit(request: Request) -> Response:
         if form is None:
             raise _unknown_form()
         await limiter_of(request).check_client(client_of(request), form.id)
-        response = await _accept(request, deps, form, answer)
+        response, outcome = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
         form_label = form.id if form else UNKNOWN_FORM
         deps.metrics.submission(form_label, exc.code.lower())
@@ -326,7 +378,7 @@ async def submit(request: Request) -> Response:
         if isinstance(exc, ClientGone):
             return Response(status_code=400)  # nobody is listening any more
         return answer.rejected(exc)
-    deps.metrics.submission(form.id, "accepted")
+    deps.metrics.submission(form.id, outcome)
     return response
 
 

@@ -1,0 +1,183 @@
+"""The real ALTCHA widget (npm `altcha`, pinned in the root package.json) in Debian's
+chromium solves relay's challenge on a page, and relay accepts the form once.
+
+The page is served by a small local HTTP server of the test (another origin than relay, as on a
+real site): the form, and the widget's own dist file from node_modules, installed
+by the test setup (`npm ci`; `make test` runs it), never committed. The page posts with fetch
+and Accept: application/json, as Formspree's clients do, and shows each answer.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.helpers import VALID
+from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NODE_DIR = Path(__file__).resolve().parent.parent  # the repository root's package.json
+WIDGET = NODE_DIR / "node_modules" / "altcha" / "dist" / "main" / "altcha.js"
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Contact</title>
+<script type="module" src="/altcha.js"></script></head>
+<body>
+<form id="contact" action="{relay}/f/guarded" method="post">
+  <input name="name" value="{name}"> <input name="email" value="{email}">
+  <textarea name="message">{message}</textarea>
+  <altcha-widget challenge="{relay}/f/guarded/challenge" auto="onload"
+    configuration='{{"humanInteractionSignature": false}}'></altcha-widget>
+  <button type="submit">Send</button>
+</form>
+<ol id="answers"></ol>
+<script>
+document.getElementById("contact").addEventListener("submit", async (event) => {{
+  event.preventDefault();
+  const response = await fetch(event.target.action, {{
+    method: "POST", body: new FormData(event.target), headers: {{"Accept": "application/json"}}
+  }});
+  const body = await response.json();
+  const item = document.createElement("li");
+  item.textContent = response.status + " " + (body.ok ? "ok" : body.errors[0].code);
+  document.getElementById("answers").appendChild(item);
+}});
+</script>
+</body></html>
+"""
+
+FORMS = """
+[[forms]]
+id = "guarded"
+recipients = ["sales@example.com"]
+allowed_origins = ["{origin}"]
+legal_basis = "legitimate_interest"
+notice_version = "2026-03-20"
+proof_of_work = true
+min_fill_seconds = 1
+"""
+
+
+def _node_modules() -> None:
+    """`npm ci` when node_modules lacks the widget (what `make npm`, run by `make test`, does)."""
+    if WIDGET.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        _missing("npm is not installed (needed for the ALTCHA widget)")
+        return
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True
+    )
+
+
+class _Site(http.server.SimpleHTTPRequestHandler):
+    """The web site: `/` is the form page, `/altcha.js` the widget from node_modules."""
+
+    page = b""
+
+    def do_GET(self) -> None:
+        if self.path == "/altcha.js":
+            body, kind = WIDGET.read_bytes(), "text/javascript"
+        else:
+            body, kind = self.page, "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        return
+
+
+@pytest.fixture(name="site")
+def fixture_site(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A real `relay serve` with a proof-of-work form, and the site whose page uses it."""
+    _node_modules()
+    site_port, relay_port = _free_port(), _free_port()
+    origin, relay = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{relay_port}"
+    forms = tmp_path / "forms.toml"
+    forms.write_text(FORMS.format(origin=origin), encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "RELAY_VAR_DIR": str(tmp_path / "var"),
+        "RELAY_FORMS_FILE": str(forms),
+        "RELAY_SECRET_KEY": TEST_KEY,
+        "RELAY_LOG_FORMAT": "json",
+        "RELAY_DISPATCH_IN_SERVE": "false",
+    }
+    command = [sys.executable, "-m", "relay", "serve", "--port", str(relay_port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    handler = type("Site", (_Site,), {"page": PAGE.format(relay=relay, **VALID).encode()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{relay}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("relay serve did not start within 10 s")
+        yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
+    finally:
+        server.shutdown()
+        server.server_close()
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def _queued(var: str) -> list[tuple[str, str]]:
+    import sqlite3
+
+    db = sqlite3.connect(Path(var) / "relay.db")
+    try:
+        return list(db.execute("SELECT form_id, state FROM submissions"))
+    finally:
+        db.close()
+
+
+def test_the_altcha_widget_solves_relays_challenge_and_the_form_is_accepted_once(site):
+    """The widget fetches and solves the challenge; the form is accepted (202, queued); the
+    same page sent again with the same payload is refused as PROOF_OF_WORK_REUSED."""
+    with _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(site["page"])
+            page.wait_for_function(
+                "document.querySelector('input[name=altcha]')"
+                " && document.querySelector('input[name=altcha]').value.length > 0"
+            )
+            payload = page.input_value("input[name=altcha]")
+            time.sleep(1.2)  # a person takes longer than min_fill_seconds to write the message
+            page.click("button[type=submit]")
+            page.wait_for_selector("#answers li:nth-child(1)")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#answers li:nth-child(2)")
+            answers = page.inner_text("#answers").splitlines()
+            assert page.input_value("input[name=altcha]") == payload  # the same payload twice
+        finally:
+            browser.close()
+    assert answers == ["202 ok", "403 PROOF_OF_WORK_REUSED"]
+    assert _queued(site["var"]) == [("guarded", "queued")]
