@@ -20,8 +20,9 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.errors import ConfigError, RelayError
+from relay.mail.eml import remove_expired
 from relay.metrics import Metrics
-from relay.retention import Bounds, PurgeReport, purge
+from relay.retention import Bounds, PurgeReport, body_cutoff, purge
 from relay.store import Store
 from relay.store.consent import Wording, register_wordings_job
 
@@ -70,16 +71,21 @@ class Housekeeper:
         self._keyring = keyring  # kept for the rules that need to open data (none yet)
         self._metrics = metrics
         self._interval = settings.housekeeping_interval_seconds
+        self._mail_dir = settings.var_dir / "mail"
         self._bounds = bounds_of(settings)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.last_report: PurgeReport | None = None
+        self.last_mail_files = 0
 
     async def run_once(self) -> PurgeReport:
         """One purge now; its counts go to the audit log and to one log line."""
-        report = await purge(self._store, self._clock(), bounds=self._bounds, actor="housekeeper")
+        now = self._clock()
+        report = await purge(self._store, now, bounds=self._bounds, actor="housekeeper")
         self.last_report = report
-        counts = report.as_dict()
+        cutoff = body_cutoff(now, self._bounds.body_days)
+        self.last_mail_files = await asyncio.to_thread(remove_expired, self._mail_dir, cutoff)
+        counts: dict[str, int] = {**report.as_dict(), "mail_files": self.last_mail_files}
         if self._metrics is not None:
             for kind, count in counts.items():
                 if isinstance(count, int) and count:

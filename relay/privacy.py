@@ -18,20 +18,28 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay import states, subject_export
+from relay import rectification, register, states, subject_export
 from relay.crypto import KeyRing
-from relay.errors import SubjectError
+from relay.mail.eml import remove_files
+from relay.register import ActionRefused
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
 from relay.store import Store, audit, consent
 from relay.store import prospects as records
-from relay.store.tables import consent_events, prospects, submissions
+from relay.store.tables import (
+    consent_events,
+    delivery_attempts,
+    delivery_events,
+    prospects,
+    submissions,
+)
 
 T = TypeVar("T")
 
@@ -51,36 +59,55 @@ def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
 # --- the register ------------------------------------------------------------------------
 
 
-def _run_request(
-    conn: Connection,
-    *,
+async def _answer(
+    store: Store,
     kind: str,
-    mac: str | None,
-    macs: list[str] | None = None,
+    macs: list[str],
+    *,
     actor: str,
     now: datetime,
     request_id: int | None,
     received_at: datetime | None,
-    counts: dict[str, int],
-) -> int:
-    """Record the request (new or given) as completed, and one audit entry with the counts."""
-    macs = macs or ([mac] if mac else [])
-    if request_id is None:
-        request_id = audit.open_request(
-            conn, kind=kind, subject_mac=mac, received_at=received_at or now, actor=actor
+    body: Callable[[Connection], tuple[T, dict[str, int]]],
+) -> T:
+    """Run `body` and close the request in one transaction; a refusal is recorded as refused
+    (in its own transaction, the action's changes rolled back) and then raised."""
+
+    def job(conn: Connection) -> T:
+        if request_id is not None:
+            register.check_request(conn, request_id, kind, macs)
+        result, counts = body(conn)
+        register.close(
+            conn,
+            kind=kind,
+            macs=macs,
+            actor=actor,
+            now=now,
+            request_id=request_id,
+            received_at=received_at,
+            counts=counts,
         )
-    else:
-        exists, whose = audit.request_subject(conn, request_id)
-        if not exists:
-            msg = f"there is no request {request_id} in the register (see `relay subject requests`)"
-            raise SubjectError(msg)
-        if whose is not None and mac is not None and whose not in macs:
-            msg = f"request {request_id} concerns another address"
-            raise SubjectError(msg)
-    detail = json.dumps(counts, sort_keys=True)
-    audit.complete_request(conn, request_id, now=now, actor=actor, outcome=f"{kind}: {detail}")
-    audit.add_entry(conn, now, actor, f"subject.{kind}", f"request:{request_id}", detail)
-    return request_id
+        return result
+
+    try:
+        return await store.write(job)
+    except ActionRefused as exc:
+        reason = str(exc)
+
+        def refuse(conn: Connection) -> int:
+            return register.close(
+                conn,
+                kind=kind,
+                macs=macs,
+                actor=actor,
+                now=now,
+                request_id=request_id,
+                received_at=received_at,
+                refused=reason,
+            )
+
+        await store.write(refuse)
+        raise
 
 
 async def open_request(
@@ -94,12 +121,14 @@ async def open_request(
     received_at: datetime,
 ) -> int:
     """Register a request as received (not yet answered); its deadline starts at receipt."""
+    mac = keyring.mac(email)
 
     def job(conn: Connection) -> int:
         request_id = audit.open_request(
-            conn, kind=kind, subject_mac=keyring.mac(email), received_at=received_at, actor=actor
+            conn, kind=kind, subject_mac=mac, received_at=received_at, actor=actor
         )
-        audit.add_entry(conn, now, actor, "request.received", f"request:{request_id}", None)
+        detail = json.dumps({"request": request_id, "kind": kind})
+        audit.add_entry(conn, now, actor, "request.received", register.subject_ref(mac), detail)
         return request_id
 
     return await store.write(job)
@@ -112,47 +141,53 @@ async def export_subject(
     *,
     actor: str,
     now: datetime,
+    controller: dict[str, str | None],
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Everything relay holds about `email` (arts. 15 and 20), as JSON-ready data."""
+    """Everything relay holds about `email` (arts. 15 and 20), as JSON-ready data.
+
+    `found` says plainly whether relay holds anything at all under this address.
+    """
     macs = keyring.macs(email)
 
-    def job(conn: Connection) -> dict[str, Any]:
+    def body(conn: Connection) -> tuple[dict[str, Any], dict[str, int]]:
         row = records.find_row(conn, macs)
         events = consent.events_of(macs)(conn)
         subs = subject_export.submissions_of(conn, keyring, macs)
+        opposed = consent.is_opposed(conn, macs)
+        register_entries = subject_export.requests_export(audit.requests_of(conn, macs), now)
         export = {
-            "schema": "relay.subject-export/1",
+            "schema": "relay.subject-export/2",
             "generated_at": now.isoformat(),
-            "controller": subject_export.CONTROLLER,
+            "controller": controller,
             "subject": {"email": records.normalise(email)},
+            "found": bool(row is not None or subs or events or opposed),
             "prospect": None if row is None else subject_export.prospect_dict(keyring, row),
             "marketing": {
                 "consent": consent.consent_state(events),
-                "on_opposition_list": consent.is_opposed(conn, macs),
+                "on_opposition_list": opposed,
                 "consent_chain_verified": consent.chain_ok(events),
             },
             "consent_events": subject_export.events_export(events),
             "submissions": subs,
+            "requests": register_entries,
             "processing": subject_export.PROCESSING,
         }
         counts = {"prospect": int(row is not None), "submissions": len(subs)}
         counts["consent_events"] = len(events)
-        _run_request(
-            conn,
-            kind="export",
-            mac=macs[0],
-            macs=macs,
-            actor=actor,
-            now=now,
-            request_id=request_id,
-            received_at=received_at,
-            counts=counts,
-        )
-        return export
+        return export, counts
 
-    return await store.write(job)
+    return await _answer(
+        store,
+        "export",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
+    )
 
 
 async def find_prospect(
@@ -164,7 +199,12 @@ async def find_prospect(
     def job(conn: Connection) -> dict[str, Any] | None:
         row = records.find_row(conn, macs)
         audit.add_entry(
-            conn, now, actor, "prospect.view", None, json.dumps({"found": int(bool(row))})
+            conn,
+            now,
+            actor,
+            "prospect.view",
+            register.subject_ref(macs[0]),
+            json.dumps({"found": int(bool(row))}),
         )
         if row is None:
             return None
@@ -178,34 +218,6 @@ async def find_prospect(
 
 
 # --- changing a person's data --------------------------------------------------------------
-
-
-def _write_job(
-    store: Store,
-    kind: str,
-    macs: list[str],
-    actor: str,
-    now: datetime,
-    request_id: int | None,
-    received_at: datetime | None,
-    body: Callable[[Connection], tuple[T, dict[str, int]]],
-) -> Callable[[Connection], T]:
-    def job(conn: Connection) -> T:
-        result, counts = body(conn)
-        _run_request(
-            conn,
-            kind=kind,
-            mac=macs[0],
-            macs=macs,
-            actor=actor,
-            now=now,
-            request_id=request_id,
-            received_at=received_at,
-            counts=counts,
-        )
-        return result
-
-    return job
 
 
 async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dict[str, Any]]:
@@ -239,18 +251,42 @@ async def erase_subject(
     *,
     actor: str,
     now: datetime,
+    mail_dir: Path | None = None,
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> dict[str, int]:
     """Art. 17: delete the record, its consent history and any message; unlink the log rows.
 
-    Idempotent (a second run removes nothing). The keyed hash goes on the opposition list so
-    the person is not re-enrolled in marketing without a new consent.
+    The texts of the person's delivery events and attempts (what a receiving server answered)
+    go too; so do the files the file transport wrote for them (under `mail_dir`). The database
+    then checkpoints (SQLite: the write-ahead log is truncated) so nothing erased stays
+    recoverable in it. Idempotent (a second run removes nothing). The keyed hash goes on the
+    opposition list so the person is not re-enrolled in marketing without a new consent.
     """
     macs = keyring.macs(email)
+    ids: list[str] = []
 
     def body(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
         mine = submissions.c.subject_mac.in_(macs)
+        ids[:] = [r[0] for r in conn.execute(select(submissions.c.id).where(mine)).all()]
+        texts = 0
+        if ids:
+            texts += conn.execute(
+                update(delivery_events)
+                .where(
+                    delivery_events.c.submission_id.in_(ids),
+                    delivery_events.c.description.is_not(None),
+                )
+                .values(description=None)
+            ).rowcount
+            texts += conn.execute(
+                update(delivery_attempts)
+                .where(
+                    delivery_attempts.c.submission_id.in_(ids),
+                    delivery_attempts.c.error.is_not(None),
+                )
+                .values(error=None)
+            ).rowcount
         unsent = conn.execute(
             update(submissions)
             .where(mine, submissions.c.state.in_(states.DUE))
@@ -261,6 +297,12 @@ async def erase_subject(
             .where(mine, submissions.c.body_enc.is_not(None))
             .values(body_enc=None, body_wiped_at=now, updated_at=now)
         )
+        if ids:  # the last error may quote the receiving server about this person
+            conn.execute(
+                update(submissions)
+                .where(mine, submissions.c.last_error != "erased at the person's request")
+                .values(last_error=None)
+            )
         unlinked = conn.execute(update(submissions).where(mine).values(subject_mac=None))
         events = conn.execute(consent_events.delete().where(consent_events.c.subject_mac.in_(macs)))
         gone = conn.execute(prospects.delete().where(prospects.c.email_mac.in_(macs)))
@@ -270,28 +312,34 @@ async def erase_subject(
             "messages_erased": int(bodies.rowcount or 0),
             "undelivered_cancelled": int(unsent.rowcount or 0),
             "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
+            "delivery_texts_erased": int(texts or 0),
         }
         counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
         return counts, counts
 
-    return await store.write(
-        _write_job(store, "erase", macs, actor, now, request_id, received_at, body)
+    counts = await _answer(
+        store,
+        "erase",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
+    counts["mail_files_deleted"] = remove_files(mail_dir, ids) if mail_dir is not None else 0
+    await store.checkpoint()
+    return counts
 
 
-def _valid_email(address: str) -> str:
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError:
-        msg = "the new address is not a valid email address"
-        raise SubjectError(msg) from None
-
-
-def _live_row(conn: Connection, macs: list[str]) -> RowMapping | None:
+def _live_row(conn: Connection, macs: list[str]) -> RowMapping:
     row = records.find_row(conn, macs)
-    if row is not None and row["restricted"]:
+    if row is None:
+        msg = "no record for this address"
+        raise ActionRefused(msg)
+    if row["restricted"]:
         msg = "the record is restricted: unrestrict it first (nothing changes it while restricted)"
-        raise SubjectError(msg)
+        raise ActionRefused(msg)
     return row
 
 
@@ -302,6 +350,7 @@ async def rectify_subject(
     *,
     actor: str,
     now: datetime,
+    phone_region: str = "FR",
     name: str | None = None,
     company: str | None = None,
     phone: str | None = None,
@@ -309,28 +358,29 @@ async def rectify_subject(
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> bool:
-    """Art. 16: correct fields of the record; False if there is no record. Refused if restricted."""
+    """Art. 16: correct fields of the record, validated as the form validates them.
+
+    Refused (ActionRefused, recorded as refused) if there is no record, it is restricted, or a
+    value is invalid (a required field emptied, a phone that is not one, a bad address).
+    """
     macs = keyring.macs(email)
+    changes = {"name": name, "company": company, "phone": phone, "email": new_email}
 
     def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+        clean = rectification.validate(changes, phone_region=phone_region)
         row = _live_row(conn, macs)
-        if row is None:
-            return False, {"rectified": 0}
         old = row["email_mac"]
         values = {
             f: subject_export.open_field(keyring, row[f"{f}_enc"], old, f) for f in records.FIELDS
         }
-        changes = {"name": name, "company": company, "phone": phone, "email": new_email}
-        for field, value in changes.items():
-            if value is not None:
-                values[field] = _valid_email(value) if field == "email" else value.strip()
+        values.update(clean)
         new_mac = old
-        if new_email is not None:
-            new_macs = keyring.macs(values["email"] or "")
+        if "email" in clean:
+            new_macs = keyring.macs(clean["email"] or "")
             other = records.find_row(conn, new_macs)
             if other is not None and other["id"] != row["id"]:
                 msg = "the new address already has a record; erase or rectify that one first"
-                raise SubjectError(msg)
+                raise ActionRefused(msg)
             new_mac = new_macs[0]
             conn.execute(
                 update(submissions)
@@ -349,10 +399,17 @@ async def rectify_subject(
             .where(prospects.c.id == row["id"])
             .values(email_mac=new_mac, updated_at=now, **sealed)
         )
-        return True, {"rectified": sum(v is not None for v in changes.values())}
+        return True, {"rectified": len(clean)}
 
-    return await store.write(
-        _write_job(store, "rectify", macs, actor, now, request_id, received_at, body)
+    return await _answer(
+        store,
+        "rectify",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
 
 
@@ -367,7 +424,7 @@ async def restrict_subject(
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> bool:
-    """Art. 18: mark the record restricted (frozen) or lift it; False if there is no record."""
+    """Art. 18: mark the record restricted (frozen) or lift it; refused if there is no record."""
     macs = keyring.macs(email)
 
     def body(conn: Connection) -> tuple[bool, dict[str, int]]:
@@ -376,13 +433,31 @@ async def restrict_subject(
             .where(prospects.c.email_mac.in_(macs))
             .values(restricted=restricted, updated_at=now)
         )
-        found = bool(result.rowcount)
-        return found, {"records": int(found)}
+        if not result.rowcount:
+            msg = "no record for this address"
+            raise ActionRefused(msg)
+        return True, {"records": 1}
 
-    kind = "restrict" if restricted else "unrestrict"
-    return await store.write(
-        _write_job(store, kind, macs, actor, now, request_id, received_at, body)
+    return await _answer(
+        store,
+        "restrict" if restricted else "unrestrict",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal did: `changed` (a new event or opposition entry) and `known` (relay
+    held a record or consent history for the address before; if not, only the opposition
+    list now names it, by keyed hash)."""
+
+    changed: bool
+    known: bool
 
 
 async def withdraw_consent(
@@ -395,12 +470,13 @@ async def withdraw_consent(
     source: str,
     request_id: int | None = None,
     received_at: datetime | None = None,
-) -> bool:
-    """Art. 7(3) / 21(2): a `withdrawn` event and an opposition entry; False if already so."""
+) -> Withdrawal:
+    """Art. 7(3) / 21(2): a `withdrawn` event and an opposition entry."""
     macs = keyring.macs(email)
 
-    def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+    def body(conn: Connection) -> tuple[Withdrawal, dict[str, int]]:
         events = consent.events_of(macs)(conn)
+        known = bool(events) or records.find_row(conn, macs) is not None
         already = consent.consent_state(events) == consent.WITHDRAWN
         added = consent.oppose(conn, macs[0], macs, now)
         if not already:
@@ -408,10 +484,19 @@ async def withdraw_consent(
                 conn, subject_mac=macs[0], event=consent.WITHDRAWN, occurred_at=now, source=source
             )
         changed = added or not already
-        return changed, {"withdrawn": int(not already), "opposition_added": int(added)}
+        counts = {"withdrawn": int(not already), "opposition_added": int(added)}
+        counts["known"] = int(known)
+        return Withdrawal(changed=changed, known=known), counts
 
-    return await store.write(
-        _write_job(store, "withdraw", macs, actor, now, request_id, received_at, body)
+    return await _answer(
+        store,
+        "withdraw",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
 
 
@@ -434,9 +519,12 @@ async def touch_subject(
     when = at or now
 
     def job(conn: Connection) -> datetime | None:
-        row = _live_row(conn, macs)
+        row = records.find_row(conn, macs)
         if row is None:
             return None
+        if row["restricted"]:
+            msg = "the record is restricted: unrestrict it first (nothing changes it while restricted)"
+            raise ActionRefused(msg)
         last = max(row["last_interaction_at"], when)
         status = CLIENT if client_since is not None else row["status"]
         if client_since is not None:
@@ -447,8 +535,8 @@ async def touch_subject(
             .where(prospects.c.id == row["id"])
             .values(last_interaction_at=last, status=status, expires_at=expires, updated_at=now)
         )
-        action = "prospect.client" if status == CLIENT and row["status"] == PROSPECT else "touch"
-        audit.add_entry(conn, now, actor, f"prospect.{action.split('.')[-1]}", None, None)
+        action = "client" if status == CLIENT and row["status"] == PROSPECT else "touch"
+        audit.add_entry(conn, now, actor, f"prospect.{action}", register.subject_ref(macs[0]))
         return expires
 
     return await store.write(job)

@@ -201,6 +201,7 @@ class Renderer:
             "phone": sub.phone or "",
             "company": sub.company or "",
             "form": form.id,
+            "title": form.title or form.id,
             "id": sub.id,
             "short_id": sub.id[-8:],
         }
