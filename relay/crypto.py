@@ -20,7 +20,6 @@ import unicodedata
 from dataclasses import dataclass
 
 import idna
-
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -17,31 +17,28 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay import rectification, register, states, subject_export
+from relay import rectification, register, subject_export
 from relay.crypto import KeyRing
-from relay.mail.eml import remove_files
 from relay.register import ActionRefused
 from relay.retention import CLIENT, PROSPECT, prospect_expiry
 from relay.store import Store, audit, consent
 from relay.store import prospects as records
 from relay.store.tables import (
-    consent_events,
-    delivery_attempts,
-    delivery_events,
     prospects,
     submissions,
 )
 
 T = TypeVar("T")
+RESTRICTED_MSG = (
+    "the record is restricted: unrestrict it first (nothing changes it while restricted)"
+)
 
 
 def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
@@ -57,57 +54,6 @@ def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
 
 
 # --- the register ------------------------------------------------------------------------
-
-
-async def _answer(
-    store: Store,
-    kind: str,
-    macs: list[str],
-    *,
-    actor: str,
-    now: datetime,
-    request_id: int | None,
-    received_at: datetime | None,
-    body: Callable[[Connection], tuple[T, dict[str, int]]],
-) -> T:
-    """Run `body` and close the request in one transaction; a refusal is recorded as refused
-    (in its own transaction, the action's changes rolled back) and then raised."""
-
-    def job(conn: Connection) -> T:
-        if request_id is not None:
-            register.check_request(conn, request_id, kind, macs)
-        result, counts = body(conn)
-        register.close(
-            conn,
-            kind=kind,
-            macs=macs,
-            actor=actor,
-            now=now,
-            request_id=request_id,
-            received_at=received_at,
-            counts=counts,
-        )
-        return result
-
-    try:
-        return await store.write(job)
-    except ActionRefused as exc:
-        reason = str(exc)
-
-        def refuse(conn: Connection) -> int:
-            return register.close(
-                conn,
-                kind=kind,
-                macs=macs,
-                actor=actor,
-                now=now,
-                request_id=request_id,
-                received_at=received_at,
-                refused=reason,
-            )
-
-        await store.write(refuse)
-        raise
 
 
 async def open_request(
@@ -178,7 +124,7 @@ async def export_subject(
         counts["consent_events"] = len(events)
         return export, counts
 
-    return await _answer(
+    return await register.answer(
         store,
         "export",
         macs,
@@ -220,126 +166,13 @@ async def find_prospect(
 # --- changing a person's data --------------------------------------------------------------
 
 
-async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dict[str, Any]]:
-    """The emails relay handed on for this person (date, form, provider id, state): so an
-    admin can delete the copies in the Microsoft 365 mailbox, which relay cannot reach."""
-    macs = keyring.macs(email)
-
-    def query(conn: Connection) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            select(
-                submissions.c.received_at,
-                submissions.c.form_id,
-                submissions.c.provider_message_id,
-                submissions.c.state,
-            )
-            .where(submissions.c.subject_mac.in_(macs), submissions.c.state.not_in(states.DUE))
-            .order_by(submissions.c.received_at)
-        ).all()
-        return [
-            {"received_at": r[0].isoformat(), "form": r[1], "message_id": r[2], "state": r[3]}
-            for r in rows
-        ]
-
-    return await store.read(query)
-
-
-async def erase_subject(
-    store: Store,
-    keyring: KeyRing,
-    email: str,
-    *,
-    actor: str,
-    now: datetime,
-    mail_dir: Path | None = None,
-    request_id: int | None = None,
-    received_at: datetime | None = None,
-) -> dict[str, int]:
-    """Art. 17: delete the record, its consent history and any message; unlink the log rows.
-
-    The texts of the person's delivery events and attempts (what a receiving server answered)
-    go too; so do the files the file transport wrote for them (under `mail_dir`). The database
-    then checkpoints (SQLite: the write-ahead log is truncated) so nothing erased stays
-    recoverable in it. Idempotent (a second run removes nothing). The keyed hash goes on the
-    opposition list so the person is not re-enrolled in marketing without a new consent.
-    """
-    macs = keyring.macs(email)
-    ids: list[str] = []
-
-    def body(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
-        mine = submissions.c.subject_mac.in_(macs)
-        ids[:] = [r[0] for r in conn.execute(select(submissions.c.id).where(mine)).all()]
-        texts = 0
-        if ids:
-            texts += conn.execute(
-                update(delivery_events)
-                .where(
-                    delivery_events.c.submission_id.in_(ids),
-                    delivery_events.c.description.is_not(None),
-                )
-                .values(description=None)
-            ).rowcount
-            texts += conn.execute(
-                update(delivery_attempts)
-                .where(
-                    delivery_attempts.c.submission_id.in_(ids),
-                    delivery_attempts.c.error.is_not(None),
-                )
-                .values(error=None)
-            ).rowcount
-        unsent = conn.execute(
-            update(submissions)
-            .where(mine, submissions.c.state.in_(states.DUE))
-            .values(state=states.FAILED, last_error="erased at the person's request", final_at=now)
-        )
-        bodies = conn.execute(
-            update(submissions)
-            .where(mine, submissions.c.body_enc.is_not(None))
-            .values(body_enc=None, body_wiped_at=now, updated_at=now)
-        )
-        if ids:  # the last error may quote the receiving server about this person
-            conn.execute(
-                update(submissions)
-                .where(mine, submissions.c.last_error != "erased at the person's request")
-                .values(last_error=None)
-            )
-        unlinked = conn.execute(update(submissions).where(mine).values(subject_mac=None))
-        events = conn.execute(consent_events.delete().where(consent_events.c.subject_mac.in_(macs)))
-        gone = conn.execute(prospects.delete().where(prospects.c.email_mac.in_(macs)))
-        counts = {
-            "prospects": int(gone.rowcount or 0),
-            "consent_events": int(events.rowcount or 0),
-            "messages_erased": int(bodies.rowcount or 0),
-            "undelivered_cancelled": int(unsent.rowcount or 0),
-            "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
-            "delivery_texts_erased": int(texts or 0),
-        }
-        counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
-        return counts, counts
-
-    counts = await _answer(
-        store,
-        "erase",
-        macs,
-        actor=actor,
-        now=now,
-        request_id=request_id,
-        received_at=received_at,
-        body=body,
-    )
-    counts["mail_files_deleted"] = remove_files(mail_dir, ids) if mail_dir is not None else 0
-    await store.checkpoint()
-    return counts
-
-
 def _live_row(conn: Connection, macs: list[str]) -> RowMapping:
     row = records.find_row(conn, macs)
     if row is None:
         msg = "no record for this address"
         raise ActionRefused(msg)
     if row["restricted"]:
-        msg = "the record is restricted: unrestrict it first (nothing changes it while restricted)"
-        raise ActionRefused(msg)
+        raise ActionRefused(RESTRICTED_MSG)
     return row
 
 
@@ -401,7 +234,7 @@ async def rectify_subject(
         )
         return True, {"rectified": len(clean)}
 
-    return await _answer(
+    return await register.answer(
         store,
         "rectify",
         macs,
@@ -438,7 +271,7 @@ async def restrict_subject(
             raise ActionRefused(msg)
         return True, {"records": 1}
 
-    return await _answer(
+    return await register.answer(
         store,
         "restrict" if restricted else "unrestrict",
         macs,
@@ -488,7 +321,7 @@ async def withdraw_consent(
         counts["known"] = int(known)
         return Withdrawal(changed=changed, known=known), counts
 
-    return await _answer(
+    return await register.answer(
         store,
         "withdraw",
         macs,
@@ -523,8 +356,7 @@ async def touch_subject(
         if row is None:
             return None
         if row["restricted"]:
-            msg = "the record is restricted: unrestrict it first (nothing changes it while restricted)"
-            raise ActionRefused(msg)
+            raise ActionRefused(RESTRICTED_MSG)
         last = max(row["last_interaction_at"], when)
         status = CLIENT if client_since is not None else row["status"]
         if client_since is not None:

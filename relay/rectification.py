@@ -44,7 +44,9 @@ def validate(changes: dict[str, str | None], *, phone_region: str) -> dict[str, 
                 out[field] = single_line(value, field, required=True)
             else:
                 text = single_line(value, field, required=False)
-                out[field] = None if not text else (_phone(text, phone_region) if field == "phone" else text)
+                out[field] = (
+                    None if not text else (_phone(text, phone_region) if field == "phone" else text)
+                )
         except PydanticCustomError as exc:
             raise _refuse(field, exc) from None
     return out

@@ -10,13 +10,16 @@ are reused after an erasure, a keyed hash is not) and whose detail holds counts 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.engine import Connection
 
 from relay.errors import SubjectError
-from relay.store import audit
+from relay.store import Store, audit
+
+T = TypeVar("T")
 
 #: Which actions may close a request of each kind.
 CLOSED_BY = {
@@ -62,7 +65,9 @@ def check_request(conn: Connection, request_id: int, action: str, macs: Sequence
         msg = f"request {request_id} concerns another address"
         raise RequestMismatch(msg)
     if not closes(entry.kind, action):
-        msg = f"request {request_id} asks for {entry.kind}, not {action}: it is closed by that action"
+        msg = (
+            f"request {request_id} asks for {entry.kind}, not {action}: it is closed by that action"
+        )
         raise RequestMismatch(msg)
 
 
@@ -96,3 +101,54 @@ def close(
     entry = json.dumps({"request": request_id, **json.loads(detail)}, sort_keys=True)
     audit.add_entry(conn, now, actor, action, subject_ref(mac), entry)
     return request_id
+
+
+async def answer(
+    store: Store,
+    kind: str,
+    macs: list[str],
+    *,
+    actor: str,
+    now: datetime,
+    request_id: int | None,
+    received_at: datetime | None,
+    body: Callable[[Connection], tuple[T, dict[str, int]]],
+) -> T:
+    """Run `body` and close the request in one transaction; a refusal is recorded as refused
+    (in its own transaction, the action's changes rolled back) and then raised."""
+
+    def job(conn: Connection) -> T:
+        if request_id is not None:
+            check_request(conn, request_id, kind, macs)
+        result, counts = body(conn)
+        close(
+            conn,
+            kind=kind,
+            macs=macs,
+            actor=actor,
+            now=now,
+            request_id=request_id,
+            received_at=received_at,
+            counts=counts,
+        )
+        return result
+
+    try:
+        return await store.write(job)
+    except ActionRefused as exc:
+        reason = str(exc)
+
+        def refuse(conn: Connection) -> int:
+            return close(
+                conn,
+                kind=kind,
+                macs=macs,
+                actor=actor,
+                now=now,
+                request_id=request_id,
+                received_at=received_at,
+                refused=reason,
+            )
+
+        await store.write(refuse)
+        raise

@@ -26,13 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relay import states
+from relay.redact import redact as redact_text
 
 #: The custom variable (`v:submission_id`) the dispatcher sets on every message.
 SUBMISSION_VARIABLE = "submission_id"
 #: Longest token relay keeps for replay protection (Mailgun's are 50 characters).
 MAX_TOKEN = 128
 MAX_DESCRIPTION = 500
-_EMAIL = re.compile(r"<?[^\s<>\"'@]+@[^\s<>\"'@]+\.[A-Za-z0-9-]+>?")
 _ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 
 #: Mailgun event name → relay's name on the timeline; anything else is ignored (opened,
@@ -139,8 +139,8 @@ def submission_id_from(message_id: str | None, variables: Any) -> str | None:
 
 
 def redact(text: str) -> str:
-    """Addresses out of a receiving server's message: the log keeps why, not who."""
-    return _EMAIL.sub("<address>", text)
+    """Identifiers out of a receiving server's message (relay.redact): why, not who."""
+    return redact_text(text)
 
 
 def _describe(status: Any) -> str | None:

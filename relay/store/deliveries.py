@@ -9,7 +9,7 @@ wiped when delivery is final.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from relay import states
 from relay.clock import as_utc
 from relay.mail.events import ProviderEvent, transition
+from relay.redact import redact
 from relay.store.tables import audit_log, delivery_attempts, delivery_events, submissions
 from relay.store.tables import webhook_tokens as tokens
 
@@ -193,8 +194,11 @@ def record_event(
     """The write job for one provider event: single-use token, event row, state change.
 
     Idempotent by the provider's event id: the same event twice changes nothing. All of it
-    commits together, so a crash never leaves a used token without its event.
+    commits together, so a crash never leaves a used token without its event. Its free text
+    is redacted here, whoever parsed it (relay.redact: the log keeps why, not who).
     """
+    if event.description is not None:
+        event = replace(event, description=redact(event.description) or None)
 
     def job(conn: Connection) -> Recorded:
         if token is not None:

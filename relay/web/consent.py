@@ -31,11 +31,13 @@ async def withdraw(request: Request) -> HTMLResponse:
     try:
         email = consent_link.email_of_token(deps.keyring, token, now=now)
     except consent_link.InvalidLink as exc:
+        contact = deps.settings.privacy_contact
+        where = f"Write to {contact}" if contact else "Write to us"
         return _page(
             request,
             400,
             "This link cannot be used",
-            f"{str(exc).capitalize()}. Write to us and we will withdraw your consent by hand.",
+            f"{str(exc).capitalize()}. {where} and we will withdraw your consent by hand.",
         )
     try:
         await privacy.withdraw_consent(
