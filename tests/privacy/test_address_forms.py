@@ -34,6 +34,7 @@ def fixture_client(settings, clock) -> Iterator[TestClient]:
     with TestClient(create_app(settings, clock=clock), base_url="http://localhost") as client:
         yield client
 
+
 UNICODE = "zoe@exämple.fr"
 ASCII = "zoe@xn--exmple-cua.fr"
 CANONICAL = "zoe@exämple.fr"
