@@ -128,7 +128,7 @@ def export(
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     if not data["found"]:
-        click.echo(f"relay holds nothing about this address; {output} says so (\"found\": false)")
+        click.echo(f'relay holds nothing about this address; {output} says so ("found": false)')
         return
     click.echo(f"export written to {output} (personal data: send it only to the person)")
 

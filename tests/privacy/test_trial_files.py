@@ -3,6 +3,7 @@ refused in production unless explicitly allowed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import time
@@ -39,12 +40,11 @@ EMAIL = RenderedEmail(
 )
 
 
-@pytest.mark.anyio
-async def test_files_are_written_for_the_owner_only(tmp_path, clock):
+def test_files_are_written_for_the_owner_only(tmp_path, clock):
     """An email file and its folder are readable by relay's user only (0600 / 0700)."""
     previous = os.umask(0o022)
     try:
-        await FileTransport(tmp_path / "mail", clock=clock).send(EMAIL)
+        asyncio.run(FileTransport(tmp_path / "mail", clock=clock).send(EMAIL))
     finally:
         os.umask(previous)
     path = tmp_path / "mail" / "0193-sub.eml"
