@@ -1,13 +1,15 @@
 """Data-subject rights (GDPR arts. 15-21) as functions the CLI and the admin pages both call.
 
-Each action runs in one transaction that also records the request in the register (received,
-due = received + 1 calendar month, completed, who) and one audit entry with counts only. A
-person is found by the keyed hash of their email under every key of the ring, so records
-hashed before a key rotation are found too.
+Each action runs in one transaction that also closes the request in the register (received,
+due = received + 1 calendar month, completed, who; relay.register) and adds one audit entry
+with counts only; a refused action is recorded as refused. A person is found by the keyed
+hash of their normalised email (relay.crypto.normalise_email) under every key of the ring,
+so records hashed before a key rotation are found too. Erasure is in relay.erasure.
 
 Restriction (art. 18): a restricted record is frozen; rectify, touch and mark-client refuse,
-and a new submission from the person is delivered but not merged into it. Withdrawal of
-consent still works on a restricted record: it reduces processing, it changes no field.
+a new submission from the person is delivered but not merged into it, and the purge keeps it
+past its expiry. Withdrawal of consent still works on a restricted record: it reduces
+processing, it changes no field.
 
 `truncate_ip` is the one way relay shortens an address, for the rare place something about a
 client must be kept; the result is *truncated*, still personal data, not anonymous.
