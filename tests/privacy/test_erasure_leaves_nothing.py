@@ -103,3 +103,19 @@ def test_erased_canary_is_in_no_database_file(client, cli, settings, clock):
     assert [c for c in ciphertexts if c in blob] == []
     for text in ("Canarinette", "canari-mail", "7f3e9", "71829304", "<name>"):
         assert text.encode() not in blob
+
+
+def test_a_purge_that_removes_something_truncates_the_log(client, cli, settings, clock):
+    """An expired record purged by `relay purge` leaves no ciphertext in any database file."""
+    with at(clock, D0):
+        submit(client, **CANARY)
+        [(name_enc,)] = rows(settings.var_dir, "SELECT name_enc FROM prospects")
+        [(body_enc,)] = rows(settings.var_dir, "SELECT body_enc FROM submissions")
+    with at(clock, D0 + timedelta(days=3 * 366)):
+        purged = invoke(cli, "purge")
+    assert "expired prospect records: 1" in purged.output
+    wal = settings.var_dir / "relay.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    blob = raw_bytes(settings.var_dir)
+    assert bytes(name_enc) not in blob
+    assert bytes(body_enc) not in blob
