@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from relay import rectification, register, subject_export
 from relay.crypto import KeyRing
 from relay.register import ActionRefused
-from relay.retention import CLIENT, PROSPECT, prospect_expiry
+from relay.retention import CLIENT, PROSPECT, Bounds, prospect_expiry
 from relay.store import Store, audit, consent
 from relay.store import prospects as records
 from relay.store.tables import (
@@ -90,6 +90,7 @@ async def export_subject(
     actor: str,
     now: datetime,
     controller: dict[str, str | None],
+    bounds: Bounds | None = None,
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -120,7 +121,7 @@ async def export_subject(
             "consent_events": subject_export.events_export(events),
             "submissions": subs,
             "requests": register_entries,
-            "processing": subject_export.PROCESSING,
+            "processing": subject_export.processing_info(bounds or Bounds()),
         }
         counts = {"prospect": int(row is not None), "submissions": len(subs)}
         counts["consent_events"] = len(events)

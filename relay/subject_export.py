@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import DecryptionFailed, KeyRing
+from relay.retention import Bounds
 from relay.store import prospects as records
 from relay.store.audit import Request
 from relay.store.deliveries import timeline
 from relay.store.outbox import open_body
 from relay.store.tables import submissions
 
-PROCESSING = {
+PROCESSING: dict[str, Any] = {
     "purposes": [
         "handle your inquiry or quote request",
         "record your marketing consent and its withdrawal",
@@ -95,6 +96,20 @@ def body_of(keyring: KeyRing, row: RowMapping) -> dict[str, Any] | None:
         return open_body(keyring, row["id"], row["body_enc"])
     except (DecryptionFailed, ValueError):
         return None
+
+
+def processing_info(bounds: Bounds) -> dict[str, Any]:
+    """PROCESSING with the configured bounds (body, audit log, register) in its retention."""
+    days = f"{bounds.body_days:g}"
+    retention = {
+        **PROCESSING["retention"],
+        "message": f"until delivered to our mailbox, deleted from the relay after {days} days "
+        "at most",
+        "request_register": f"{bounds.request_years} years after each request is answered, "
+        "keyed hash only",
+        "audit_log": f"{bounds.audit_months} months, references and counts only",
+    }
+    return {**PROCESSING, "retention": retention}
 
 
 def controller_info(name: str | None, address: str | None, contact: str | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings
 from relay.crypto import KeyRing
+from relay.housekeeping import bounds_of
 from relay.keyfile import load_keyring
 from relay.register import KINDS
 from relay.retention import request_due
@@ -116,6 +117,7 @@ def export(
             actor=actor,
             now=utcnow(),
             controller=controller_of(settings),
+            bounds=bounds_of(settings),
             request_id=request_id,
             received_at=utc_option(received),
         )

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relay import spans, states
+from relay.housekeeping import bounds_of
 from relay.store.deliveries import (
     DeliveryFilter,
     audit,
@@ -304,6 +305,7 @@ async def prospect_action(request: Request) -> Response:
             settings.controller_name, settings.controller_address, settings.privacy_contact
         ),
         mail_dir=settings.var_dir / "mail",
+        bounds=bounds_of(settings),
     )
     result = await run_action(
         action, store_of(request), deps.keyring, email, actor=session.name, now=now, context=context

@@ -7,7 +7,7 @@ recorded in the request register and the audit log exactly like one made with `r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from relay import erasure, privacy
 from relay.crypto import KeyRing
 from relay.errors import SubjectError
+from relay.retention import Bounds
 from relay.store import Store
 
 ACTIONS = ("export", "erase", "restrict", "withdraw")
@@ -39,6 +40,7 @@ class Context:
 
     controller: dict[str, Any]
     mail_dir: Path
+    bounds: Bounds = field(default_factory=Bounds)
 
 
 async def run_action(
@@ -72,7 +74,13 @@ async def _run(
 ) -> ActionResult:
     if action == "export":
         data = await privacy.export_subject(
-            store, keyring, email, actor=actor, now=now, controller=context.controller
+            store,
+            keyring,
+            email,
+            actor=actor,
+            now=now,
+            controller=context.controller,
+            bounds=context.bounds,
         )
         body = json.dumps(data, ensure_ascii=False, indent=2, default=str).encode("utf-8")
         return ActionResult("export ready", body, "subject-export.json")

@@ -136,6 +136,17 @@ def test_export_holds_register_timeline_retention_purposes_and_destinations(
     assert "Microsoft 365" in where
 
 
+def test_export_gives_the_configured_bounds(client, cli, clock, monkeypatch):
+    """The export's retention follows the settings: body days and audit months as configured."""
+    monkeypatch.setenv("RELAY_BODY_RETENTION_DAYS", "3")
+    monkeypatch.setenv("RELAY_AUDIT_RETENTION_MONTHS", "6")
+    with at(clock, D0):
+        post_json(client)
+        retention = export(cli, EMAIL)["processing"]["retention"]
+    assert "after 3 days at most" in retention["message"]
+    assert retention["audit_log"].startswith("6 months")
+
+
 def test_art30_entry_matches_the_body_bound_in_the_code():
     """docs/privacy.md gives the outbox body bound the code applies (7 days), not 30."""
     doc = (ROOT / "docs" / "privacy.md").read_text(encoding="utf-8")
