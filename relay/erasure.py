@@ -8,6 +8,7 @@ SQLite's write-ahead log. Like every right, it closes its request in the registe
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from relay.store.tables import (
 )
 
 ERASED = "erased at the person's request"
+log = logging.getLogger("relay.privacy")
 
 
 async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dict[str, Any]]:
@@ -138,5 +140,9 @@ async def erase_subject(
         body=body,
     )
     counts["mail_files_deleted"] = remove_files(mail_dir, ids) if mail_dir is not None else 0
-    await store.checkpoint()
+    if not await store.checkpoint():
+        log.warning(
+            "the write-ahead log could not be truncated after an erasure (readers were busy); "
+            "the next purge or erasure truncates it"
+        )
     return counts
