@@ -35,10 +35,10 @@ from relay.alert_policy import (
 )
 from relay.clock import Clock
 from relay.config import Settings
+from relay.erasure import ERASED
 from relay.errors import StoreUnavailable
 from relay.mail.transport import Accepted, RenderedEmail, Transport
 from relay.metrics import Metrics
-from relay.privacy import ERASED
 from relay.store import Store
 from relay.store.delivery_stats import queue_stats
 from relay.store.failures import failed_since

@@ -182,13 +182,14 @@ class FormConfig(BaseModel):
     allowed_origins: tuple[str, ...] = ()
     legal_basis: LegalBasis
     notice_version: Annotated[str, Field(min_length=1, max_length=64)]
-    subject: Annotated[str, Field(min_length=1, max_length=500)] = "Contact - {{ name }}"
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    #: The default keeps personal data out of Mailgun's logs: the form's title and a short id.
+    subject: Annotated[str, Field(min_length=1, max_length=500)] = "{{ title }} - {{ short_id }}"
     max_body_bytes: Annotated[int, Field(ge=1024, le=1_000_000)] = 20_000
     success_url: str | None = None
     error_url: str | None = None
     marketing_consent: MarketingConsent | None = None
     # --- issue 10: Formspree drop-in, declared fields, languages ---
-    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     language: str | None = None  # None: RELAY_DEFAULT_LANGUAGE
     required: tuple[str, ...] = ("name", "email", "message")
     allow_subject: bool = False
@@ -395,7 +396,13 @@ class Settings(BaseSettings):
     mailgun_api_key: SecretStr | None = None
     mailgun_domain: str | None = None
     mailgun_base_url: str = "https://api.eu.mailgun.net"
+    mailgun_allow_non_eu: bool = False
     mail_from: str | None = None
+    allow_file_transport: bool = False
+    # --- issue 16: who answers for the data (export, invalid-link page) ---
+    controller_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    controller_address: Annotated[str, Field(min_length=1, max_length=300)] | None = None
+    privacy_contact: Annotated[str, Field(min_length=3, max_length=200)] | None = None
     # --- issue 5: webhooks, reconciliation, admin web, health and metrics ---
     mailgun_webhook_signing_key: SecretStr | None = None
     mailgun_read_key: SecretStr | None = None
@@ -568,15 +575,6 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return self
 
-    @model_validator(mode="after")
-    def _production_knows_its_hosts(self) -> Settings:
-        # Without either, the Host header of any request would shape relay's answers (the
-        # thank-you URL): a poisoned cache or proxy could send visitors elsewhere.
-        if self.environment == "production" and not (self.public_url or self.allowed_hosts):
-            msg = "RELAY_PUBLIC_URL or RELAY_ALLOWED_HOSTS must be set in production"
-            raise ValueError(msg)
-        return self
-
     @property
     def trusted_hosts(self) -> list[str]:
         """The Host headers relay answers: RELAY_ALLOWED_HOSTS, RELAY_PUBLIC_URL's host and
@@ -588,6 +586,19 @@ class Settings(BaseSettings):
         if not hosts:
             return ["*"]
         return [*dict.fromkeys([*hosts, *LOOPBACK_HOSTS])]
+
+    @model_validator(mode="after")
+    def _production_keeps_the_policys_promises(self) -> Settings:
+        if self.environment == "production":
+            problems = production_problems(self)
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def uses_file_transport(self) -> bool:
+        """No Mailgun key: emails are written as files under var/mail (trials only)."""
+        return self.mailgun_api_key is None
 
     @property
     def effective_database_url(self) -> str:
@@ -609,6 +620,55 @@ class Settings(BaseSettings):
     def key_file(self) -> Path:
         """Where a trial key is kept when RELAY_SECRET_KEY is not set."""
         return self.var_dir / "secret.key"
+
+
+#: Mailgun's EU region: the policy names Mailgun *EU* as the processor that sends the emails.
+MAILGUN_EU_HOST = "api.eu.mailgun.net"
+LOOPBACK_URL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "[::1]"})  # noqa: S104
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether a URL points at this machine (a link nobody else can open)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOOPBACK_URL_HOSTS or host.startswith("127.") or host.endswith(".localhost")
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What production refuses (start-up and `relay check`): each promise the privacy policy
+    makes that these settings would break, as a message naming the setting to fix."""
+    problems = []
+    if not (settings.public_url or settings.allowed_hosts):
+        # Without either, the Host header of any request would shape relay's answers (the
+        # thank-you URL): a poisoned cache or proxy could send visitors elsewhere.
+        problems.append("RELAY_PUBLIC_URL or RELAY_ALLOWED_HOSTS must be set in production")
+    parts = urlsplit(settings.mailgun_base_url)
+    if parts.scheme != "https":
+        problems.append(
+            "RELAY_MAILGUN_BASE_URL must use https in production (the API key and every "
+            "email would cross the network in clear)"
+        )
+    if (parts.hostname or "").lower() != MAILGUN_EU_HOST and not settings.mailgun_allow_non_eu:
+        problems.append(
+            f"RELAY_MAILGUN_BASE_URL must be https://{MAILGUN_EU_HOST} in production: the "
+            "privacy policy names Mailgun's EU region (set RELAY_MAILGUN_ALLOW_NON_EU=true only "
+            "if the policy and the Art. 30 record are changed first)"
+        )
+    if settings.uses_file_transport and not settings.allow_file_transport:
+        problems.append(
+            "RELAY_MAILGUN_API_KEY is not set: production would write every email as a plain "
+            "file under var/mail (for trials only; set RELAY_ALLOW_FILE_TRANSPORT=true to allow it)"
+        )
+    if settings.public_url is not None and is_loopback_url(settings.public_url):
+        problems.append(
+            "RELAY_PUBLIC_URL points at this machine: withdrawal links would not open for "
+            "anyone else (set the public https address)"
+        )
+    if settings.privacy_contact is None or settings.controller_name is None:
+        problems.append(
+            "RELAY_CONTROLLER_NAME and RELAY_PRIVACY_CONTACT must be set in production (the "
+            "export and the withdrawal pages name who answers for the data)"
+        )
+    return problems
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,6 +19,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
+import idna
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -150,11 +151,59 @@ class KeyRing:
         return self.macs(value)[0]
 
     def macs(self, value: str) -> list[str]:
-        """The keyed hash under every key, newest first: to find rows hashed before a rotation."""
-        data = normalise_email(value).encode("utf-8")
-        return [hmac.new(k.mac_key, data, hashlib.sha256).hexdigest() for k in self._keys]
+        """The keyed hash under every key, newest first: to find rows hashed before a rotation.
+
+        For an internationalised domain, the hashes of its ASCII (``xn--``) spelling follow:
+        before one normalisation served every path, a request typed that way stored its
+        opposition entry or consent event under that spelling's hash, and this finds them.
+        """
+        canonical = normalise_email(value)
+        spellings = [canonical]
+        legacy = _ascii_spelling(canonical)
+        if legacy != canonical:
+            spellings.append(legacy)
+        return [
+            hmac.new(k.mac_key, spelling.encode("utf-8"), hashlib.sha256).hexdigest()
+            for spelling in spellings
+            for k in self._keys
+        ]
+
+    def subject_ref(self, value: str) -> str:
+        """A stable, never-reused, non-identifying reference to a person for the audit log:
+        the first 16 hex digits of the keyed hash (record numbers are reused after erasure)."""
+        return f"subject:{self.mac(value)[:16]}"
+
+
+def _domain_unicode(domain: str) -> str:
+    """A domain in its one Unicode spelling (IDNA 2008 with UTS #46 mapping: case-folded,
+    ``xn--`` labels decoded); unchanged but lower-cased when it is not a valid IDN."""
+    if domain.isascii() and "xn--" not in domain.lower():
+        return domain.lower()
+    try:
+        return str(idna.decode(domain, uts46=True))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return domain.lower()
+
+
+def _ascii_spelling(canonical: str) -> str:
+    local, at, domain = canonical.rpartition("@")
+    if not at or domain.isascii():
+        return canonical
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return canonical
 
 
 def normalise_email(address: str) -> str:
-    """One person, one form: NFC, trimmed, lower-cased (domain and, in practice, local part)."""
-    return unicodedata.normalize("NFC", address).strip().lower()
+    """One person, one address, whatever its spelling; every path that takes one uses this.
+
+    Trimmed, Unicode NFC, lower-cased local part (in practice no mailbox tells case apart),
+    and the domain in its Unicode form (``xn--`` decoded, case-folded), the form the form's
+    validator (email-validator) stores. Pure; never raises.
+    """
+    text = unicodedata.normalize("NFC", address).strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text.lower()
+    return f"{local.lower()}@{unicodedata.normalize('NFC', _domain_unicode(domain.strip()))}"

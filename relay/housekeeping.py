@@ -20,8 +20,9 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.errors import ConfigError, RelayError
+from relay.mail.eml import remove_expired
 from relay.metrics import Metrics
-from relay.retention import Bounds, PurgeReport, purge
+from relay.retention import Bounds, PurgeReport, body_cutoff, purge
 from relay.store import Store
 from relay.store.consent import Wording, register_wordings_job
 from relay.store.dispatch import wipe_bodies_due
@@ -72,13 +73,15 @@ class Housekeeper:
         self._keyring = keyring  # kept for the rules that need to open data (none yet)
         self._metrics = metrics
         self._interval = settings.housekeeping_interval_seconds
+        self._mail_dir = settings.var_dir / "mail"
         self._bounds = bounds_of(settings)
         self._body_retention = timedelta(days=settings.body_retention_days)
         self._delivered_hold = timedelta(hours=settings.delivered_body_hours)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.last_report: PurgeReport | None = None
-        self.last_error: str | None = None  # issue 12: read by the alerts watch
+        self.last_error: str | None = None  # read by the alerts watch
+        self.last_mail_files = 0
 
     async def run_once(self) -> PurgeReport:
         """One purge now; its counts go to the audit log and to one log line."""
@@ -91,6 +94,9 @@ class Housekeeper:
         counts["delivered_bodies"] = await self._store.write(
             wipe_bodies_due(now, self._body_retention, self._delivered_hold)
         )
+        cutoff = body_cutoff(now, self._bounds.body_days)
+        self.last_mail_files = await asyncio.to_thread(remove_expired, self._mail_dir, cutoff)
+        counts["mail_files"] = self.last_mail_files
         if self._metrics is not None:
             for kind, count in counts.items():
                 if isinstance(count, int) and count:

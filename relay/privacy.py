@@ -1,13 +1,15 @@
 """Data-subject rights (GDPR arts. 15-21) as functions the CLI and the admin pages both call.
 
-Each action runs in one transaction that also records the request in the register (received,
-due = received + 1 calendar month, completed, who) and one audit entry with counts only. A
-person is found by the keyed hash of their email under every key of the ring, so records
-hashed before a key rotation are found too.
+Each action runs in one transaction that also closes the request in the register (received,
+due = received + 1 calendar month, completed, who; relay.register) and adds one audit entry
+with counts only; a refused action is recorded as refused. A person is found by the keyed
+hash of their normalised email (relay.crypto.normalise_email) under every key of the ring,
+so records hashed before a key rotation are found too. Erasure is in relay.erasure.
 
 Restriction (art. 18): a restricted record is frozen; rectify, touch and mark-client refuse,
-and a new submission from the person is delivered but not merged into it. Withdrawal of
-consent still works on a restricted record: it reduces processing, it changes no field.
+a new submission from the person is delivered but not merged into it, and the purge keeps it
+past its expiry. Withdrawal of consent still works on a restricted record: it reduces
+processing, it changes no field.
 
 `truncate_ip` is the one way relay shortens an address, for the rare place something about a
 client must be kept; the result is *truncated*, still personal data, not anonymous.
@@ -17,25 +19,28 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay import states, subject_export
+from relay import rectification, register, subject_export
 from relay.crypto import KeyRing
-from relay.errors import SubjectError
-from relay.retention import CLIENT, PROSPECT, prospect_expiry
+from relay.register import ActionRefused
+from relay.retention import CLIENT, PROSPECT, Bounds, prospect_expiry
 from relay.store import Store, audit, consent, rights_register
 from relay.store import prospects as records
-from relay.store.tables import consent_events, prospects, submissions
+from relay.store.tables import (
+    prospects,
+    submissions,
+)
 
 T = TypeVar("T")
-#: The reason an unsent submission is given when its person is erased (no alert is raised).
-ERASED = "erased at the person's request"
+RESTRICTED_MSG = (
+    "the record is restricted: unrestrict it first (nothing changes it while restricted)"
+)
 
 
 def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
@@ -53,38 +58,6 @@ def truncate_ip(ip: str, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
 # --- the register ------------------------------------------------------------------------
 
 
-def _run_request(
-    conn: Connection,
-    *,
-    kind: str,
-    mac: str | None,
-    macs: list[str] | None = None,
-    actor: str,
-    now: datetime,
-    request_id: int | None,
-    received_at: datetime | None,
-    counts: dict[str, int],
-) -> int:
-    """Record the request (new or given) as completed, and one audit entry with the counts."""
-    macs = macs or ([mac] if mac else [])
-    if request_id is None:
-        request_id = audit.open_request(
-            conn, kind=kind, subject_mac=mac, received_at=received_at or now, actor=actor
-        )
-    else:
-        exists, whose = audit.request_subject(conn, request_id)
-        if not exists:
-            msg = f"there is no request {request_id} in the register (see `relay subject requests`)"
-            raise SubjectError(msg)
-        if whose is not None and mac is not None and whose not in macs:
-            msg = f"request {request_id} concerns another address"
-            raise SubjectError(msg)
-    detail = json.dumps(counts, sort_keys=True)
-    audit.complete_request(conn, request_id, now=now, actor=actor, outcome=f"{kind}: {detail}")
-    audit.add_entry(conn, now, actor, f"subject.{kind}", f"request:{request_id}", detail)
-    return request_id
-
-
 async def open_request(
     store: Store,
     keyring: KeyRing,
@@ -96,12 +69,14 @@ async def open_request(
     received_at: datetime,
 ) -> int:
     """Register a request as received (not yet answered); its deadline starts at receipt."""
+    mac = keyring.mac(email)
 
     def job(conn: Connection) -> int:
         request_id = audit.open_request(
-            conn, kind=kind, subject_mac=keyring.mac(email), received_at=received_at, actor=actor
+            conn, kind=kind, subject_mac=mac, received_at=received_at, actor=actor
         )
-        audit.add_entry(conn, now, actor, "request.received", f"request:{request_id}", None)
+        detail = json.dumps({"request": request_id, "kind": kind})
+        audit.add_entry(conn, now, actor, "request.received", register.subject_ref(mac), detail)
         return request_id
 
     return await store.write(job)
@@ -114,47 +89,54 @@ async def export_subject(
     *,
     actor: str,
     now: datetime,
+    controller: dict[str, str | None],
+    bounds: Bounds | None = None,
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Everything relay holds about `email` (arts. 15 and 20), as JSON-ready data."""
+    """Everything relay holds about `email` (arts. 15 and 20), as JSON-ready data.
+
+    `found` says plainly whether relay holds anything at all under this address.
+    """
     macs = keyring.macs(email)
 
-    def job(conn: Connection) -> dict[str, Any]:
+    def body(conn: Connection) -> tuple[dict[str, Any], dict[str, int]]:
         row = records.find_row(conn, macs)
         events = consent.events_of(macs)(conn)
         subs = subject_export.submissions_of(conn, keyring, macs)
+        opposed = consent.is_opposed(conn, macs)
+        register_entries = subject_export.requests_export(audit.requests_of(conn, macs), now)
         export = {
-            "schema": "relay.subject-export/1",
+            "schema": "relay.subject-export/2",
             "generated_at": now.isoformat(),
-            "controller": subject_export.CONTROLLER,
+            "controller": controller,
             "subject": {"email": records.normalise(email)},
+            "found": bool(row is not None or subs or events or opposed),
             "prospect": None if row is None else subject_export.prospect_dict(keyring, row),
             "marketing": {
                 "consent": consent.consent_state(events),
-                "on_opposition_list": consent.is_opposed(conn, macs),
+                "on_opposition_list": opposed,
                 "consent_chain_verified": consent.chain_ok(events),
             },
             "consent_events": subject_export.events_export(events),
             "submissions": subs,
-            "processing": subject_export.PROCESSING,
+            "requests": register_entries,
+            "processing": subject_export.processing_info(bounds or Bounds()),
         }
         counts = {"prospect": int(row is not None), "submissions": len(subs)}
         counts["consent_events"] = len(events)
-        _run_request(
-            conn,
-            kind="export",
-            mac=macs[0],
-            macs=macs,
-            actor=actor,
-            now=now,
-            request_id=request_id,
-            received_at=received_at,
-            counts=counts,
-        )
-        return export
+        return export, counts
 
-    return await store.write(job)
+    return await register.answer(
+        store,
+        "export",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
+    )
 
 
 async def find_prospect(
@@ -166,7 +148,12 @@ async def find_prospect(
     def job(conn: Connection) -> dict[str, Any] | None:
         row = records.find_row(conn, macs)
         audit.add_entry(
-            conn, now, actor, "prospect.view", None, json.dumps({"found": int(bool(row))})
+            conn,
+            now,
+            actor,
+            "prospect.view",
+            register.subject_ref(macs[0]),
+            json.dumps({"found": int(bool(row))}),
         )
         if row is None:
             return None
@@ -182,126 +169,13 @@ async def find_prospect(
 # --- changing a person's data --------------------------------------------------------------
 
 
-def _write_job(
-    store: Store,
-    kind: str,
-    macs: list[str],
-    actor: str,
-    now: datetime,
-    request_id: int | None,
-    received_at: datetime | None,
-    body: Callable[[Connection], tuple[T, dict[str, int]]],
-) -> Callable[[Connection], T]:
-    def job(conn: Connection) -> T:
-        result, counts = body(conn)
-        _run_request(
-            conn,
-            kind=kind,
-            mac=macs[0],
-            macs=macs,
-            actor=actor,
-            now=now,
-            request_id=request_id,
-            received_at=received_at,
-            counts=counts,
-        )
-        return result
-
-    return job
-
-
-async def relayed_emails(store: Store, keyring: KeyRing, email: str) -> list[dict[str, Any]]:
-    """The emails relay handed on for this person (date, form, provider id, state): so an
-    admin can delete the copies in the Microsoft 365 mailbox, which relay cannot reach."""
-    macs = keyring.macs(email)
-
-    def query(conn: Connection) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            select(
-                submissions.c.received_at,
-                submissions.c.form_id,
-                submissions.c.provider_message_id,
-                submissions.c.state,
-            )
-            .where(submissions.c.subject_mac.in_(macs), submissions.c.state.not_in(states.DUE))
-            .order_by(submissions.c.received_at)
-        ).all()
-        return [
-            {"received_at": r[0].isoformat(), "form": r[1], "message_id": r[2], "state": r[3]}
-            for r in rows
-        ]
-
-    return await store.read(query)
-
-
-def erase_rows(conn: Connection, macs: list[str], now: datetime) -> dict[str, int]:
-    """The erasure itself, by keyed hashes: `erase_subject`, and `relay db restore` when it
-    re-applies an erasure made after the backup (relay.store.rights_register)."""
-    mine = submissions.c.subject_mac.in_(macs)
-    unsent = conn.execute(
-        update(submissions)
-        .where(mine, submissions.c.state.in_((*states.DUE, states.QUARANTINED)))
-        .values(state=states.FAILED, last_error=ERASED, final_at=now)
-    )
-    bodies = conn.execute(
-        update(submissions)
-        .where(mine, submissions.c.body_enc.is_not(None))
-        .values(body_enc=None, body_wiped_at=now, updated_at=now)
-    )
-    unlinked = conn.execute(update(submissions).where(mine).values(subject_mac=None))
-    events = conn.execute(consent_events.delete().where(consent_events.c.subject_mac.in_(macs)))
-    gone = conn.execute(prospects.delete().where(prospects.c.email_mac.in_(macs)))
-    counts = {
-        "prospects": int(gone.rowcount or 0),
-        "consent_events": int(events.rowcount or 0),
-        "messages_erased": int(bodies.rowcount or 0),
-        "undelivered_cancelled": int(unsent.rowcount or 0),
-        "delivery_log_rows_unlinked": int(unlinked.rowcount or 0),
-    }
-    counts["opposition_added"] = int(consent.oppose(conn, macs[0], macs, now))
-    return counts
-
-
-async def erase_subject(
-    store: Store,
-    keyring: KeyRing,
-    email: str,
-    *,
-    actor: str,
-    now: datetime,
-    request_id: int | None = None,
-    received_at: datetime | None = None,
-) -> dict[str, int]:
-    """Art. 17: delete the record, its consent history and any message; unlink the log rows.
-
-    Idempotent (a second run removes nothing). The keyed hash goes on the opposition list so
-    the person is not re-enrolled in marketing without a new consent.
-    """
-    macs = keyring.macs(email)
-
-    def body(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
-        counts = erase_rows(conn, macs, now)
-        rights_register.note(conn, rights_register.ERASE, macs, now)  # issue 12
-        return counts, counts
-
-    return await store.write(
-        _write_job(store, "erase", macs, actor, now, request_id, received_at, body)
-    )
-
-
-def _valid_email(address: str) -> str:
-    try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError:
-        msg = "the new address is not a valid email address"
-        raise SubjectError(msg) from None
-
-
-def _live_row(conn: Connection, macs: list[str]) -> RowMapping | None:
+def _live_row(conn: Connection, macs: list[str]) -> RowMapping:
     row = records.find_row(conn, macs)
-    if row is not None and row["restricted"]:
-        msg = "the record is restricted: unrestrict it first (nothing changes it while restricted)"
-        raise SubjectError(msg)
+    if row is None:
+        msg = "no record for this address"
+        raise ActionRefused(msg)
+    if row["restricted"]:
+        raise ActionRefused(RESTRICTED_MSG)
     return row
 
 
@@ -312,6 +186,7 @@ async def rectify_subject(
     *,
     actor: str,
     now: datetime,
+    phone_region: str = "FR",
     name: str | None = None,
     company: str | None = None,
     phone: str | None = None,
@@ -319,28 +194,29 @@ async def rectify_subject(
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> bool:
-    """Art. 16: correct fields of the record; False if there is no record. Refused if restricted."""
+    """Art. 16: correct fields of the record, validated as the form validates them.
+
+    Refused (ActionRefused, recorded as refused) if there is no record, it is restricted, or a
+    value is invalid (a required field emptied, a phone that is not one, a bad address).
+    """
     macs = keyring.macs(email)
+    changes = {"name": name, "company": company, "phone": phone, "email": new_email}
 
     def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+        clean = rectification.validate(changes, phone_region=phone_region)
         row = _live_row(conn, macs)
-        if row is None:
-            return False, {"rectified": 0}
         old = row["email_mac"]
         values = {
             f: subject_export.open_field(keyring, row[f"{f}_enc"], old, f) for f in records.FIELDS
         }
-        changes = {"name": name, "company": company, "phone": phone, "email": new_email}
-        for field, value in changes.items():
-            if value is not None:
-                values[field] = _valid_email(value) if field == "email" else value.strip()
+        values.update(clean)
         new_mac = old
-        if new_email is not None:
-            new_macs = keyring.macs(values["email"] or "")
+        if "email" in clean:
+            new_macs = keyring.macs(clean["email"] or "")
             other = records.find_row(conn, new_macs)
             if other is not None and other["id"] != row["id"]:
                 msg = "the new address already has a record; erase or rectify that one first"
-                raise SubjectError(msg)
+                raise ActionRefused(msg)
             new_mac = new_macs[0]
             conn.execute(
                 update(submissions)
@@ -359,10 +235,17 @@ async def rectify_subject(
             .where(prospects.c.id == row["id"])
             .values(email_mac=new_mac, updated_at=now, **sealed)
         )
-        return True, {"rectified": sum(v is not None for v in changes.values())}
+        return True, {"rectified": len(clean)}
 
-    return await store.write(
-        _write_job(store, "rectify", macs, actor, now, request_id, received_at, body)
+    return await register.answer(
+        store,
+        "rectify",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
 
 
@@ -377,7 +260,7 @@ async def restrict_subject(
     request_id: int | None = None,
     received_at: datetime | None = None,
 ) -> bool:
-    """Art. 18: mark the record restricted (frozen) or lift it; False if there is no record."""
+    """Art. 18: mark the record restricted (frozen) or lift it; refused if there is no record."""
     macs = keyring.macs(email)
 
     def body(conn: Connection) -> tuple[bool, dict[str, int]]:
@@ -386,15 +269,33 @@ async def restrict_subject(
             .where(prospects.c.email_mac.in_(macs))
             .values(restricted=restricted, updated_at=now)
         )
-        found = bool(result.rowcount)
+        if not result.rowcount:
+            msg = "no record for this address"
+            raise ActionRefused(msg)
         kind = rights_register.RESTRICT if restricted else rights_register.UNRESTRICT
-        rights_register.note(conn, kind, macs, now)  # issue 12
-        return found, {"records": int(found)}
+        rights_register.note(conn, kind, macs, now)  # re-applied by `relay db restore`
+        return True, {"records": 1}
 
-    kind = "restrict" if restricted else "unrestrict"
-    return await store.write(
-        _write_job(store, kind, macs, actor, now, request_id, received_at, body)
+    return await register.answer(
+        store,
+        "restrict" if restricted else "unrestrict",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal did: `changed` (a new event or opposition entry) and `known` (relay
+    held a record or consent history for the address before; if not, only the opposition
+    list now names it, by keyed hash)."""
+
+    changed: bool
+    known: bool
 
 
 async def withdraw_consent(
@@ -407,12 +308,13 @@ async def withdraw_consent(
     source: str,
     request_id: int | None = None,
     received_at: datetime | None = None,
-) -> bool:
-    """Art. 7(3) / 21(2): a `withdrawn` event and an opposition entry; False if already so."""
+) -> Withdrawal:
+    """Art. 7(3) / 21(2): a `withdrawn` event and an opposition entry."""
     macs = keyring.macs(email)
 
-    def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+    def body(conn: Connection) -> tuple[Withdrawal, dict[str, int]]:
         events = consent.events_of(macs)(conn)
+        known = bool(events) or records.find_row(conn, macs) is not None
         already = consent.consent_state(events) == consent.WITHDRAWN
         added = consent.oppose(conn, macs[0], macs, now)
         if not already:
@@ -420,11 +322,20 @@ async def withdraw_consent(
                 conn, subject_mac=macs[0], event=consent.WITHDRAWN, occurred_at=now, source=source
             )
         changed = added or not already
-        rights_register.note(conn, rights_register.WITHDRAW, macs, now)  # issue 12
-        return changed, {"withdrawn": int(not already), "opposition_added": int(added)}
+        rights_register.note(conn, rights_register.WITHDRAW, macs, now)  # for `relay db restore`
+        counts = {"withdrawn": int(not already), "opposition_added": int(added)}
+        counts["known"] = int(known)
+        return Withdrawal(changed=changed, known=known), counts
 
-    return await store.write(
-        _write_job(store, "withdraw", macs, actor, now, request_id, received_at, body)
+    return await register.answer(
+        store,
+        "withdraw",
+        macs,
+        actor=actor,
+        now=now,
+        request_id=request_id,
+        received_at=received_at,
+        body=body,
     )
 
 
@@ -447,9 +358,11 @@ async def touch_subject(
     when = at or now
 
     def job(conn: Connection) -> datetime | None:
-        row = _live_row(conn, macs)
+        row = records.find_row(conn, macs)
         if row is None:
             return None
+        if row["restricted"]:
+            raise ActionRefused(RESTRICTED_MSG)
         last = max(row["last_interaction_at"], when)
         status = CLIENT if client_since is not None else row["status"]
         if client_since is not None:
@@ -460,8 +373,8 @@ async def touch_subject(
             .where(prospects.c.id == row["id"])
             .values(last_interaction_at=last, status=status, expires_at=expires, updated_at=now)
         )
-        action = "prospect.client" if status == CLIENT and row["status"] == PROSPECT else "touch"
-        audit.add_entry(conn, now, actor, f"prospect.{action.split('.')[-1]}", None, None)
+        action = "client" if status == CLIENT and row["status"] == PROSPECT else "touch"
+        audit.add_entry(conn, now, actor, f"prospect.{action}", register.subject_ref(macs[0]))
         return expires
 
     return await store.write(job)

@@ -146,4 +146,15 @@ async def purge(
 
     if dry_run:
         return await store.read(purging.count_job(now, bounds or Bounds()))
-    return await store.write(purging.purge_job(now, bounds or Bounds(), actor=actor))
+    report = await store.write(purging.purge_job(now, bounds or Bounds(), actor=actor))
+    if report.total:  # nothing removed stays recoverable in SQLite's write-ahead log
+        await store.checkpoint()
+    return report
+
+
+async def restricted_past_expiry(store: Store, now: datetime) -> int:
+    """How many restricted records have outlived their expiry: purge keeps them (art. 18(1)(c):
+    kept for a legal claim) until the restriction is lifted; `relay purge` lists them."""
+    from relay.store import purging
+
+    return await store.read(purging.restricted_kept_job(now))

@@ -12,39 +12,53 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from relay import states
 from relay.crypto import KeyRing
+from relay.retention import Bounds
 from relay.store import prospects as records
+from relay.store.audit import Request
+from relay.store.deliveries import timeline
 from relay.store.outbox import open_body
 from relay.store.tables import submissions
 
-CONTROLLER = {
-    "name": "Biosera",
-    "address": "15 Rue du Mans, 49300 Cholet, France",
-    "contact": "biosera@mse-sas.fr",
-}
-PROCESSING = {
+PROCESSING: dict[str, Any] = {
     "purposes": [
         "handle your inquiry or quote request",
         "record your marketing consent and its withdrawal",
         "prove compliance (legal basis, consent, requests)",
+        "protect the service against abuse: rate limiting (a daily keyed hash of your IP "
+        "address, in memory only, at most 48 hours; never stored)",
+        "security: access control and an audit log of who viewed or changed your data",
     ],
     "legal_bases": {
         "contract": "Art. 6(1)(b) GDPR",
         "legitimate_interest": "Art. 6(1)(f) GDPR",
         "marketing": "Art. 6(1)(a) GDPR (consent)",
+        "security": "Art. 6(1)(f) GDPR (Recital 49)",
+        "compliance_records": "Art. 6(1)(c) and 6(1)(f) GDPR",
     },
     "recipients": [
-        "Biosera sales staff",
-        "Mailgun (EU) - processor, email transmission",
-        "Microsoft 365 - processor, mailbox",
+        "our sales staff",
+        "Mailgun (EU region, api.eu.mailgun.net) - processor, email transmission; keeps its "
+        "own sending logs for a few days",
+        "Microsoft 365 - processor, the mailbox that receives your message",
         "hosting provider (EU) - processor",
+    ],
+    "where_your_data_goes": [
+        "your message is sent through Mailgun's EU region to our Microsoft 365 mailbox",
+        "no transfer outside the EU is intended",
     ],
     "retention": {
         "prospect": "3 years after your last interaction",
         "client": "5 years after your last activity",
-        "message": "until delivered to our mailbox (bounded), then deleted from the relay",
-        "delivery_log": "2 years, without personal data",
+        "restricted_record": "kept while restricted, until the restriction is lifted",
+        "message": "until delivered to our mailbox, deleted from the relay after 7 days at most",
         "quarantine": "a message held as suspected spam: until released or deleted, "
         "at most 30 days",
+        "delivery_log": "2 years, without your name or address",
+        "consent_events": "as long as your record (3 years after the last event if none)",
+        "opposition_list": "3 years, as a keyed hash of your address only",
+        "request_register": "5 years after each request is answered, keyed hash only",
+        "audit_log": "12 months, references and counts only",
+        "mailbox": "per the Microsoft 365 mailbox's own retention policy",
     },
     "rights": "access, rectification, erasure, restriction, objection, portability, "
     "withdrawal of consent; complaint to the CNIL (https://www.cnil.fr)",
@@ -88,6 +102,58 @@ def body_of(keyring: KeyRing, row: RowMapping) -> dict[str, Any] | None:
     # DecryptionFailed propagates: a message we hold but cannot open is an error, never None
 
 
+def processing_info(bounds: Bounds) -> dict[str, Any]:
+    """PROCESSING with the configured bounds (body, audit log, register, quarantine) in its
+    retention."""
+    days = f"{bounds.body_days:g}"
+    retention = {
+        **PROCESSING["retention"],
+        "message": f"until delivered to our mailbox, deleted from the relay after {days} days "
+        "at most",
+        "request_register": f"{bounds.request_years} years after each request is answered, "
+        "keyed hash only",
+        "audit_log": f"{bounds.audit_months} months, references and counts only",
+        "quarantine": "a message held as suspected spam: until released or deleted, at most "
+        f"{bounds.quarantine_days:g} days",
+    }
+    return {**PROCESSING, "retention": retention}
+
+
+def controller_info(name: str | None, address: str | None, contact: str | None) -> dict[str, Any]:
+    """The controller's identity and privacy contact, from the settings (art. 13/15)."""
+    return {"name": name, "address": address, "contact": contact}
+
+
+def requests_export(entries: list[Request], now: datetime) -> list[dict[str, Any]]:
+    """The person's own entries in the request register."""
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "received_at": r.received_at.isoformat(),
+            "due_at": r.due_at.isoformat(),
+            "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+            "status": r.status(now),
+        }
+        for r in entries
+    ]
+
+
+def _timeline(conn: Connection, submission_id: str) -> list[dict[str, Any]]:
+    found = timeline(submission_id)(conn)
+    if found is None:  # pragma: no cover - the row was read in the same transaction
+        return []
+    return [
+        {
+            "at": step.at.isoformat(),
+            "kind": step.kind,
+            "what": step.what,
+            "detail": step.detail,
+        }
+        for step in found.steps
+    ]
+
+
 def submissions_of(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[dict[str, Any]]:
     rows = conn.execute(
         select(submissions)
@@ -108,6 +174,7 @@ def submissions_of(conn: Connection, keyring: KeyRing, macs: list[str]) -> list[
                 "notice_version": row["notice_version"],
                 "marketing_consent_given": bool(row["consent_given"]),
                 "delivery_state": row["state"],
+                "delivery_timeline": _timeline(conn, row["id"]),
                 "fields": body,
                 "message": None if body is None else body.get("message"),
                 "message_status": (

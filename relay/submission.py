@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from relay.crypto import normalise_email
 from relay.errors import FieldError
 from relay.i18n import N_
 from relay.mail.headers import HeaderError, ascii_address
@@ -108,15 +109,7 @@ class Submission(BaseModel):
     @field_validator("email", mode="before")
     @classmethod
     def _email(cls, value: Any) -> str:
-        text = _required(_text(value, "email", multiline=False))
-        try:
-            normalized = str(validate_email(text, check_deliverability=False).normalized)
-            # The address becomes the Reply-To: refuse now what no 7-bit header can carry
-            # (a non-ASCII local part, an encoded-word), rather than accept it and never send.
-            ascii_address(normalized)
-        except (EmailNotValidError, HeaderError):
-            raise _fail("TYPE_EMAIL") from None
-        return normalized
+        return valid_email(value)
 
     @field_validator("phone", mode="before")
     @classmethod
@@ -128,6 +121,29 @@ class Submission(BaseModel):
             return None
         region = (info.context or {}).get("phone_region", "FR")
         return normalise_phone(text, region)
+
+
+def valid_email(value: Any) -> str:
+    """The form's rule for the address: required, valid, in the one normalised spelling every
+    path uses (relay.crypto.normalise_email: IDN in Unicode form, case, NFC, whitespace)."""
+    text = _required(_text(value, "email", multiline=False))
+    try:
+        normalized = normalise_email(
+            str(validate_email(text, check_deliverability=False).normalized)
+        )
+        # The address becomes the Reply-To: refuse now what no 7-bit header can carry
+        # (a non-ASCII local part, an encoded-word), rather than accept it and never send.
+        ascii_address(normalized)
+    except (EmailNotValidError, HeaderError):
+        raise _fail("TYPE_EMAIL") from None
+    return normalized
+
+
+def single_line(value: Any, field: str, *, required: bool) -> str:
+    """The form's rule for a one-line field (text, trimmed, bounded, no control characters);
+    raises PydanticCustomError (with .message()) when it breaks one."""
+    text = _text(value, field, multiline=False)
+    return _required(text) if required else text
 
 
 def normalise_phone(text: str, region: str) -> str:

@@ -10,6 +10,7 @@ from relay import consent_link, privacy
 from relay.cli.common import settings_or_exit
 from relay.cli.subject import actor_option, received_option, request_option, utc_option, with_store
 from relay.clock import utcnow
+from relay.config import is_loopback_url
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
 
@@ -29,7 +30,7 @@ def withdraw(email: str, actor: str, request_id: int | None, received: datetime 
 
     Example: relay consent withdraw jeanne@example.fr
     """
-    changed = with_store(
+    done = with_store(
         lambda store, keyring: privacy.withdraw_consent(
             store,
             keyring,
@@ -41,7 +42,13 @@ def withdraw(email: str, actor: str, request_id: int | None, received: datetime 
             received_at=utc_option(received),
         )
     )
-    click.echo("consent withdrawn" if changed else "already withdrawn; nothing changed")
+    if not done.known:
+        click.echo(
+            "relay holds no record or consent for this address; it is now on the opposition "
+            "list (keyed hash only), so it is never enrolled in marketing without a new consent"
+        )
+    else:
+        click.echo("consent withdrawn" if done.changed else "already withdrawn; nothing changed")
 
 
 @consent.command("link")
@@ -56,8 +63,14 @@ def link(email: str) -> None:
         keyring = load_keyring(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
+    base = settings.public_url or "http://127.0.0.1:8000"
+    if settings.environment == "production" and is_loopback_url(base):
+        msg = (
+            "RELAY_PUBLIC_URL is not set: the link would point at this machine, and nobody "
+            "else could open it (set RELAY_PUBLIC_URL to relay's public https address)"
+        )
+        raise click.ClickException(msg)
     token = consent_link.withdrawal_token(
         keyring, email, now=utcnow(), days=settings.consent_link_days
     )
-    base = settings.public_url or "http://127.0.0.1:8000"
     click.echo(f"{base}/consent/withdraw?token={token}")

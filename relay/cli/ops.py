@@ -129,6 +129,13 @@ def check() -> None:
         click.echo(
             f"keys: RELAY_SECRET_KEY not set; the trial key file {settings.key_file} is used"
         )
+    if settings.uses_file_transport:
+        click.echo(
+            f"transport: files under {settings.var_dir / 'mail'} (plain text, for trials; "
+            "deleted after RELAY_BODY_RETENTION_DAYS)"
+        )
+    else:
+        click.echo(f"transport: Mailgun at {settings.mailgun_base_url}")
 
 
 @click.group()

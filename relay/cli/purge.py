@@ -9,7 +9,8 @@ import click
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.housekeeping import bounds_of
-from relay.retention import PurgeReport, purge
+from relay.mail.eml import remove_expired
+from relay.retention import PurgeReport, body_cutoff, purge, restricted_past_expiry
 from relay.store import Store
 
 LABELS = {
@@ -38,20 +39,33 @@ def purge_command(dry_run: bool, as_json: bool) -> None:
     """
     settings = settings_or_exit()
 
-    async def go() -> PurgeReport:
+    now = utcnow()
+
+    async def go() -> tuple[PurgeReport, int]:
         store = await Store.from_settings(settings)
         try:
-            return await purge(
-                store, utcnow(), dry_run=dry_run, bounds=bounds_of(settings), actor="cli"
+            report = await purge(
+                store, now, dry_run=dry_run, bounds=bounds_of(settings), actor="cli"
             )
+            return report, await restricted_past_expiry(store, now)
         finally:
             await store.close()
 
-    report = run(go())
+    report, restricted = run(go())
+    files = 0
+    if not dry_run:
+        cutoff = body_cutoff(now, settings.body_retention_days)
+        files = remove_expired(settings.var_dir / "mail", cutoff)
     if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, **report.as_dict()}))
+        extra = {"restricted_kept": restricted, "mail_files": files}
+        click.echo(json.dumps({"dry_run": dry_run, **report.as_dict(), **extra}))
         return
     verb = "would remove" if dry_run else "removed"
     click.echo(f"purge {verb} {report.total} item(s)")
     for key, count in report.as_dict().items():
         click.echo(f"  {LABELS[key]}: {count}")
+    if not dry_run:
+        click.echo(f"  trial email files (file transport) past their bound: {files}")
+    click.echo(
+        f"restricted records past their expiry, kept until the restriction is lifted: {restricted}"
+    )

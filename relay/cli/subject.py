@@ -20,18 +20,21 @@ from typing import Any, TypeVar
 
 import click
 
-from relay import privacy
+from relay import erasure, privacy
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
+from relay.config import Settings
 from relay.crypto import KeyRing
+from relay.housekeeping import bounds_of
 from relay.keyfile import load_keyring
+from relay.register import KINDS
 from relay.retention import request_due
 from relay.store import Store, audit
 from relay.store.keycheck import require_keys
+from relay.subject_export import controller_info
 
 T = TypeVar("T")
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-KINDS = ("export", "erase", "rectify", "restrict", "unrestrict", "withdraw", "object")
 
 
 def _user() -> str:
@@ -81,6 +84,12 @@ received_option = click.option(
 )
 
 
+def controller_of(settings: Settings) -> dict[str, Any]:
+    return controller_info(
+        settings.controller_name, settings.controller_address, settings.privacy_contact
+    )
+
+
 @click.group()
 def subject() -> None:
     """Data-subject requests: export, erase, rectify, restrict; the request register."""
@@ -103,6 +112,7 @@ def export(
 
     Example: relay subject export jeanne@example.fr --output jeanne.json
     """
+    settings = settings_or_exit()
     data = with_store(
         lambda store, keyring: privacy.export_subject(
             store,
@@ -110,6 +120,8 @@ def export(
             email,
             actor=actor,
             now=utcnow(),
+            controller=controller_of(settings),
+            bounds=bounds_of(settings),
             request_id=request_id,
             received_at=utc_option(received),
         )
@@ -121,6 +133,9 @@ def export(
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    if not data["found"]:
+        click.echo(f'relay holds nothing about this address; {output} says so ("found": false)')
+        return
     click.echo(f"export written to {output} (personal data: send it only to the person)")
 
 
@@ -135,14 +150,17 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
     Example: relay subject erase jeanne@example.fr --received 2026-11-20
     """
 
+    settings = settings_or_exit()
+
     async def action(store: Store, keyring: KeyRing) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        relayed = await privacy.relayed_emails(store, keyring, email)
-        counts = await privacy.erase_subject(
+        relayed = await erasure.relayed_emails(store, keyring, email)
+        counts = await erasure.erase_subject(
             store,
             keyring,
             email,
             actor=actor,
             now=utcnow(),
+            mail_dir=settings.var_dir / "mail",
             request_id=request_id,
             received_at=utc_option(received),
         )
@@ -161,8 +179,9 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
     )
     if relayed:
         click.echo(
-            "emails already handed to the mailbox (relay cannot delete these copies; delete them "
-            "in Microsoft 365):"
+            "emails already handed on (relay cannot delete these copies): delete them in the "
+            "Microsoft 365 mailbox; Mailgun's logs keep the subject and the addresses for its "
+            "log retention (a few days), or ask Mailgun to delete them sooner:"
         )
         for item in relayed:
             click.echo(
@@ -197,13 +216,15 @@ def rectify(
     if name is None and company is None and phone is None and new_email is None:
         msg = "give at least one of --name, --company, --phone, --new-email"
         raise click.UsageError(msg)
-    found = with_store(
+    region = settings_or_exit().phone_default_region
+    with_store(
         lambda store, keyring: privacy.rectify_subject(
             store,
             keyring,
             email,
             actor=actor,
             now=utcnow(),
+            phone_region=region,
             name=name,
             company=company,
             phone=phone,
@@ -212,13 +233,11 @@ def rectify(
             received_at=utc_option(received),
         )
     )
-    if not found:
-        raise click.ClickException("no record for this address")
     click.echo("record rectified")
 
 
 def _restrict(email: str, actor: str, restricted: bool, request_id: int | None) -> None:
-    found = with_store(
+    with_store(
         lambda store, keyring: privacy.restrict_subject(
             store,
             keyring,
@@ -229,8 +248,6 @@ def _restrict(email: str, actor: str, restricted: bool, request_id: int | None) 
             request_id=request_id,
         )
     )
-    if not found:
-        raise click.ClickException("no record for this address")
     click.echo("record restricted (frozen)" if restricted else "restriction lifted")
 
 
@@ -327,9 +344,7 @@ def receive(kind: str, email: str, received: datetime | None, actor: str) -> Non
 
 
 def _request_row(r: audit.Request, now: datetime) -> dict[str, Any]:
-    status = "done" if r.completed_at else ("OVERDUE" if r.overdue(now) else "open")
-    if r.due_soon(now):
-        status = "due soon"
+    status = r.status(now)
     return {
         "id": r.id,
         "kind": r.kind,
@@ -358,11 +373,11 @@ def requests(ctx: click.Context, days: int, as_json: bool) -> None:
     elif not shaped:
         click.echo("no open or recent requests")
     else:
-        click.echo(f"{'id':>5}  {'kind':<10} {'received':<10}  {'due':<10}  {'status':<8} actor")
+        click.echo(f"{'id':>5}  {'kind':<10} {'received':<10}  {'due':<10}  {'status':<12} actor")
         for r in shaped:
             click.echo(
                 f"{r['id']:>5}  {r['kind']:<10} {r['received']:<10}  {r['due']:<10}  "
-                f"{r['status']:<8} {r['actor']}"
+                f"{r['status']:<12} {r['actor']}"
             )
     overdue = sum(r["status"] == "OVERDUE" for r in shaped)
     if overdue:

@@ -5,13 +5,20 @@ network; any mail client opens the file. `build_eml` is the message Mailgun woul
 same fields (multipart/alternative, text first), and the tests parse it back. Its headers
 are written by relay.mail.headers (7-bit, encoded by relay), never by the email package: the
 package only lays out the two body parts, whose headers hold no submitted value.
+
+The files hold personal data in clear, so they are for trials: written 0600, deleted with the
+person on erasure (`remove_files`) and by the Housekeeper once older than the body bound
+(`remove_expired`); production refuses this transport unless RELAY_ALLOW_FILE_TRANSPORT is set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Iterable
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -39,10 +46,39 @@ def build_eml(email: RenderedEmail, *, date: str | None = None) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_suffix(".eml.tmp")
-    temporary.write_bytes(data)
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a leftover of a crash could have other permissions
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     os.replace(temporary, path)  # a reader never sees half a file
+
+
+def remove_files(mail_dir: Path, submission_ids: Iterable[str]) -> int:
+    """Delete the files written for these submissions (an erasure); how many there were."""
+    removed = 0
+    for submission_id in submission_ids:
+        for path in (mail_dir / f"{submission_id}.eml", mail_dir / f"{submission_id}.eml.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += path.suffix == ".eml"
+    return removed
+
+
+def remove_expired(mail_dir: Path, cutoff: datetime) -> int:
+    """Delete the files last written before `cutoff` (the body bound); how many went."""
+    if not mail_dir.is_dir():
+        return 0
+    limit = cutoff.timestamp()
+    removed = 0
+    for path in mail_dir.glob("*.eml*"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class FileTransport:

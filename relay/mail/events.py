@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relay import states
+from relay.redact import redact as redact_text
 
 #: The custom variable (`v:submission_id`) the dispatcher sets on every message.
 SUBMISSION_VARIABLE = "submission_id"
@@ -50,7 +51,6 @@ FUTURE_SKEW = timedelta(minutes=5)
 #: Mailgun's documented webhook retry schedule ends about 8 h after the first try.
 RETRY_SCHEDULE = timedelta(hours=8, minutes=5)
 MAX_DESCRIPTION = 500
-_EMAIL = re.compile(r"<?[^\s<>\"'@]+@[^\s<>\"'@]+\.[A-Za-z0-9-]+>?")
 _ID = re.compile(r"^[0-9A-Za-z-]{1,64}$")
 
 #: Mailgun event name → relay's name on the timeline; anything else is ignored (opened,
@@ -180,12 +180,8 @@ def submission_id_from(message_id: str | None, variables: Any) -> str | None:
 
 
 def redact(text: str) -> str:
-    """Addresses out of a receiving server's message: the log keeps why, not who.
-
-    The one redaction every provider text goes through on its way into the delivery log
-    (`delivery-status` messages and `reject` reasons alike).
-    """
-    return _EMAIL.sub("<address>", text)
+    """Identifiers out of a receiving server's message (relay.redact): why, not who."""
+    return redact_text(text)
 
 
 def _clean(value: Any) -> str | None:

@@ -130,6 +130,23 @@ class Store:
     def is_sqlite(self) -> bool:
         return is_sqlite(str(self.engine.url))
 
+    async def checkpoint(self) -> bool:
+        """After an erasure or a purge: SQLite copies the write-ahead log into the database and
+        truncates it (`secure_delete` has already zeroed the freed space), so no erased value
+        stays recoverable in the -wal file. True if the log is now empty. PostgreSQL: nothing
+        to do here (docs/privacy.md: VACUUM and backups)."""
+        if not self.is_sqlite:
+            return True
+
+        try:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                result = await auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = result.first()
+                return row is None or not row[0]
+        except (SQLAlchemyError, OSError) as exc:
+            raise unavailable(exc, "checkpoint") from None
+
     async def close(self) -> None:
         await self.writer.stop()
         await self.engine.dispose()

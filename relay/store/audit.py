@@ -18,6 +18,8 @@ from relay.retention import request_due
 from relay.store.tables import audit_log, subject_requests
 
 DUE_SOON = timedelta(days=7)
+#: How the outcome of a refused request starts.
+REFUSED = "refused"
 
 
 def add_entry(
@@ -48,6 +50,25 @@ class Request:
 
     def overdue(self, now: datetime) -> bool:
         return self.completed_at is None and self.due_at < now
+
+    @property
+    def late(self) -> bool:
+        """Completed, but after its due date (art. 12(3)): the register must show it."""
+        return self.completed_at is not None and self.completed_at > self.due_at
+
+    @property
+    def refused(self) -> bool:
+        """Answered with a refusal (the action was refused as asked, the reason recorded)."""
+        return (self.outcome or "").startswith(REFUSED)
+
+    def status(self, now: datetime) -> str:
+        """open / due soon / OVERDUE / done / done late / refused (/ refused late)."""
+        if self.completed_at is None:
+            if self.overdue(now):
+                return "OVERDUE"
+            return "due soon" if self.due_soon(now) else "open"
+        done = "refused" if self.refused else "done"
+        return f"{done} late" if self.late else done
 
     def due_soon(self, now: datetime) -> bool:
         """Open and due within a week: time to answer (or to tell the person of an extension)."""
@@ -94,16 +115,50 @@ def complete_request(
         raise UnknownRequest(request_id)
 
 
-def request_subject(conn: Connection, request_id: int) -> tuple[bool, str | None]:
-    """(whether the request exists, the keyed hash of the person it concerns)."""
+@dataclass(frozen=True)
+class Registered:
+    """What the register says of one request before it is completed."""
+
+    kind: str
+    subject_mac: str | None
+    completed: bool
+
+
+def registered(conn: Connection, request_id: int) -> Registered | None:
+    """The kind, person (keyed hash) and state of a registered request; None if unknown."""
     row = conn.execute(
-        select(subject_requests.c.subject_mac).where(subject_requests.c.id == request_id)
+        select(
+            subject_requests.c.kind,
+            subject_requests.c.subject_mac,
+            subject_requests.c.completed_at,
+        ).where(subject_requests.c.id == request_id)
     ).first()
-    return (False, None) if row is None else (True, row[0])
+    return None if row is None else Registered(row[0], row[1], row[2] is not None)
 
 
 def _row(row: object) -> Request:
     return Request(*row)  # type: ignore[misc] # a Row unpacks into the dataclass fields
+
+
+_COLUMNS = (
+    subject_requests.c.id,
+    subject_requests.c.kind,
+    subject_requests.c.received_at,
+    subject_requests.c.due_at,
+    subject_requests.c.completed_at,
+    subject_requests.c.actor,
+    subject_requests.c.outcome,
+)
+
+
+def requests_of(conn: Connection, macs: list[str]) -> list[Request]:
+    """A person's own entries in the register (for their export), oldest first."""
+    rows = conn.execute(
+        select(*_COLUMNS)
+        .where(subject_requests.c.subject_mac.in_(macs))
+        .order_by(subject_requests.c.received_at, subject_requests.c.id)
+    ).all()
+    return [_row(r) for r in rows]
 
 
 def list_requests(since: datetime) -> Callable[[Connection], list[Request]]:
@@ -111,15 +166,7 @@ def list_requests(since: datetime) -> Callable[[Connection], list[Request]]:
 
     def query(conn: Connection) -> list[Request]:
         rows = conn.execute(
-            select(
-                subject_requests.c.id,
-                subject_requests.c.kind,
-                subject_requests.c.received_at,
-                subject_requests.c.due_at,
-                subject_requests.c.completed_at,
-                subject_requests.c.actor,
-                subject_requests.c.outcome,
-            )
+            select(*_COLUMNS)
             .where(
                 or_(
                     subject_requests.c.completed_at.is_(None),

@@ -9,7 +9,7 @@ wiped a bounded while after delivery, see store.dispatch.wipe_bodies_due).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, insert, or_, select, update
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from relay import states
 from relay.clock import as_utc
 from relay.mail.events import ProviderEvent, token_memory, transition
+from relay.redact import redact
 from relay.store.tables import audit_log, delivery_attempts, delivery_events, submissions
 from relay.store.tables import webhook_tokens as tokens
 
@@ -225,8 +226,12 @@ def record_event(
     event twice changes nothing, an id reused on another day is a new event. The token is
     remembered for `token_memory(max_age)`. All of it commits together, so a crash never
     leaves a used token without its event. State changes come from events.transition only.
+    Its free text is redacted here, whoever parsed it (relay.redact: the log keeps why, not
+    who).
     """
     memory = token_memory(max_age) if max_age is not None else TOKEN_MEMORY
+    if event.description is not None:
+        event = replace(event, description=redact(event.description) or None)
 
     def job(conn: Connection) -> Recorded:
         if token is not None:

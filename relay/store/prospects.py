@@ -172,18 +172,21 @@ def fast_upsert_many(conn: Connection, items: Sequence[tuple[ProspectUpsert, dat
 def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetime) -> str:
     """Create or refresh the record for an accepted submission (in the accept transaction).
 
-    A restricted record is left exactly as it is, consent included (RESTRICTED is returned);
-    the submission itself is still stored and delivered by the caller.
+    A restricted record is left exactly as it is (RESTRICTED is returned); the submission
+    itself is still stored and delivered by the caller. A ticked box is recorded as a grant
+    either way: it is the person's own act, it changes no field of the frozen record, and the
+    email to sales, the submission's consent flag and the export then all say "given"
+    (docs/privacy.md, "Restricted person, new submission").
     """
+    outcome = MERGED
     if len(p.lookup_macs) == 1:
         _fast_upsert(conn, p, now)
         if p.consent is None:
             return MERGED
-        restricted = conn.execute(_RESTRICTED, {"mac": p.email_mac}).scalar_one()
-        if restricted:
-            return RESTRICTED
-    elif _slow_upsert(conn, p, now) == RESTRICTED:
-        return RESTRICTED
+        if conn.execute(_RESTRICTED, {"mac": p.email_mac}).scalar_one():
+            outcome = RESTRICTED
+    else:
+        outcome = _slow_upsert(conn, p, now)
     if p.consent is not None:
         c = p.consent
         append_event(
@@ -203,7 +206,7 @@ def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetim
         )
         # a fresh positive act on the form supersedes an earlier opposition
         lift_opposition(conn, p.lookup_macs)
-    return MERGED
+    return outcome
 
 
 def _slow_upsert(conn: Connection, p: ProspectUpsert, now: datetime) -> str:

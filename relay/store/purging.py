@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, not_, select, update
+from sqlalchemy import and_, delete, false, func, not_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -39,8 +39,24 @@ def _deleted(conn: Connection, table: Any, where: ColumnElement[bool]) -> int:
     return int(conn.execute(delete(table).where(where)).rowcount or 0)
 
 
+def _expired(now: datetime) -> ColumnElement[bool]:
+    """Records past their expiry, except restricted ones: art. 18(1)(c) restriction keeps data
+    for a legal claim, so they stay until the restriction is lifted."""
+    return and_(prospects.c.expires_at <= now, prospects.c.restricted.is_(false()))
+
+
+def restricted_kept_job(now: datetime) -> Callable[[Connection], int]:
+    """Restricted records past their expiry (kept by the purge; listed so none is forgotten)."""
+
+    def query(conn: Connection) -> int:
+        where = and_(prospects.c.expires_at <= now, prospects.c.restricted.is_(true()))
+        return _count(conn, prospects, where)
+
+    return query
+
+
 def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement[bool]]]:
-    expired_macs = select(prospects.c.email_mac).where(prospects.c.expires_at <= now)
+    expired_macs = select(prospects.c.email_mac).where(_expired(now))
     live_macs = select(prospects.c.email_mac)
     log_cutoff = retention.delivery_log_cutoff(now)
     in_log = submissions.c.received_at >= log_cutoff  # rows the first rule does not delete
@@ -70,7 +86,7 @@ def _wheres(now: datetime, bounds: Bounds) -> dict[str, tuple[Any, ColumnElement
             submissions,
             and_(in_log, ~quarantined, submissions.c.subject_mac.in_(expired_macs)),
         ),
-        "prospects": (prospects, prospects.c.expires_at <= now),
+        "prospects": (prospects, _expired(now)),
         "opposition_entries": (opposition, opposition.c.keep_until <= now),
         "audit_entries": (
             audit_log,

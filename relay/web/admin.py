@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from relay import quarantine, spans, states
+from relay.housekeeping import bounds_of
 from relay.quarantine import EXPLAIN
 from relay.store import admin_sessions
 from relay.store.deliveries import (
@@ -29,10 +30,11 @@ from relay.store.deliveries import (
 from relay.store.delivery_stats import counts_by_state
 from relay.store.keycheck import MissingKey, require_keys
 from relay.store.prospects_read import find_prospect, open_prospect
+from relay.subject_export import controller_info
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
 from relay.web.ratelimit import LimitsUnavailable
-from relay.web.subject_actions import ACTIONS, run_action
+from relay.web.subject_actions import ACTIONS, Context, run_action
 
 log = logging.getLogger("relay.admin")
 MAX_FORM = 4096
@@ -351,7 +353,7 @@ async def prospect_lookup(request: Request) -> Response:
         return _page(request, session, "denied.html", 503, needed=needed)
     found = await store_of(request).read(find_prospect(deps.keyring.macs(email))) if email else None
     record = open_prospect(found, deps.keyring) if found else None
-    target = f"prospect:{record.id}" if record else None
+    target = deps.keyring.subject_ref(email) if email else None
     detail = f"submissions={len(found['subs'])}" if found else "no match"
     await _audit(request, session.name, "view.prospect", target, detail)
     return _page(
@@ -381,11 +383,17 @@ async def prospect_action(request: Request) -> Response:
         return _page(request, session, "missing.html", 404, what=f"action {action[:32]}")
     deps = deps_of(request)
     now = deps.clock()
-    await _audit(
-        request, session.name, f"subject.{action}", f"subject:{deps.keyring.mac(email)[:16]}"
+    await _audit(request, session.name, f"subject.{action}", deps.keyring.subject_ref(email))
+    settings = deps.settings
+    context = Context(
+        controller=controller_info(
+            settings.controller_name, settings.controller_address, settings.privacy_contact
+        ),
+        mail_dir=settings.var_dir / "mail",
+        bounds=bounds_of(settings),
     )
     result = await run_action(
-        action, store_of(request), deps.keyring, email, actor=session.name, now=now
+        action, store_of(request), deps.keyring, email, actor=session.name, now=now, context=context
     )
     if result.download is not None:
         headers = {

@@ -52,11 +52,14 @@ def _page(request: Request, status: int, title: str, message: str, **ctx: object
 
 
 def _invalid(request: Request, exc: consent_link.InvalidLink) -> HTMLResponse:
+    """The link cannot be used: say why, and how to withdraw anyway (the privacy contact)."""
+    contact = deps_of(request).settings.privacy_contact
+    where = f"Write to {contact}" if contact else "Write to us"
     return _page(
         request,
         400,
         N_("This link cannot be used"),
-        f"{str(exc).capitalize()}. Write to us and we will withdraw your consent by hand.",
+        f"{str(exc).capitalize()}. {where} and we will withdraw your consent by hand.",
     )
 
 

@@ -32,7 +32,7 @@ def test_submission_creates_minimal_record(client, cli, clock):
         "restricted": False,
         "expires_at": "2029-11-25T09:30:00+00:00",
     }
-    assert data["schema"] == "relay.subject-export/1"
+    assert data["schema"] == "relay.subject-export/2"
     assert data["marketing"]["consent"] == "none"
     [sub] = data["submissions"]
     assert sub["message"] == VALID["message"]

@@ -120,7 +120,8 @@ def test_rectify_errors(client, cli, clock):
 
 
 def test_restricted_record_is_frozen(client, cli, clock):
-    """Restricted: rectify and touch refuse; a new submission is accepted but not merged."""
+    """Restricted: rectify and touch refuse; a new submission is accepted but not merged, and
+    its ticked box is recorded as a grant (the email, the record and the export agree)."""
     with at(clock, D0):
         post_json(client)
         assert invoke(cli, "subject", "restrict", EMAIL).exit_code == 0
@@ -137,8 +138,10 @@ def test_restricted_record_is_frozen(client, cli, clock):
     assert data["prospect"]["status"] == "restricted"
     assert data["prospect"]["name"] == VALID["name"]
     assert data["prospect"]["last_interaction_at"] == D0.isoformat()
-    assert data["consent_events"] == []
+    assert [e["event"] for e in data["consent_events"]] == ["granted"]
+    assert data["marketing"]["consent"] == "granted"
     assert len(data["submissions"]) == 2  # the new one is kept for delivery
+    assert [s["marketing_consent_given"] for s in data["submissions"]] == [False, True]
     with at(clock, later):
         assert "lifted" in invoke(cli, "subject", "unrestrict", EMAIL).output
         assert invoke(cli, "subject", "rectify", EMAIL, "--name", "X").exit_code == 0
@@ -239,5 +242,6 @@ def test_erase_lists_the_copies_handed_to_the_mailbox(client, cli, settings, clo
     conn.close()
     with at(clock, D0):
         result = invoke(cli, "subject", "erase", EMAIL)
-    assert "delete them in Microsoft 365" in result.output
+    assert "Microsoft 365 mailbox" in result.output
+    assert "Mailgun's logs" in result.output
     assert "form contact  delivered  message id <m1@mg>" in result.output

@@ -46,12 +46,17 @@ def test_a_wildcard_host_and_loopback_are_answered(hosted):
 
 def test_production_refuses_to_start_without_hosts():
     """RELAY_ENVIRONMENT=production needs RELAY_PUBLIC_URL or RELAY_ALLOWED_HOSTS."""
+    production = {
+        "environment": "production",
+        "secret_key": TEST_KEY,
+        "mailgun_api_key": "key-1",
+        "controller_name": "Biosera",
+        "privacy_contact": "privacy@example.com",
+    }
     with pytest.raises(ConfigError, match="RELAY_PUBLIC_URL or RELAY_ALLOWED_HOSTS"):
-        load_settings(environment="production", secret_key=TEST_KEY)
-    assert load_settings(environment="production", secret_key=TEST_KEY, allowed_hosts="a.fr")
-    assert load_settings(
-        environment="production", secret_key=TEST_KEY, public_url="https://forms.example.com"
-    )
+        load_settings(**production)
+    assert load_settings(**production, allowed_hosts="a.fr")
+    assert load_settings(**production, public_url="https://forms.example.com")
 
 
 @pytest.mark.parametrize("value", ["forms.example.com/path", "a b", "https://x.fr", ""])
