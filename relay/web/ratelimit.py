@@ -29,6 +29,7 @@ If Redis fails, ``RELAY_REDIS_FAIL`` decides: ``open`` lets the request through 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -94,8 +95,11 @@ def _packed(ip: str) -> bytes:
         return ip.encode("utf-8", "replace")  # a test client's name; never stored either way
 
 
+@functools.lru_cache(maxsize=4096)
 def client_key(day_key: bytes, ip: str, label: bytes = b"rl1|") -> str:
-    """The pseudonymous counter key of one client for one day (pure)."""
+    """The pseudonymous counter key of one client for one day (pure; the last few thousand are
+    kept in memory, keyed by the day key, so a flood from one address costs a dict lookup).
+    """
     digest = hmac.new(day_key, label + _packed(ip), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii")[:KEY_CHARS]
 
@@ -144,7 +148,7 @@ class RateLimiter:
                 **redis_connection_kwargs(settings),
             )
             self._shared = SlidingWindowCounterRateLimiter(self._storage)
-        self._day: str | None = None
+        self._ordinal = 0
         self._day_key = b""
         self._down_until = 0.0
 
@@ -153,9 +157,10 @@ class RateLimiter:
 
     async def day_key(self, now: datetime) -> bytes:
         """Today's key (UTC day), made once and shared through Redis when there is one."""
-        day = now.strftime("%Y%m%d")
-        if day == self._day:
+        ordinal = now.toordinal()  # cheaper per request than formatting the date
+        if ordinal == self._ordinal:
             return self._day_key
+        day = now.strftime("%Y%m%d")
         if self._redis_down():
             raise StorageError(ConnectionError("Redis failed moments ago"))
         fresh = os.urandom(32)
@@ -164,7 +169,7 @@ class RateLimiter:
             await self._redis.set(name, fresh, nx=True, ex=DAY_KEY_TTL_SECONDS)
             stored = await self._redis.get(name)
             fresh = bytes(stored) if stored else fresh
-        self._day, self._day_key = day, fresh
+        self._ordinal, self._day_key = ordinal, fresh
         return fresh
 
     # --- the three budgets of a submission ---
