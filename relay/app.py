@@ -24,6 +24,7 @@ from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deps import Deps, State
+from relay.web.floodgate import FloodGate
 from relay.web.middleware import (
     BodyDeadline,
     BodyTimeout,
@@ -65,6 +66,7 @@ def create_app(
         trusted_proxy_header=settings.trusted_proxy_header,
     )
     renderer = renderer_for(settings) if settings.dispatch_in_serve else None
+    limiter = RateLimiter(settings, deps.clock, deps.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -100,6 +102,8 @@ def create_app(
 
     middleware = [
         Middleware(LastResort),
+        # a flood's refusals and caught spam, answered before routing (relay.web.floodgate)
+        Middleware(FloodGate, deps=deps, limiter=limiter, hosts=settings.trusted_hosts),
         # A foreign Host header never shapes an answer (the thank-you URL is built from it
         # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
@@ -112,6 +116,6 @@ def create_app(
     )
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)
-    app.state.limiter = RateLimiter(settings, deps.clock, deps.metrics)
+    app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

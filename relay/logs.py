@@ -5,6 +5,7 @@ Log records carry ids, forms, states and counts as `extra` fields; never persona
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
@@ -12,19 +13,41 @@ from datetime import UTC, datetime
 from typing import Any
 
 #: Attributes every LogRecord has; anything else was passed through `extra=`.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_SAMPLE = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
+_STANDARD = set(_SAMPLE) | {"message", "asctime"}
+#: LogRecord.__init__ sets these first, always the same number: extras come after them.
+_SET_BY_INIT = len(_SAMPLE)
+#: One encoder, made once (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    items = itertools.islice(record.__dict__.items(), _SET_BY_INIT, None)
+    return {k: v for k, v in items if k not in _STANDARD}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the `extra` fields."""
+    """One JSON object per line: time, level, logger, message and the `extra` fields.
+
+    Cheap, as a flood writes one line per refusal: the time's seconds are formatted once per
+    second, the encoder is made once, only the attributes after LogRecord's own are scanned.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._stamp = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{int(record.msecs):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -32,7 +55,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info and record.exc_info[0] is not None:
             out["exception"] = record.exc_info[0].__name__
-        return json.dumps(out, default=str, ensure_ascii=False)
+        return _ENCODER.encode(out)
 
 
 class TextFormatter(logging.Formatter):
