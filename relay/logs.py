@@ -72,6 +72,10 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    # What no relay line shows, not computed for every record (the logging HOWTO's
+    # "Optimization" section): the caller's file and line, thread, process and its name.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger("relay")
     root.handlers[:] = [handler]
     root.setLevel(level)

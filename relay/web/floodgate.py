@@ -34,6 +34,7 @@ from relay.intake import parse_body, require_supported, wants_json
 from relay.web import submit
 from relay.web.defend import check_proof
 from relay.web.deps import Deps, client_from
+from relay.web.middleware import BodyTimeout, receive_before
 from relay.web.ratelimit import RateLimited, RateLimiter
 
 #: The two routes of relay.web.routes served by relay.web.submit.submit.
@@ -160,19 +161,18 @@ class FloodGate:
     async def _read(self, receive: Receive) -> bytes:
         """The whole body, within RELAY_BODY_TIMEOUT_SECONDS (relay.web.middleware.BodyDeadline)."""
         seconds = self.deps.settings.body_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + seconds
         chunks: list[bytes] = []
         try:
-            async with asyncio.timeout(seconds):
-                while True:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        raise submit.ClientGone
-                    chunks.append(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await receive_before(receive, deadline)
+                if message["type"] != "http.request":
+                    raise submit.ClientGone
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+        except BodyTimeout:
             raise submit.body_timed_out(seconds) from None
-        return b"".join(chunks)
 
     async def _refuse(
         self,
