@@ -125,21 +125,36 @@ def issue(
     return out
 
 
-def _parse(text: str) -> Payload | None:
+def _decode(text: str) -> dict[str, Any] | None:
+    """The payload's JSON, when it has the shape Payload.from_dict reads (else None)."""
     try:
         decoded = json.loads(base64.b64decode(text, validate=True))
-        return Payload.from_dict(decoded)
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
+    if not isinstance(decoded, dict):
+        return None
+    challenge, solution = decoded.get("challenge"), decoded.get("solution")
+    if not isinstance(challenge, dict) or not isinstance(solution, dict):
+        return None
+    params = challenge.get("parameters")
+    if not isinstance(params, dict) or not params.keys() >= _PARAMETERS:
+        return None
+    return decoded if solution.keys() >= _SOLUTION else None
 
 
-def _key_signed(payload: Payload, keys: ProofKeys) -> bool:
+#: The keys Payload.from_dict requires (it raises KeyError without them).
+_PARAMETERS = frozenset(("algorithm", "nonce", "salt", "cost"))
+_SOLUTION = frozenset(("counter", "derivedKey"))
+
+
+def _key_signed(decoded: dict[str, Any], keys: ProofKeys) -> bool:
     """Whether the solution's derived key matches the challenge's key signature under a key of
-    the ring: two HMACs, where the library's full check first serialises the parameters as
-    canonical JSON (~50 µs). A flood of made-up solutions is refused on this alone; a match
-    still goes through the library's whole verification."""
-    signature = payload.challenge.parameters.key_signature
-    derived = payload.solution.derived_key
+    the ring: two HMACs on the decoded JSON, where the library's full check first builds its
+    objects and serialises the parameters as canonical JSON (~50 µs). A flood of made-up
+    solutions is refused on this alone; a match still goes through the library's whole
+    verification."""
+    signature = decoded["challenge"]["parameters"].get("keySignature")
+    derived = decoded["solution"]["derivedKey"]
     if not isinstance(signature, str) or not isinstance(derived, str):
         return False
     try:
@@ -147,15 +162,12 @@ def _key_signed(payload: Payload, keys: ProofKeys) -> bool:
     except ValueError:
         return False
     return any(
-        hmac.compare_digest(hmac.new(k, key, hashlib.sha256).hexdigest(), signature)
-        for k in keys.key_sign
+        hmac.compare_digest(hmac.digest(k, key, "sha256").hex(), signature) for k in keys.key_sign
     )
 
 
 def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     """None when a key of the ring signed the challenge and the solution is right, else a code."""
-    if not _key_signed(payload, keys):
-        return INVALID
     for sign, key_sign in zip(keys.sign, keys.key_sign, strict=True):
         try:
             result = verify_solution(payload, sign, hmac_key_secret=key_sign)
@@ -176,8 +188,14 @@ def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof |
         return Refused(REQUIRED)
     if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
         return Refused(MALFORMED)
-    parsed = _parse(payload.strip())
-    if parsed is None:
+    decoded = _decode(payload.strip())
+    if decoded is None:
+        return Refused(MALFORMED)
+    if not _key_signed(decoded, keys):
+        return Refused(INVALID)
+    try:
+        parsed = Payload.from_dict(decoded)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return Refused(MALFORMED)
     problem = _verified(parsed, keys)
     if problem is not None:

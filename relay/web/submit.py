@@ -27,6 +27,7 @@ from relay.formspree import language_tag
 from relay.i18n import N_
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
+from relay.logs import RepeatedLine
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import consent_from
@@ -46,6 +47,9 @@ MAX_IDEMPOTENCY_KEY = 255
 ACCEPTED, QUARANTINED, DROPPED = "accepted", "quarantined", "dropped"
 #: The rule a suspicious submission is dropped by when its form's quarantine budget is spent.
 QUARANTINE_FULL = "quarantine_full"
+#: The refusal log lines, by (form, status, code): configured forms and codes, a bounded set.
+_REFUSAL_LINES: dict[tuple[str, int, str], RepeatedLine] = {}
+MAX_REFUSAL_LINES = 4096
 #: Scope key set by relay.web.floodgate once it spent this request's per-client limit.
 CLIENT_COUNTED = "relay.client_counted"
 
@@ -316,10 +320,16 @@ def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> Non
     form_label = form.id if form else UNKNOWN_FORM
     deps.metrics.submission(form_label, exc.code.lower())
     # One line per refusal, so a site owner debugging a 403 sees why: ids and codes only
-    # (the form id is from the URL, known or "unknown"; never a field, header or IP).
-    log.warning(
-        "submission refused", extra={"form": form_label, "status": exc.status, "code": exc.code}
-    )
+    # (the form id is from the URL, known or "unknown"; never a field, header or IP). A flood
+    # repeats the same few: each is built once (relay.logs.RepeatedLine).
+    key = (form_label, exc.status, exc.code)
+    line = _REFUSAL_LINES.get(key)
+    if line is None:
+        if len(_REFUSAL_LINES) >= MAX_REFUSAL_LINES:
+            _REFUSAL_LINES.clear()
+        extra = {"form": form_label, "status": exc.status, "code": exc.code}
+        line = _REFUSAL_LINES[key] = RepeatedLine(log, logging.WARNING, "submission refused", extra)
+    line.emit()
 
 
 async def _store_and_answer(
