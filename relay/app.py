@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
@@ -40,7 +41,20 @@ from relay.web.replay import ProofLedger
 from relay.web.routes import routes
 from relay.web.worker_health import create_worker_app
 
-__all__ = ["create_app", "create_worker_app"]
+__all__ = ["RelayApp", "create_app", "create_worker_app"]
+
+
+class RelayApp(Starlette):
+    """Starlette, with `front` (the flood gate) before its own middleware stack and routing."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+    async def starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What Starlette itself does with a request: its middleware, then the routes."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -102,8 +116,6 @@ def create_app(
 
     middleware = [
         Middleware(LastResort),
-        # a flood's refusals and caught spam, answered before routing (relay.web.floodgate)
-        Middleware(FloodGate, deps=deps, limiter=limiter, hosts=settings.trusted_hosts),
         # A foreign Host header never shapes an answer (the thank-you URL is built from it
         # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
@@ -111,9 +123,12 @@ def create_app(
         Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
     ]
     handlers = {ClientDisconnect: client_gone, BodyTimeout: body_timeout}
-    app = Starlette(
+    app = RelayApp(
         routes=routes(), lifespan=lifespan, middleware=middleware, exception_handlers=handlers
     )
+    # a flood's refusals and caught spam, answered before Starlette (relay.web.floodgate)
+    gate = FloodGate(app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts)
+    app.front = LastResort(gate)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)
     app.state.limiter = limiter

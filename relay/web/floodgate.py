@@ -50,11 +50,12 @@ _VARY = (b"vary", b"Origin")
 _CACHE_MAX = 1024
 
 
+#: JSON as Starlette's JSONResponse renders it, with one encoder made once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+
+
 def _dumps(content: Any) -> bytes:
-    """JSON as Starlette's JSONResponse renders it."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
+    return _ENCODER.encode(content).encode("utf-8")
 
 
 class FloodGate:
