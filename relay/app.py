@@ -24,11 +24,11 @@ from relay.keyfile import load_keyring
 from relay.mail.transport import Transport
 from relay.store import Store
 from relay.web.auth import AdminAuth
+from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.deps import Deps, State
 from relay.web.floodgate import FloodGate
 from relay.web.middleware import (
     BodyDeadline,
-    BodyTimeout,
     LastResort,
     SecurityHeaders,
     body_timeout,
@@ -81,6 +81,7 @@ def create_app(
     )
     renderer = renderer_for(settings) if settings.dispatch_in_serve else None
     limiter = RateLimiter(settings, deps.clock, deps.metrics)
+    reads = ReadDeadlines(settings.body_timeout_seconds)  # body deadlines, one timer for all
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -120,14 +121,16 @@ def create_app(
         # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
         Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
-        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
+        Middleware(BodyDeadline, deadlines=reads),
     ]
     handlers = {ClientDisconnect: client_gone, BodyTimeout: body_timeout}
     app = RelayApp(
         routes=routes(), lifespan=lifespan, middleware=middleware, exception_handlers=handlers
     )
     # a flood's refusals and caught spam, answered before Starlette (relay.web.floodgate)
-    gate = FloodGate(app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts)
+    gate = FloodGate(
+        app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts, deadlines=reads
+    )
     app.front = LastResort(gate)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)

@@ -17,7 +17,6 @@ an exception escaping it reaches LastResort like any other.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -32,9 +31,9 @@ from relay.formspree import language_tag
 from relay.ids import new_submission_id
 from relay.intake import parse_body, require_supported, wants_json
 from relay.web import submit
+from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.defend import check_proof
 from relay.web.deps import Deps, client_from
-from relay.web.middleware import BodyTimeout, receive_before
 from relay.web.ratelimit import RateLimited, RateLimiter
 
 #: The two routes of relay.web.routes served by relay.web.submit.submit.
@@ -61,8 +60,17 @@ def _dumps(content: Any) -> bytes:
 class FloodGate:
     """ASGI middleware: answers caught and refused JSON submissions itself (module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, deps: Deps, limiter: RateLimiter, hosts: list[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        deps: Deps,
+        limiter: RateLimiter,
+        hosts: list[str],
+        deadlines: ReadDeadlines,
+    ) -> None:
         self.app = app
+        self.deadlines = deadlines
         self.deps = deps
         self.limiter = limiter
         self._proxy_header = deps.trusted_proxy_header.lower().encode("latin-1")
@@ -161,19 +169,19 @@ class FloodGate:
 
     async def _read(self, receive: Receive) -> bytes:
         """The whole body, within RELAY_BODY_TIMEOUT_SECONDS (relay.web.middleware.BodyDeadline)."""
-        seconds = self.deps.settings.body_timeout_seconds
-        deadline = asyncio.get_running_loop().time() + seconds
+        deadlines = self.deadlines
+        deadline = deadlines.deadline()
         chunks: list[bytes] = []
         try:
             while True:
-                message = await receive_before(receive, deadline)
+                message = await deadlines.receive(receive, deadline)
                 if message["type"] != "http.request":
                     raise submit.ClientGone
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     return b"".join(chunks)
         except BodyTimeout:
-            raise submit.body_timed_out(seconds) from None
+            raise submit.body_timed_out(deadlines.seconds) from None
 
     async def _refuse(
         self,

@@ -18,18 +18,18 @@ exception still escape a route, this logs one line with its class and the endpoi
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relay.web.deadlines import ReadDeadlines
 
 log = logging.getLogger("relay.web")
 
@@ -149,10 +149,6 @@ class LastResort:
                 await send({"type": "http.response.body", "body": b"Internal error.\n"})
 
 
-class BodyTimeout(Exception):
-    """The request body did not arrive within RELAY_BODY_TIMEOUT_SECONDS."""
-
-
 class BodyDeadline:
     """Every request body must arrive within `seconds` of the app's first read of it.
 
@@ -161,9 +157,9 @@ class BodyDeadline:
     Waiting for a disconnect after the body is complete is not limited.
     """
 
-    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, *, deadlines: ReadDeadlines) -> None:
         self.app = app
-        self.seconds = seconds
+        self.deadlines = deadlines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,45 +173,13 @@ class BodyDeadline:
             if complete:
                 return await receive()
             if deadline is None:
-                deadline = asyncio.get_running_loop().time() + self.seconds
-            message = await receive_before(receive, deadline)
+                deadline = self.deadlines.deadline()
+            message = await self.deadlines.receive(receive, deadline)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
             return message
 
         await self.app(scope, timed_receive, send)
-
-
-class _Expiry:
-    __slots__ = ("expired",)
-
-    def __init__(self) -> None:
-        self.expired = False
-
-
-def _expire(task: asyncio.Task[Any], expiry: _Expiry) -> None:
-    expiry.expired = True
-    task.cancel()
-
-
-async def receive_before(receive: Receive, deadline: float) -> Message:
-    """`receive()`, or BodyTimeout at `deadline` (the loop's clock).
-
-    One timer handle that cancels the task, as asyncio.timeout_at does, without its context
-    manager: half its cost, paid by every request that has a body (relay serves on asyncio).
-    """
-    task = asyncio.current_task()
-    assert task is not None  # noqa: S101 - ASGI apps run in a task
-    expiry = _Expiry()
-    timer = asyncio.get_running_loop().call_at(deadline, _expire, task, expiry)
-    try:
-        return await receive()
-    except asyncio.CancelledError:
-        if expiry.expired and task.uncancel() == 0:
-            raise BodyTimeout from None
-        raise
-    finally:
-        timer.cancel()
 
 
 async def client_gone(_request: Request, _exc: Exception) -> Response:

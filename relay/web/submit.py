@@ -31,9 +31,9 @@ from relay.logs import RepeatedLine
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.submission import consent_from
+from relay.web.deadlines import BodyTimeout
 from relay.web.defend import Defended, defend, spend_proof
 from relay.web.deps import Deps, client_of, deps_of, store_of
-from relay.web.middleware import BodyTimeout
 from relay.web.pages import problems
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import Budget, RateLimited, limiter_of
@@ -180,7 +180,7 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
             body += chunk
             if len(body) > limit:
                 raise too_large
-    except BodyTimeout:  # the shared deadline of relay.web.middleware.BodyDeadline
+    except BodyTimeout:  # the shared deadline (relay.web.deadlines)
         raise body_timed_out(seconds) from None
     except ClientDisconnect:
         raise ClientGone from None
