@@ -1,4 +1,4 @@
-"""ALTCHA proof of work (protocol v2), issued and checked with the `altcha` package. Pure.
+"""ALTCHA proof of work (protocol v2), issued and checked with the `altcha` package.
 
 Why ALTCHA: self-hosted, no cookie, no third party (reference/gdpr-cnil.md B3), and its widget
 is what site developers add to the page. Challenges are made in the library's *deterministic*
@@ -14,6 +14,8 @@ uses several workers); relay itself derives one key (1000 iterations, ~1 ms) per
 Every challenge is signed with keys derived from RELAY_SECRET_KEY (`KeyRing.subkeys`), bound to
 its form and its issue time in `data`, and expires after RELAY_PROOF_OF_WORK_TTL_SECONDS. The
 library also compares `expiresAt` with the system clock; relay compares it with its own.
+
+Pure, but for a bounded memo of the payloads refused whatever the time (ProofKeys.refused).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +69,9 @@ class ProofKeys:
 
     sign: tuple[bytes, ...]
     key_sign: tuple[bytes, ...]
+    #: Payloads refused whatever the time or form (malformed, or not signed by these keys), by
+    #: their text: a flood re-sending the same made-up proof costs a dict lookup. Bounded.
+    refused: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, keyring: KeyRing) -> ProofKeys:
@@ -181,6 +186,17 @@ def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     return INVALID
 
 
+#: How many refused payloads ProofKeys.refused keeps (each at most MAX_PAYLOAD_CHARS).
+REFUSED_KEPT = 512
+
+
+def _remember(keys: ProofKeys, payload: str, code: str) -> Refused:
+    if len(keys.refused) >= REFUSED_KEPT:
+        keys.refused.clear()
+    keys.refused[payload] = code
+    return Refused(code)
+
+
 def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof | Refused:
     """Verify the `altcha` field of a submission to `form_id` at `now` (single use is not
     checked here: the caller records `Proof.nonce_id` until `Proof.expires_at`)."""
@@ -188,11 +204,14 @@ def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof |
         return Refused(REQUIRED)
     if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
         return Refused(MALFORMED)
+    known = keys.refused.get(payload)
+    if known is not None:
+        return Refused(known)
     decoded = _decode(payload.strip())
     if decoded is None:
-        return Refused(MALFORMED)
+        return _remember(keys, payload, MALFORMED)
     if not _key_signed(decoded, keys):
-        return Refused(INVALID)
+        return _remember(keys, payload, INVALID)
     try:
         parsed = Payload.from_dict(decoded)
     except (ValueError, KeyError, TypeError, AttributeError):
