@@ -20,6 +20,11 @@ from relay.i18n import N_
 from relay.web.deps import deps_of, store_of
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: relay.consent_link's reasons as the page shows them (capitalised), marked for translation.
+LINK_PROBLEMS = (
+    N_("This withdrawal link is not valid."),
+    N_("This withdrawal link has expired."),
+)
 #: The largest token read from a POST body (a sealed address is a few hundred characters).
 MAX_TOKEN = 4096
 
@@ -32,7 +37,17 @@ def _site(request: Request) -> str | None:
     return None
 
 
-def _page(request: Request, status: int, title: str, message: str, **ctx: object) -> HTMLResponse:
+def _page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    after: str | None = None,
+    **ctx: object,
+) -> HTMLResponse:
+    """The page in the visitor's language; `after` is a second sentence, translated and then
+    given the privacy contact as {contact}."""
     deps = deps_of(request)
     language = i18n.pick(  # ?lang=, else Accept-Language, else the default
         asked=request.query_params.get("lang"),
@@ -40,11 +55,15 @@ def _page(request: Request, status: int, title: str, message: str, **ctx: object
         form_language=None,
         default=deps.settings.default_language,
     )
+    text = i18n.translate(language, message)
+    if after is not None:
+        contact = deps.settings.privacy_contact or ""
+        text += " " + i18n.translate(language, after).format(contact=contact)
     html = deps.pages.render(
         "withdraw.html",
         language=language,
         title=i18n.translate(language, title),
-        message=i18n.translate(language, message),
+        message=text,
         site=_site(request),
         confirm=ctx.get("confirm"),
     )
@@ -53,13 +72,14 @@ def _page(request: Request, status: int, title: str, message: str, **ctx: object
 
 def _invalid(request: Request, exc: consent_link.InvalidLink) -> HTMLResponse:
     """The link cannot be used: say why, and how to withdraw anyway (the privacy contact)."""
-    contact = deps_of(request).settings.privacy_contact
-    where = f"Write to {contact}" if contact else "Write to us"
     return _page(
         request,
         400,
         N_("This link cannot be used"),
-        f"{str(exc).capitalize()}. {where} and we will withdraw your consent by hand.",
+        f"{str(exc).capitalize()}.",
+        after=N_("Write to {contact} and we will withdraw your consent by hand.")
+        if deps_of(request).settings.privacy_contact
+        else N_("Write to us and we will withdraw your consent by hand."),
     )
 
 
