@@ -49,6 +49,17 @@ label = {{ fr = "Produit", en = "Product" }}
 kind = "select"
 choices = ["Sérum", "Milieu"]
 required = true
+
+[[forms]]
+id = "guarded"
+language = "en"
+recipients = ["sales@example.com"]
+allowed_origins = ["{SITE}"]
+legal_basis = "contract"
+notice_version = "1"
+required = ["email", "message"]
+proof_of_work = true
+min_fill_seconds = 1
 """
 PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>{body}
 <script>window.RELAY_URL = {relay!r};</script><script src="/bundle.js"></script></body></html>"""
@@ -58,6 +69,15 @@ CORE_BODY = """<form id="contact" novalidate>
 <option>Autre chose</option></select><div data-for="product" id="err-product"></div>
 <textarea id="message" name="message"></textarea><div data-for="message" id="err-message"></div>
 <button id="send" type="submit">Send</button><p id="status"></p></form>"""
+
+POW_BODY = """<script type="module" src="/altcha.js"></script>
+<form id="contact" data-form="guarded" novalidate>
+<input id="email" name="email" value="jeanne@example.fr"><div data-for="email"></div>
+<textarea id="message" name="message">Bonjour</textarea><div data-for="message"></div>
+<altcha-widget challenge="{relay}/f/guarded/challenge" auto="onload"
+  configuration='{{"humanInteractionSignature": false}}'></altcha-widget>
+<button id="send" type="submit">Send</button><p id="status"></p></form>"""
+WIDGET = ROOT / "node_modules" / "altcha" / "dist" / "main" / "altcha.js"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -242,3 +262,29 @@ def test_example_page_with_and_without_javascript(relay_url):
             assert "Merci, votre message a bien été reçu." in plain.inner_text("h1")
         finally:
             browser.close()
+
+
+def test_formspree_core_with_the_altcha_widget(relay_url, tmp_path):
+    """On a form with proof_of_work, the real ALTCHA widget solves relay's challenge and
+    @formspree/core's post is accepted; the same solved payload sent again is refused, and the
+    client shows relay's refusal (PROOF_OF_WORK_REUSED) to the visitor as a form error."""
+    if not WIDGET.exists():
+        _missing("node_modules is not installed (run `make npm`: npm ci)")
+    script = bundle("core_page.js", tmp_path)
+    (tmp_path / "altcha.js").write_bytes(WIDGET.read_bytes())
+    with site_page(relay_url, tmp_path, POW_BODY.format(relay=relay_url), script) as page:
+        page.set_default_timeout(60_000)  # the widget's proof takes about a second
+        page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
+        time.sleep(1.2)  # a person takes longer than min_fill_seconds to write
+        page.click("#send")
+        page.wait_for_selector("#status:not(:empty)")
+        first = page.inner_text("#status")
+        page.click("#send")
+        page.wait_for_selector("#status:has-text('already sent')")
+        second = page.inner_text("#status")
+    assert first == "sent"
+    # the client knows Formspree's own codes only: relay's PROOF_OF_WORK_REUSED reaches the
+    # visitor as an unspecified form error with relay's message
+    assert second == (
+        "UNSPECIFIED: This form was already sent with this anti-spam check; reload the page."
+    )
