@@ -140,6 +140,42 @@ def fixture_relay_url(tmp_path: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def relay_serving(tmp_path: Path, forms_toml: str, **env_extra: str) -> Iterator[str]:
+    """A real `relay serve` on `forms_toml` ({relay} is replaced by its own URL)."""
+    forms = tmp_path / "forms.toml"
+    port = _free_port()
+    forms.write_text(forms_toml.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "RELAY_VAR_DIR": str(tmp_path / "var"),
+        "RELAY_FORMS_FILE": str(forms),
+        "RELAY_SECRET_KEY": TEST_KEY,
+        "RELAY_LOG_FORMAT": "json",
+        "RELAY_DISPATCH_IN_SERVE": "false",
+        **env_extra,
+    }
+    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("relay serve did not start within 10 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+@contextlib.contextmanager
 def site_server(folder: Path) -> Iterator[None]:
     """The site: a static server on SITE's 127.0.0.1 port (a loopback page may call relay's
     loopback address; Chromium refuses that to a page it cannot place)."""
@@ -288,3 +324,40 @@ def test_formspree_core_with_the_altcha_widget(relay_url, tmp_path):
     assert second == (
         "UNSPECIFIED: This form was already sent with this anti-spam check; reload the page."
     )
+
+
+POW_EXAMPLE = """
+[[forms]]
+id = "contact"
+language = "en"
+recipients = ["sales@example.com"]
+allowed_origins = ["{relay}"]
+legal_basis = "legitimate_interest"
+notice_version = "1"
+required = ["email", "message"]
+proof_of_work = true
+min_fill_seconds = 0
+"""
+
+
+def test_example_page_with_proof_of_work(tmp_path):
+    """When the contact form asks for proof of work and the widget is installed, relay's own
+    page at / runs the ALTCHA widget under its strict CSP and the form is accepted."""
+    if not WIDGET.exists():
+        _missing("node_modules is not installed (run `make npm`: npm ci)")
+    with relay_serving(tmp_path, POW_EXAMPLE) as relay_url, _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{relay_url}/?lang=en")
+            page.fill("#f-email", "jeanne@example.fr")  # focus: the widget starts its work
+            page.fill("#f-message", "Bonjour")
+            page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#form-status:has-text('Thank you')")
+        finally:
+            browser.close()
+    assert [e for e in errors if "Content Security Policy" in e] == []
