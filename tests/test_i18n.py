@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from relay import i18n
 from relay.app import create_app
 from relay.config import load_forms, load_settings
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError
 from tests.formspree_forms import post_demo, write_forms
 from tests.helpers import ORIGIN, VALID

@@ -1,7 +1,7 @@
 """GET and POST /consent/withdraw?token=…: self-service withdrawal of marketing consent.
 
 No login and no cookie: the token itself (sealed address + expiry, see
-relay.consent_link) proves the link was made by relay for one person. A GET only shows a
+relay.rights.consent_link) proves the link was made by relay for one person. A GET only shows a
 confirmation page with a button, because mail scanners and link previewers fetch every link
 in an email: a withdrawal is a person's act, made by the POST that button sends. The POST is
 also what RFC 8058 one-click unsubscribe clients send. The pages reveal nothing about the
@@ -14,13 +14,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from relay import consent_link, i18n, privacy
+from relay import i18n
 from relay.errors import StoreUnavailable
 from relay.i18n import N_
+from relay.rights import consent_link, privacy
 from relay.web.deps import deps_of, store_of
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-#: relay.consent_link's reasons as the page shows them (capitalised), marked for translation.
+#: relay.rights.consent_link's reasons as the page shows them (capitalised), marked for translation.
 LINK_PROBLEMS = (
     N_("This withdrawal link is not valid."),
     N_("This withdrawal link has expired."),

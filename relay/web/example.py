@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from relay import i18n
-from relay.fields import BUILT_IN
+from relay.accept.fields import BUILT_IN
 from relay.web.deps import deps_of
 from relay.web.pages import default_templates_dir
 
