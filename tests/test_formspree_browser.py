@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +21,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import TEST_KEY
+from tests.browser_support import relay_serving
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,73 +103,8 @@ def bundle(entry: str, out: Path) -> str:
 @pytest.fixture(name="relay_url")
 def fixture_relay_url(tmp_path: Path) -> Iterator[str]:
     """A real `relay serve` with the demo form, allowing 5 posts a minute per client."""
-    forms = tmp_path / "forms.toml"
-    port = _free_port()
-    forms.write_text(FORMS.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "RELAY_VAR_DIR": str(tmp_path / "var"),
-        "RELAY_FORMS_FILE": str(forms),
-        "RELAY_SECRET_KEY": TEST_KEY,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_DISPATCH_IN_SERVE": "false",
-        "RELAY_RATE_LIMIT_CLIENT": "5/minute",
-    }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
+    with relay_serving(tmp_path, FORMS, RELAY_RATE_LIMIT_CLIENT="5/minute") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
-
-
-@contextlib.contextmanager
-def relay_serving(tmp_path: Path, forms_toml: str, **env_extra: str) -> Iterator[str]:
-    """A real `relay serve` on `forms_toml` ({relay} is replaced by its own URL)."""
-    forms = tmp_path / "forms.toml"
-    port = _free_port()
-    forms.write_text(forms_toml.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "RELAY_VAR_DIR": str(tmp_path / "var"),
-        "RELAY_FORMS_FILE": str(forms),
-        "RELAY_SECRET_KEY": TEST_KEY,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_DISPATCH_IN_SERVE": "false",
-        **env_extra,
-    }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 @contextlib.contextmanager
