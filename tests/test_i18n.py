@@ -232,3 +232,18 @@ def test_an_unusable_withdrawal_link_is_explained_in_french(settings_factory):
         page = client.get("/consent/withdraw?token=nope", headers={"Accept-Language": "fr"}).text
     assert "Ce lien de retrait n’est pas valide." in page
     assert "Écrivez à dpo@example.com et nous retirerons votre consentement" in page
+
+
+def test_the_withdrawal_page_names_the_controller(settings_factory):
+    """The withdrawal pages say who the controller is and whom to ask, from the settings."""
+    settings = settings_factory(
+        controller_name="Biosera",
+        controller_address="15 Rue du Mans, 49300 Cholet",
+        privacy_contact="dpo@example.com",
+    )
+    with TestClient(create_app(settings), base_url="http://relay.test") as client:
+        page = client.get("/consent/withdraw?token=x", headers={"Accept-Language": "fr"}).text
+    assert (
+        "Responsable du traitement : Biosera, 15 Rue du Mans, 49300 Cholet. "
+        "Questions sur vos données : dpo@example.com"
+    ) in page

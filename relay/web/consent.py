@@ -67,6 +67,11 @@ def _page(
         message=text,
         site=_site(request),
         confirm=ctx.get("confirm"),
+        controller={
+            "name": deps.settings.controller_name,
+            "address": deps.settings.controller_address,
+            "contact": deps.settings.privacy_contact,
+        },
     )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
