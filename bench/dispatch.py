@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from relay.clock import utcnow
 from relay.config import Settings, load_forms
 from relay.crypto import KeyRing, generate_key
-from relay.delivery import build_dispatcher, open_transport
+from relay.deliver.delivery import build_dispatcher, open_transport
 from relay.ids import new_submission_id
 from relay.store import Store, outbox
 from relay.store.delivery_stats import queue_stats

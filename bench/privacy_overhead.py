@@ -17,12 +17,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from relay.accept.submission import Submission
 from relay.config import load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.ids import new_submission_id
-from relay.retention import purge
+from relay.minimise.retention import purge
 from relay.store import Store, outbox
-from relay.submission import Submission
 from relay.web.prospect import prospect_of
 
 FORMS = """

@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
-from relay.delivery import renderer_for, running_delivery
-from relay.dispatcher import Dispatcher, Lookup
-from relay.housekeeping import Housekeeper, register_wordings
+from relay.deliver.delivery import renderer_for, running_delivery
+from relay.deliver.dispatcher import Dispatcher, Lookup
 from relay.keyfile import load_keyring
 from relay.mail.transport import Transport
+from relay.minimise.housekeeping import Housekeeper, register_wordings
 from relay.store import Store
 from relay.web.auth import AdminAuth
 from relay.web.deadlines import BodyTimeout, ReadDeadlines

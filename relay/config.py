@@ -32,10 +32,10 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from relay import i18n
+from relay.accept.fields import BUILT_IN, DeclaredField
+from relay.accept.urls import origin_of, web_url
+from relay.defence.proxies import Network, parse_networks
 from relay.errors import ConfigError
-from relay.fields import BUILT_IN, DeclaredField
-from relay.proxies import Network, parse_networks
-from relay.urls import origin_of, web_url
 
 #: A host name in RELAY_ALLOWED_HOSTS: letters, digits, dots and dashes, optionally `*.` first.
 _HOST_PATTERN = re.compile(r"^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$|^\[[0-9A-Fa-f:.]+\]$")

@@ -11,7 +11,7 @@
     Retry-After and nothing is claimed to be accepted.
     - ``SchemaNotReady`` — the database answers but holds no relay schema, or another
       release's; start-up stops and says to run `relay db upgrade`.
-  - ``relay.redis_conn.RedisUnavailable`` — Redis did not answer `relay check` (or a start-up
+  - ``relay.ops.redis_conn.RedisUnavailable`` — Redis did not answer `relay check` (or a start-up
     probe); the message names the host (never the password) and the setting to check.
   - ``DeliveryError`` — sending an email failed (issue "Deliver through Mailgun EU"); the
     transports report outcomes as values (relay.mail.transport), not exceptions.
@@ -22,8 +22,8 @@
   - ``relay.crypto.DecryptionFailed`` — a ciphertext was sealed by an unknown key or altered.
   - ``SubjectError`` — a data-subject action cannot be done as asked (the record is
     restricted, the new address belongs to another record, the request id is unknown).
-    - ``relay.consent_link.InvalidLink`` — a withdrawal link is forged, altered or expired.
-  - ``relay.backup.BackupError`` — `relay db backup`/`restore` cannot be done as asked (no
+    - ``relay.rights.consent_link.InvalidLink`` — a withdrawal link is forged, altered or expired.
+  - ``relay.minimise.backup.BackupError`` — `relay db backup`/`restore` cannot be done as asked (no
     database, the target file exists, not a relay backup, pg_dump or pg_restore failed).
   - ``relay.web.subject_actions.UnknownAction`` — an admin page asked for an action that
     does not exist.
@@ -86,7 +86,7 @@ class DeliveryError(RelayError):
 
 
 class SubjectError(RelayError):
-    """Raised by relay.privacy when an action on a person's data must be refused as asked."""
+    """Raised by relay.rights.privacy when an action on a person's data must be refused as asked."""
 
 
 class RenderError(DeliveryError):

@@ -366,7 +366,7 @@ def test_login_page_and_csrf_helper(client):
 
 
 def test_unknown_subject_action_is_refused_by_the_adapter(client, clock):
-    """run_action accepts only the four actions, whatever relay.privacy holds."""
+    """run_action accepts only the four actions, whatever relay.rights.privacy holds."""
     import asyncio
 
     from relay.web.subject_actions import Context, UnknownAction, run_action
@@ -388,7 +388,7 @@ def test_unknown_subject_action_is_refused_by_the_adapter(client, clock):
 
 
 def test_dpo_runs_the_subject_actions_from_the_page(client):
-    """Export downloads the JSON export; restrict, withdraw and erase run relay.privacy's
+    """Export downloads the JSON export; restrict, withdraw and erase run relay.rights.privacy's
     actions, each recorded in the request register and the audit log."""
     from relay.store.tables import subject_requests
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from relay.alert_policy import (
+from relay.ops.alert_policy import (
     DISPATCH_PAUSED,
     FAILURES,
     QUEUE_STALE,
@@ -107,9 +107,9 @@ def test_an_unknown_condition_is_refused():
 
 
 def test_the_policy_module_is_pure():
-    """relay.alert_policy imports no I/O library (style: pure core)."""
+    """relay.ops.alert_policy imports no I/O library (style: pure core)."""
     code = (
-        "import sys\nimport relay.alert_policy\n"
+        "import sys\nimport relay.ops.alert_policy\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('httpx', 'sqlalchemy', 'starlette') or m.startswith(('relay.store', 'relay.web'))))"
     )

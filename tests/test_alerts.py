@@ -16,9 +16,9 @@ import pytest
 import respx
 from starlette.testclient import TestClient
 
-from relay.alerts import Alerter
 from relay.app import create_app
 from relay.mail.transport import Accepted, CredentialsRejected, Failed, RenderedEmail, SendResult
+from relay.ops.alerts import Alerter
 from relay.store import Store
 from tests.fakes import FakeTransport
 from tests.helpers import VALID, post_json
@@ -310,8 +310,8 @@ async def test_the_database_down_is_logged_and_conditions_still_seen(settings, c
 
 def test_the_email_counts_failures_not_listed(settings):
     """Past the listed ids, the email says how many more there are."""
-    from relay.alert_policy import Alert, Failure
-    from relay.alerts import payload, text_of
+    from relay.ops.alert_policy import Alert, Failure
+    from relay.ops.alerts import payload, text_of
 
     alert = Alert(
         "firing",

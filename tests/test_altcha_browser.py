@@ -10,20 +10,17 @@ and Accept: application/json, as Formspree's clients do, and shows each answer.
 from __future__ import annotations
 
 import http.server
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import TEST_KEY
+from tests.browser_support import relay_serving
 from tests.helpers import VALID
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
 
@@ -108,42 +105,18 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 def fixture_site(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A real `relay serve` with a proof-of-work form, and the site whose page uses it."""
     _node_modules()
-    site_port, relay_port = _free_port(), _free_port()
-    origin, relay = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{relay_port}"
-    forms = tmp_path / "forms.toml"
-    forms.write_text(FORMS.format(origin=origin), encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "RELAY_VAR_DIR": str(tmp_path / "var"),
-        "RELAY_FORMS_FILE": str(forms),
-        "RELAY_SECRET_KEY": TEST_KEY,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_DISPATCH_IN_SERVE": "false",
-    }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(relay_port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    handler = type("Site", (_Site,), {"page": PAGE.format(relay=relay, **VALID).encode()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{relay}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
-        yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
-    finally:
-        server.shutdown()
-        server.server_close()
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
+    site_port = _free_port()
+    origin = f"http://127.0.0.1:{site_port}"
+    with relay_serving(tmp_path, FORMS.format(origin=origin)) as relay:
+        handler = type("Site", (_Site,), {"page": PAGE.format(relay=relay, **VALID).encode()})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
+        finally:
+            server.shutdown()
+            server.server_close()
 
 
 def _queued(var: str) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay import backoff
+from relay.deliver import backoff
 from relay.mail.transport import CredentialsRejected, Failed, Retry
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from relay.config import FormConfig
 from relay.crypto import KeyRing
-from relay.defence import Action, content, honeypot, screen_fields, screen_raw
+from relay.defence import content, honeypot
 from relay.defence import pow as proof
+from relay.defence.verdict import Action, screen_fields, screen_raw
 from tests.conftest import TEST_KEY, TEST_KEY_2
 from tests.defence_helpers import solve, tamper
 

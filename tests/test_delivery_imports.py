@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-PURE = ("relay.mail.render", "relay.mail.transport", "relay.backoff")
+PURE = ("relay.mail.render", "relay.mail.transport", "relay.deliver.backoff")
 IO = ("httpx", "sqlalchemy", "starlette", "relay.store", "relay.web", "relay.cli")
 
 

@@ -12,8 +12,8 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from relay.config import load_settings
 from relay.errors import ConfigError
-from relay.preflight import probe_redis
-from relay.redis_conn import RedisUnavailable, redis_client, redis_where
+from relay.ops.preflight import probe_redis
+from relay.ops.redis_conn import RedisUnavailable, redis_client, redis_where
 from relay.store import Store
 from relay.store.db import HEAD, create_engine, require_schema, upgrade
 from tests.conftest import REDIS_URL, invoke, service_missing

@@ -11,8 +11,8 @@ import pytest
 
 from relay import states
 from relay.config import load_forms
-from relay.delivery import options_for, renderer_for
-from relay.dispatcher import Dispatcher
+from relay.deliver.delivery import options_for, renderer_for
+from relay.deliver.dispatcher import Dispatcher
 from relay.mail.transport import Accepted, CredentialsRejected, Failed, Retry, SendResult
 from relay.store import dispatch as db
 from tests.fakes import FakeTransport

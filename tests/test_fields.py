@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relay.accept.form_input import read_form
+from relay.accept.formspree import canonical, language_tag
 from relay.config import load_forms
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError, SubmissionRejected
-from relay.form_input import read_form
-from relay.formspree import canonical, language_tag
 from relay.mail.eml import build_eml
 from relay.mail.render import SubmissionView
 from tests.conftest import invoke

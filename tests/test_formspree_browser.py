@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +21,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import TEST_KEY
+from tests.browser_support import relay_serving
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +46,17 @@ label = {{ fr = "Produit", en = "Product" }}
 kind = "select"
 choices = ["Sérum", "Milieu"]
 required = true
+
+[[forms]]
+id = "guarded"
+language = "en"
+recipients = ["sales@example.com"]
+allowed_origins = ["{SITE}"]
+legal_basis = "contract"
+notice_version = "1"
+required = ["email", "message"]
+proof_of_work = true
+min_fill_seconds = 1
 """
 PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body>{body}
 <script>window.RELAY_URL = {relay!r};</script><script src="/bundle.js"></script></body></html>"""
@@ -58,6 +66,15 @@ CORE_BODY = """<form id="contact" novalidate>
 <option>Autre chose</option></select><div data-for="product" id="err-product"></div>
 <textarea id="message" name="message"></textarea><div data-for="message" id="err-message"></div>
 <button id="send" type="submit">Send</button><p id="status"></p></form>"""
+
+POW_BODY = """<script type="module" src="/altcha.js"></script>
+<form id="contact" data-form="guarded" novalidate>
+<input id="email" name="email" value="jeanne@example.fr"><div data-for="email"></div>
+<textarea id="message" name="message">Bonjour</textarea><div data-for="message"></div>
+<altcha-widget challenge="{relay}/f/guarded/challenge" auto="onload"
+  configuration='{{"humanInteractionSignature": false}}'></altcha-widget>
+<button id="send" type="submit">Send</button><p id="status"></p></form>"""
+WIDGET = ROOT / "node_modules" / "altcha" / "dist" / "main" / "altcha.js"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -86,37 +103,8 @@ def bundle(entry: str, out: Path) -> str:
 @pytest.fixture(name="relay_url")
 def fixture_relay_url(tmp_path: Path) -> Iterator[str]:
     """A real `relay serve` with the demo form, allowing 5 posts a minute per client."""
-    forms = tmp_path / "forms.toml"
-    port = _free_port()
-    forms.write_text(FORMS.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "RELAY_VAR_DIR": str(tmp_path / "var"),
-        "RELAY_FORMS_FILE": str(forms),
-        "RELAY_SECRET_KEY": TEST_KEY,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_DISPATCH_IN_SERVE": "false",
-        "RELAY_RATE_LIMIT_CLIENT": "5/minute",
-    }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
+    with relay_serving(tmp_path, FORMS, RELAY_RATE_LIMIT_CLIENT="5/minute") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 @contextlib.contextmanager
@@ -242,3 +230,66 @@ def test_example_page_with_and_without_javascript(relay_url):
             assert "Merci, votre message a bien été reçu." in plain.inner_text("h1")
         finally:
             browser.close()
+
+
+def test_formspree_core_with_the_altcha_widget(relay_url, tmp_path):
+    """On a form with proof_of_work, the real ALTCHA widget solves relay's challenge and
+    @formspree/core's post is accepted; the same solved payload sent again is refused, and the
+    client shows relay's refusal (PROOF_OF_WORK_REUSED) to the visitor as a form error."""
+    if not WIDGET.exists():
+        _missing("node_modules is not installed (run `make npm`: npm ci)")
+    script = bundle("core_page.js", tmp_path)
+    (tmp_path / "altcha.js").write_bytes(WIDGET.read_bytes())
+    with site_page(relay_url, tmp_path, POW_BODY.format(relay=relay_url), script) as page:
+        page.set_default_timeout(60_000)  # the widget's proof takes about a second
+        page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
+        time.sleep(1.2)  # a person takes longer than min_fill_seconds to write
+        page.click("#send")
+        page.wait_for_selector("#status:not(:empty)")
+        first = page.inner_text("#status")
+        page.click("#send")
+        page.wait_for_selector("#status:has-text('already sent')")
+        second = page.inner_text("#status")
+    assert first == "sent"
+    # the client knows Formspree's own codes only: relay's PROOF_OF_WORK_REUSED reaches the
+    # visitor as an unspecified form error with relay's message
+    assert second == (
+        "UNSPECIFIED: This form was already sent with this anti-spam check; reload the page."
+    )
+
+
+POW_EXAMPLE = """
+[[forms]]
+id = "contact"
+language = "en"
+recipients = ["sales@example.com"]
+allowed_origins = ["{relay}"]
+legal_basis = "legitimate_interest"
+notice_version = "1"
+required = ["email", "message"]
+proof_of_work = true
+min_fill_seconds = 0
+"""
+
+
+def test_example_page_with_proof_of_work(tmp_path):
+    """When the contact form asks for proof of work and the widget is installed, relay's own
+    page at / runs the ALTCHA widget under its strict CSP and the form is accepted."""
+    if not WIDGET.exists():
+        _missing("node_modules is not installed (run `make npm`: npm ci)")
+    with relay_serving(tmp_path, POW_EXAMPLE) as relay_url, _browser() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(f"{relay_url}/?lang=en")
+            page.fill("#f-email", "jeanne@example.fr")  # focus: the widget starts its work
+            page.fill("#f-message", "Bonjour")
+            page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#form-status:has-text('Thank you')")
+        finally:
+            browser.close()
+    assert [e for e in errors if "Content Security Policy" in e] == []

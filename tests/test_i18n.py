@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from relay import i18n
 from relay.app import create_app
 from relay.config import load_forms, load_settings
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError
 from tests.formspree_forms import post_demo, write_forms
 from tests.helpers import ORIGIN, VALID
@@ -207,3 +207,43 @@ def test_cli_tables_use_the_zone_and_json_keeps_utc(client, cli):
     assert "2026-11-25 10:30:00 CET" in table
     data = json.loads(invoke(cli, "deliveries", "--since", "2000-01-01", "--json").output)
     assert data[0]["received_at"] == datetime(2026, 11, 25, 9, 30, tzinfo=UTC).isoformat()
+
+
+def test_a_malformed_body_is_explained_in_french(client):
+    """The malformed-body refusals are whole translated sentences, not English pieces."""
+    response = client.post(
+        "/f/contact",
+        content=b"{not json",
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Origin": ORIGIN,
+            "Accept-Language": "fr-FR,fr;q=0.9",
+        },
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "Le corps de la requête n’est pas du JSON valide."
+
+
+def test_an_unusable_withdrawal_link_is_explained_in_french(settings_factory):
+    """The invalid-link page is French throughout and names the privacy contact."""
+    settings = settings_factory(privacy_contact="dpo@example.com")
+    with TestClient(create_app(settings), base_url="http://relay.test") as client:
+        page = client.get("/consent/withdraw?token=nope", headers={"Accept-Language": "fr"}).text
+    assert "Ce lien de retrait n’est pas valide." in page
+    assert "Écrivez à dpo@example.com et nous retirerons votre consentement" in page
+
+
+def test_the_withdrawal_page_names_the_controller(settings_factory):
+    """The withdrawal pages say who the controller is and whom to ask, from the settings."""
+    settings = settings_factory(
+        controller_name="Biosera",
+        controller_address="15 Rue du Mans, 49300 Cholet",
+        privacy_contact="dpo@example.com",
+    )
+    with TestClient(create_app(settings), base_url="http://relay.test") as client:
+        page = client.get("/consent/withdraw?token=x", headers={"Accept-Language": "fr"}).text
+    assert (
+        "Responsable du traitement : Biosera, 15 Rue du Mans, 49300 Cholet. "
+        "Questions sur vos données : dpo@example.com"
+    ) in page

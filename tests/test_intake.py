@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relay.accept.intake import parse_body, wants_json
 from relay.errors import SubmissionRejected
-from relay.intake import parse_body, wants_json
 
 
 @pytest.mark.parametrize(

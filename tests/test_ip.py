@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.privacy import truncate_ip
+from relay.rights.privacy import truncate_ip
 from relay.web.ratelimit import client_key
 
 

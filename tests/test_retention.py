@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay import retention
+from relay.minimise import retention
 
 
 def d(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:

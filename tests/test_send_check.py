@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.send_check import (
+from relay.deliver.send_check import (
     FIX_BASE_URL,
     FIX_M365,
     FIX_TRANSIENT,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
+from relay.accept.submission import (
+    LIMITS,
+    Submission,
+    consent_from,
+    normalise_phone,
+    validate_submission,
+)
 from relay.errors import FieldError
-from relay.submission import LIMITS, Submission, consent_from, normalise_phone, validate_submission
 from tests.helpers import VALID
 from tests.strategies import submissions
 

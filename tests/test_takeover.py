@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relay.delivery import build_dispatcher
+from relay.deliver.delivery import build_dispatcher
 from relay.metrics import Metrics
 from relay.store import Store
 from relay.store import dispatch as db

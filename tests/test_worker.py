@@ -11,7 +11,7 @@ import pytest
 
 from relay import logs
 from relay.clock import utcnow
-from relay.delivery import open_transport, run_worker
+from relay.deliver.delivery import open_transport, run_worker
 from relay.errors import ConfigError
 from relay.keyfile import load_keyring
 from relay.mail.eml import FileTransport

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from relay.app import create_worker_app
-from relay.delivery import running_worker
+from relay.deliver.delivery import running_worker
 from relay.mail.transport import CredentialsRejected
 from tests.conftest import invoke
 from tests.fakes import FakeTransport

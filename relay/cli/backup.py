@@ -1,4 +1,4 @@
-"""`relay db backup` and `relay db restore`: copies that keep erasures (relay.backup)."""
+"""`relay db backup` and `relay db restore`: copies that keep erasures (relay.minimise.backup)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from relay import backup as backups
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
+from relay.minimise import backup as backups
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 

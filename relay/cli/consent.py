@@ -6,13 +6,13 @@ from datetime import datetime
 
 import click
 
-from relay import consent_link, privacy
 from relay.cli.common import settings_or_exit
 from relay.cli.subject import actor_option, received_option, request_option, utc_option, with_store
 from relay.clock import utcnow
 from relay.config import is_loopback_url
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
+from relay.rights import consent_link, privacy
 
 
 @click.group()

@@ -21,11 +21,11 @@ from relay import spans, states
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings, load_forms
+from relay.defence.quarantine import Result, release, remove
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError, check_settings
 from relay.mail.reconcile import SyncReport, sync_deliveries
-from relay.quarantine import Result, release, remove
 from relay.spans import human_age, zoned
 from relay.store import Store
 from relay.store.deliveries import (

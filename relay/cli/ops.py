@@ -10,15 +10,15 @@ import click
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from relay.accept.form_input import kept_fields
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.errors import RelayError, StoreUnavailable
-from relay.form_input import kept_fields
-from relay.housekeeping import wordings_of
 from relay.keyfile import load_keyring
-from relay.preflight import Probe, probe_database, probe_redis
+from relay.minimise.housekeeping import wordings_of
+from relay.ops.preflight import Probe, probe_database, probe_redis
 from relay.store import Store, audit, missing_database
 from relay.store.consent import wording_conflicts
 from relay.store.db import current_revision, engine_for, head_revision, upgrade

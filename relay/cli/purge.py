@@ -8,9 +8,9 @@ import click
 
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
-from relay.housekeeping import bounds_of
 from relay.mail.eml import remove_expired
-from relay.retention import PurgeReport, body_cutoff, purge, restricted_past_expiry
+from relay.minimise.housekeeping import bounds_of
+from relay.minimise.retention import PurgeReport, body_cutoff, purge, restricted_past_expiry
 from relay.store import Store
 
 LABELS = {

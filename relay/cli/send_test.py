@@ -7,8 +7,8 @@ import click
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import load_forms
+from relay.deliver.send_test import send_test
 from relay.errors import RelayError
-from relay.send_test import send_test
 
 
 @click.command("send-test")

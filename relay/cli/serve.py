@@ -17,7 +17,7 @@ from relay.app import create_app, create_worker_app
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings
-from relay.delivery import running_worker
+from relay.deliver.delivery import running_worker
 from relay.errors import ConfigError, RelayError
 from relay.store.db import engine_for, require_schema
 

@@ -1,7 +1,7 @@
 """`relay subject …`: the DPO's commands for data-subject requests (`relay consent …` is in
 relay.cli.consent).
 
-Each command calls the same functions the admin pages use (relay.privacy); each records the
+Each command calls the same functions the admin pages use (relay.rights.privacy); each records the
 request in the register (received, due, completed, who) and an audit entry. `--request ID`
 completes a request registered earlier with `relay subject receive`; `--received DATE` says
 when the request reached us (the deadline runs from then, not from the command).
@@ -20,18 +20,18 @@ from typing import Any, TypeVar
 
 import click
 
-from relay import erasure, privacy
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
 from relay.config import Settings
 from relay.crypto import KeyRing
-from relay.housekeeping import bounds_of
 from relay.keyfile import load_keyring
-from relay.register import KINDS
-from relay.retention import request_due
+from relay.minimise.housekeeping import bounds_of
+from relay.minimise.retention import request_due
+from relay.rights import erasure, privacy
+from relay.rights.register import KINDS
+from relay.rights.subject_export import controller_info
 from relay.store import Store, audit
 from relay.store.keycheck import require_keys
-from relay.subject_export import controller_info
 
 T = TypeVar("T")
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]

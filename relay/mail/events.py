@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relay import states
-from relay.redact import redact as redact_text
+from relay.minimise.redact import redact as redact_text
 
 #: The custom variable (`v:submission_id`) the dispatcher sets on every message.
 SUBMISSION_VARIABLE = "submission_id"
@@ -180,7 +180,7 @@ def submission_id_from(message_id: str | None, variables: Any) -> str | None:
 
 
 def redact(text: str) -> str:
-    """Identifiers out of a receiving server's message (relay.redact): why, not who."""
+    """Identifiers out of a receiving server's message (relay.minimise.redact): why, not who."""
     return redact_text(text)
 
 

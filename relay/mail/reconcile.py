@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from relay import states
 from relay.clock import Clock, utcnow
 from relay.config import Settings
+from relay.deliver.outcomes import provider_transition
 from relay.errors import RelayError
 from relay.mail.events import token_memory
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError
 from relay.metrics import Metrics
-from relay.outcomes import provider_transition
 from relay.store import Store
 from relay.store.deliveries import (
     awaiting_confirmation,

@@ -33,10 +33,10 @@ from jinja2 import (
 from jinja2.sandbox import SandboxedEnvironment
 
 from relay import i18n
+from relay.accept.fields import display
 from relay.clock import DISPLAY_ZONE
 from relay.config import FormConfig, LegalBasis
 from relay.errors import ConfigError, RenderError
-from relay.fields import display
 from relay.i18n import N_
 from relay.mail.headers import HeaderError, address_words, ascii_address, one_line, text_words
 from relay.mail.transport import RenderedEmail

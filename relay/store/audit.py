@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from relay.retention import request_due
+from relay.minimise.retention import request_due
 from relay.store.tables import audit_log, subject_requests
 
 DUE_SOON = timedelta(days=7)

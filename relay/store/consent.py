@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay.retention import opposition_keep_until
+from relay.minimise.retention import opposition_keep_until
 from relay.store.tables import consent_events, consent_wordings, opposition
 
 GRANTED = "granted"

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from relay import states
 from relay.clock import as_utc
 from relay.mail.events import ProviderEvent, token_memory, transition
-from relay.redact import redact
+from relay.minimise.redact import redact
 from relay.store.tables import audit_log, delivery_attempts, delivery_events, submissions
 from relay.store.tables import webhook_tokens as tokens
 
@@ -187,7 +187,7 @@ class Recorded:
     """What recording an event did: `recorded`, `duplicate`, `unmatched` or `replayed`.
 
     `previous` is the state before the event; `state != previous` means the event moved the
-    submission (relay.outcomes.provider_transition reports those). `reason` is the redacted
+    submission (relay.deliver.outcomes.provider_transition reports those). `reason` is the redacted
     cause written to the log when the move is to `failed`.
     """
 
@@ -226,7 +226,7 @@ def record_event(
     event twice changes nothing, an id reused on another day is a new event. The token is
     remembered for `token_memory(max_age)`. All of it commits together, so a crash never
     leaves a used token without its event. State changes come from events.transition only.
-    Its free text is redacted here, whoever parsed it (relay.redact: the log keeps why, not
+    Its free text is redacted here, whoever parsed it (relay.minimise.redact: the log keeps why, not
     who).
     """
     memory = token_memory(max_age) if max_age is not None else TOKEN_MEMORY

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from relay import states
-from relay.alert_policy import Failure
+from relay.ops.alert_policy import Failure
 from relay.store.tables import submissions
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
-from relay.retention import CLIENT, PROSPECT, prospect_expiry
+from relay.minimise.retention import CLIENT, PROSPECT, prospect_expiry
 from relay.store.consent import GRANTED, ConsentGrant, append_event, lift_opposition
 from relay.store.tables import UTC_TS, consent_events, opposition, prospects
 

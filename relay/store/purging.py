@@ -1,4 +1,5 @@
-"""The purge as one database job: every retention rule of relay.retention, counted or applied.
+"""The purge as one database job: every retention rule of relay.minimise.retention, counted
+or applied.
 
 Each rule is a pair (what it selects, what it does); a dry run only counts, a real run applies
 every rule in one transaction and appends one audit entry holding the counts.
@@ -15,8 +16,9 @@ from sqlalchemy import and_, delete, false, func, not_, select, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from relay import retention, states
-from relay.retention import Bounds, PurgeReport
+from relay import states
+from relay.minimise import retention
+from relay.minimise.retention import Bounds, PurgeReport
 from relay.store import audit
 from relay.store.tables import (
     audit_log,

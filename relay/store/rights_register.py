@@ -67,7 +67,7 @@ Eraser = Callable[[Connection, list[str], datetime], object]
 def apply(conn: Connection, todo: Sequence[Entry], now: datetime, erase: Eraser) -> dict[str, int]:
     """Apply `todo` again, in order; each is idempotent, so applying twice changes nothing more.
 
-    `erase` is the erasure itself (relay.erasure.erase_rows), so a restore erases exactly as
+    `erase` is the erasure itself (relay.rights.erasure.erase_rows), so a restore erases exactly as
     `relay subject erase` does.
     """
     counts = dict.fromkeys(KINDS, 0)

@@ -16,9 +16,11 @@ from urllib.parse import quote, urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from relay import quarantine, spans, states
-from relay.housekeeping import bounds_of
-from relay.quarantine import EXPLAIN
+from relay import spans, states
+from relay.defence import quarantine
+from relay.defence.quarantine import EXPLAIN
+from relay.minimise.housekeeping import bounds_of
+from relay.rights.subject_export import controller_info
 from relay.store import admin_sessions
 from relay.store.deliveries import (
     DeliveryFilter,
@@ -30,7 +32,6 @@ from relay.store.deliveries import (
 from relay.store.delivery_stats import counts_by_state
 from relay.store.keycheck import MissingKey, require_keys
 from relay.store.prospects_read import find_prospect, open_prospect
-from relay.subject_export import controller_info
 from relay.web.auth import AdminAuth, Session, csrf_ok
 from relay.web.deps import deps_of, store_of
 from relay.web.ratelimit import LimitsUnavailable
@@ -370,7 +371,8 @@ async def prospect_lookup(request: Request) -> Response:
 
 
 async def prospect_action(request: Request) -> Response:
-    """POST /admin/prospects/{action} (dpo): export, erase, restrict, withdraw (relay.privacy)."""
+    """POST /admin/prospects/{action} (dpo): export, erase, restrict, withdraw
+    (relay.rights.privacy)."""
     session = await _guard(request, "dpo")
     if not isinstance(session, Session):
         return session

@@ -1,7 +1,7 @@
 """GET and POST /consent/withdraw?token=…: self-service withdrawal of marketing consent.
 
 No login and no cookie: the token itself (sealed address + expiry, see
-relay.consent_link) proves the link was made by relay for one person. A GET only shows a
+relay.rights.consent_link) proves the link was made by relay for one person. A GET only shows a
 confirmation page with a button, because mail scanners and link previewers fetch every link
 in an email: a withdrawal is a person's act, made by the POST that button sends. The POST is
 also what RFC 8058 one-click unsubscribe clients send. The pages reveal nothing about the
@@ -14,12 +14,18 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from relay import consent_link, i18n, privacy
+from relay import i18n
 from relay.errors import StoreUnavailable
 from relay.i18n import N_
+from relay.rights import consent_link, privacy
 from relay.web.deps import deps_of, store_of
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: relay.rights.consent_link's reasons as the page shows them (capitalised), marked for translation.
+LINK_PROBLEMS = (
+    N_("This withdrawal link is not valid."),
+    N_("This withdrawal link has expired."),
+)
 #: The largest token read from a POST body (a sealed address is a few hundred characters).
 MAX_TOKEN = 4096
 
@@ -32,7 +38,17 @@ def _site(request: Request) -> str | None:
     return None
 
 
-def _page(request: Request, status: int, title: str, message: str, **ctx: object) -> HTMLResponse:
+def _page(
+    request: Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    after: str | None = None,
+    **ctx: object,
+) -> HTMLResponse:
+    """The page in the visitor's language; `after` is a second sentence, translated and then
+    given the privacy contact as {contact}."""
     deps = deps_of(request)
     language = i18n.pick(  # ?lang=, else Accept-Language, else the default
         asked=request.query_params.get("lang"),
@@ -40,26 +56,36 @@ def _page(request: Request, status: int, title: str, message: str, **ctx: object
         form_language=None,
         default=deps.settings.default_language,
     )
+    text = i18n.translate(language, message)
+    if after is not None:
+        contact = deps.settings.privacy_contact or ""
+        text += " " + i18n.translate(language, after).format(contact=contact)
     html = deps.pages.render(
         "withdraw.html",
         language=language,
         title=i18n.translate(language, title),
-        message=i18n.translate(language, message),
+        message=text,
         site=_site(request),
         confirm=ctx.get("confirm"),
+        controller={
+            "name": deps.settings.controller_name,
+            "address": deps.settings.controller_address,
+            "contact": deps.settings.privacy_contact,
+        },
     )
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
 def _invalid(request: Request, exc: consent_link.InvalidLink) -> HTMLResponse:
     """The link cannot be used: say why, and how to withdraw anyway (the privacy contact)."""
-    contact = deps_of(request).settings.privacy_contact
-    where = f"Write to {contact}" if contact else "Write to us"
     return _page(
         request,
         400,
         N_("This link cannot be used"),
-        f"{str(exc).capitalize()}. {where} and we will withdraw your consent by hand.",
+        f"{str(exc).capitalize()}.",
+        after=N_("Write to {contact} and we will withdraw your consent by hand.")
+        if deps_of(request).settings.privacy_contact
+        else N_("Write to us and we will withdraw your consent by hand."),
     )
 
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from starlette.requests import Request
 
+from relay.accept.form_input import FormInput, read_form
+from relay.accept.submission import Submission
 from relay.config import FormConfig
 from relay.defence import pow as proof_of_work
 from relay.defence.pow import Proof, Refused
 from relay.defence.verdict import Verdict, screen_fields, screen_raw
 from relay.errors import SubmissionRejected
-from relay.form_input import FormInput, read_form
-from relay.submission import Submission
 from relay.web.deps import Deps, store_of
 from relay.web.replay import ledger_of
 
@@ -56,7 +56,7 @@ def check_proof(deps: Deps, form: FormConfig, raw: dict[str, Any], now: datetime
 
 def defend(deps: Deps, form: FormConfig, raw: dict[str, Any], now: datetime) -> Defended:
     """Screen one submission; raises SubmissionRejected (proof of work, 422 fields: the
-    form's built-in and declared fields, relay.form_input)."""
+    form's built-in and declared fields, relay.accept.form_input)."""
     certain = screen_raw(raw, form)
     if certain is not None:
         return Defended(certain)

@@ -11,12 +11,12 @@ from relay.clock import Clock
 from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.defence.pow import ProofKeys
+from relay.defence.proxies import Network, client_address
 from relay.metrics import Metrics
-from relay.proxies import Network, client_address
 from relay.web.pages import Pages
 
 if TYPE_CHECKING:
-    from relay.dispatcher import Dispatcher
+    from relay.deliver.dispatcher import Dispatcher
     from relay.store import Store
 
 

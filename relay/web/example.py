@@ -7,11 +7,13 @@ error beside its field. It is the forms file's `contact` form (or the first form
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from relay import i18n
-from relay.fields import BUILT_IN
+from relay.accept.fields import BUILT_IN
 from relay.web.deps import deps_of
 from relay.web.pages import default_templates_dir
 
@@ -21,6 +23,21 @@ EXAMPLE_FORM = "contact"
 #: which relay refuses (403) like any origin the form does not list).
 HEADERS = {"Cache-Control": "no-store", "X-Relay-Own-Scripts": "1"}
 SCRIPT = "example.js"
+#: The ALTCHA widget's strict-CSP build (no inline styles, workers from files), served from the
+#: repository's node_modules when `make npm` installed it: third-party code is never committed,
+#: so the example page uses proof of work only when the widget is there ("when available").
+WIDGET_DIR = Path(__file__).resolve().parent.parent.parent / "node_modules" / "altcha" / "dist"
+WIDGET_FILES = {
+    "altcha.js": ("external/altcha.js", "text/javascript; charset=utf-8"),
+    "altcha.css": ("external/altcha.css", "text/css; charset=utf-8"),
+    "pbkdf2.js": ("workers/pbkdf2.js", "text/javascript; charset=utf-8"),
+    "sha.js": ("workers/sha.js", "text/javascript; charset=utf-8"),
+}
+
+
+def widget_available() -> bool:
+    """Whether the ALTCHA widget files are installed (node_modules, by `make npm`)."""
+    return all((WIDGET_DIR / path).is_file() for path, _ in WIDGET_FILES.values())
 
 
 async def page(request: Request) -> HTMLResponse:
@@ -41,6 +58,8 @@ async def page(request: Request) -> HTMLResponse:
         form=form,
         built_in=[name for name in BUILT_IN if name != "message"],
         declared=[(f, f.label_in(language)) for f in form.fields],
+        proof_of_work=form.proof_of_work,
+        widget=form.proof_of_work and widget_available(),
     )
     return HTMLResponse(html, headers=HEADERS)
 
@@ -51,5 +70,18 @@ async def script(_request: Request) -> Response:
     return Response(
         body,
         media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
+async def widget(request: Request) -> Response:
+    """GET /altcha/{name}: the ALTCHA widget's files for the example page, when installed."""
+    entry = WIDGET_FILES.get(request.path_params["name"])
+    if entry is None or not widget_available():
+        return Response("Not found.\n", status_code=404, media_type="text/plain")
+    path, media_type = entry
+    return Response(
+        (WIDGET_DIR / path).read_bytes(),
+        media_type=media_type,
         headers={"Cache-Control": "max-age=300"},
     )

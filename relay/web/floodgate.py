@@ -24,12 +24,12 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay import i18n
+from relay.accept.formspree import language_tag
+from relay.accept.intake import parse_body, require_supported, wants_json
 from relay.config import FormConfig
 from relay.defence.verdict import screen_raw
 from relay.errors import SubmissionRejected
-from relay.formspree import language_tag
 from relay.ids import new_submission_id
-from relay.intake import parse_body, require_supported, wants_json
 from relay.web import submit
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.defend import check_proof

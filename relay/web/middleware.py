@@ -59,8 +59,8 @@ def page_headers(
         [
             "default-src 'none'",
             "script-src 'self'" if own_scripts else "script-src 'none'",
-            *(["connect-src 'self'"] if own_scripts else []),
-            "style-src " + (" ".join(styles) or "'none'"),
+            *(["connect-src 'self'", "worker-src 'self'"] if own_scripts else []),
+            "style-src " + (" ".join([*(["'self'"] if own_scripts else []), *styles]) or "'none'"),
             "img-src 'self'",
             "form-action 'self'",
             "frame-ancestors 'none'",

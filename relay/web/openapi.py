@@ -148,6 +148,15 @@ def document() -> dict[str, Any]:
                     "responses": {"200": {"description": "JavaScript"}},
                 }
             },
+            "/altcha/{name}": {
+                "get": {
+                    "summary": "The ALTCHA widget's files for the example page (when installed)",
+                    "parameters": [
+                        {"name": "name", "in": "path", "required": True, "schema": _TEXT}
+                    ],
+                    "responses": {"200": {"description": "a file"}, "404": {"description": "no"}},
+                }
+            },
             "/f/{form_id}": {"post": _submit(), "options": _preflight(_FORM_ID)},
             "/p/{project}/f/{form_id}": {
                 "post": {**_submit(), "parameters": [project, *_submit()["parameters"]]},

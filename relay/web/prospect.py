@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from relay.accept.submission import Submission, consent_from
 from relay.config import FormConfig
 from relay.crypto import KeyRing
 from relay.store.consent import ConsentGrant, wording_sha256
 from relay.store.prospects import ProspectUpsert, aad
-from relay.submission import Submission, consent_from
 
 
 def _value(raw: dict[str, Any], field: str) -> str:

@@ -19,7 +19,8 @@ The client key is ``base64url(HMAC-SHA256(K_day, label + packed address))[:22]``
 32 random bytes made for each UTC day and kept only in memory, or, with several instances, in
 Redis (``SET <prefix>rlkey:<day> NX EX 172800``, so every instance shares it and it vanishes
 after two days). Once the key is gone nobody, relay included, can map a counter back to an
-address. Counters live in process memory (relay.windows: a dict, microseconds per hit) or, with
+address. Counters live in process memory (relay.defence.windows: a dict, microseconds per
+hit) or, with
 ``RELAY_REDIS_URL``, in Redis through the `limits` library's sliding-window-counter strategy.
 If Redis fails, ``RELAY_REDIS_FAIL`` decides: ``open`` lets the request through unchecked,
 ``closed`` refuses it with 503; either way it is logged and counted in
@@ -48,11 +49,11 @@ from redis.exceptions import RedisError
 
 from relay.clock import Clock
 from relay.config import Settings
+from relay.defence.windows import Limit, MemoryWindows
 from relay.errors import SubmissionRejected
 from relay.i18n import N_
 from relay.metrics import Metrics
-from relay.redis_conn import redis_client, redis_connection_kwargs
-from relay.windows import Limit, MemoryWindows
+from relay.ops.redis_conn import redis_client, redis_connection_kwargs
 
 if TYPE_CHECKING:
     from starlette.requests import Request

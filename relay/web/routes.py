@@ -21,6 +21,7 @@ def routes() -> list[Route]:
     return [
         Route("/", example.page, methods=["GET"]),  # issue 10: what `make run` shows first
         Route("/example.js", example.script, methods=["GET"]),
+        Route("/altcha/{name}", example.widget, methods=["GET"]),
         Route("/f/{form_id}", submit.submit, methods=["POST"]),
         Route("/f/{form_id}", submit.preflight, methods=["OPTIONS"]),
         Route("/f/{form_id}/thanks", submit.thanks, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""The DPO's buttons on /admin/prospects → the data-subject actions of relay.privacy.
+"""The DPO's buttons on /admin/prospects → the data-subject actions of relay.rights.privacy.
 
 The admin page and the CLI call the same functions, so a request made from the page is
 recorded in the request register and the audit log exactly like one made with `relay subject`.
@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from relay import erasure, privacy
 from relay.crypto import KeyRing
 from relay.errors import SubjectError
-from relay.retention import Bounds
+from relay.minimise.retention import Bounds
+from relay.rights import erasure, privacy
 from relay.store import Store
 
 ACTIONS = ("export", "erase", "restrict", "withdraw")

@@ -20,17 +20,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from relay import i18n
+from relay.accept.formspree import language_tag
+from relay.accept.intake import parse_body, require_supported, wants_json
+from relay.accept.submission import consent_from
 from relay.config import FormConfig
-from relay.defence import Action, Verdict
+from relay.defence.verdict import Action, Verdict
 from relay.errors import StoreUnavailable, SubmissionRejected
-from relay.formspree import language_tag
 from relay.i18n import N_
 from relay.ids import new_submission_id
-from relay.intake import parse_body, require_supported, wants_json
 from relay.logs import RepeatedLine
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
-from relay.submission import consent_from
 from relay.web.deadlines import BodyTimeout
 from relay.web.defend import Defended, defend, spend_proof
 from relay.web.deps import Deps, client_of, deps_of, store_of
@@ -211,7 +211,7 @@ def next_url(
     """Where the visitor goes after a success: `_next` if it is the form's own site, the form's
     success_url, else relay's thank-you page (in `_language` when one was asked for)."""
     wanted = raw.get("_next")
-    if form.allows_redirect(wanted):  # malformed URLs are refused whole (relay.urls)
+    if form.allows_redirect(wanted):  # malformed URLs are refused whole (relay.accept.urls)
         assert isinstance(wanted, str)  # noqa: S101 - allows_redirect accepts only strings
         return wanted
     if form.success_url:

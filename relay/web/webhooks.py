@@ -19,9 +19,9 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from relay.deliver.outcomes import provider_transition
 from relay.errors import StoreUnavailable
 from relay.mail.events import KNOWN_EVENTS, EventInvalid, parse_event, refusal
-from relay.outcomes import provider_transition
 from relay.store.deliveries import Recorded, record_event
 from relay.web.deps import Deps, deps_of, store_of
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.delivery import WorkerRuntime
+from relay.deliver.delivery import WorkerRuntime
 from relay.errors import StoreUnavailable
 from relay.store.delivery_stats import QueueStats, queue_stats
 from relay.web.health import answer, dispatch_health, exposition, healthz

@@ -2,6 +2,16 @@
 // CSP allows scripts from relay itself only, never inline. Its texts come from data-* attributes.
 // With JavaScript: post with fetch (as Formspree's clients do) and show errors in place.
 (function () {
+  // The ALTCHA widget's strict-CSP build needs its workers named (served by relay from
+  // node_modules when installed, see relay/web/example.py); module scripts run before this one.
+  if (window.$altcha) {
+    ["PBKDF2/SHA-256", "PBKDF2/SHA-384", "PBKDF2/SHA-512"].forEach(function (name) {
+      window.$altcha.algorithms.set(name, function () { return new Worker("/altcha/pbkdf2.js"); });
+    });
+    ["SHA-256", "SHA-384", "SHA-512"].forEach(function (name) {
+      window.$altcha.algorithms.set(name, function () { return new Worker("/altcha/sha.js"); });
+    });
+  }
   var form = document.getElementById("example-form");
   var status = document.getElementById("form-status");
   form.noValidate = true;  // let relay's own messages, in this page's language, speak

@@ -10,7 +10,7 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   document.querySelectorAll("[data-for]").forEach((el) => { el.textContent = ""; });
   status.textContent = "";
-  const result = await client.submitForm("demo", new FormData(form), {
+  const result = await client.submitForm(form.dataset.form || "demo", new FormData(form), {
     endpoint: window.RELAY_URL,
   });
   if (result.kind === "success") {

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.config import load_settings
+from relay.defence.proxies import client_address, forwarded_chain, parse_networks
 from relay.errors import ConfigError
-from relay.proxies import client_address, forwarded_chain, parse_networks
 
 TRUSTED = parse_networks(["127.0.0.1", "10.0.0.0/8", "2001:db8:ffff::/48"])
 

@@ -1,11 +1,12 @@
-"""Sliding-window counters in memory: the arithmetic of relay.windows, with time as an argument."""
+"""Sliding-window counters in memory: the arithmetic of relay.defence.windows, with time as
+an argument."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.windows import SWEEP_EVERY, Limit, MemoryWindows, retry_after
+from relay.defence.windows import SWEEP_EVERY, Limit, MemoryWindows, retry_after
 
 PER_MINUTE = Limit(3, 60)
 T0 = 600.0  # the start of a window

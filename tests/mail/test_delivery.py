@@ -11,8 +11,8 @@ import respx
 
 from relay import states
 from relay.config import load_forms
-from relay.delivery import options_for, renderer_for
-from relay.dispatcher import Dispatcher
+from relay.deliver.delivery import options_for, renderer_for
+from relay.deliver.dispatcher import Dispatcher
 from relay.mail.mailgun import MailgunTransport
 from relay.store import dispatch as db
 from tests.helpers import Outbox

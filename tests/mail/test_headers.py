@@ -15,14 +15,14 @@ import respx
 from email_validator import validate_email
 from hypothesis import example, given
 
+from relay.accept.submission import Submission, validate_submission
 from relay.config import load_forms
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.mail.eml import build_eml
 from relay.mail.headers import HeaderError, ascii_address, encoded_words, fold, text_words
 from relay.mail.mailgun import MailgunTransport
 from relay.mail.render import SubmissionView, display_name
 from relay.mail.transport import Accepted, RenderedEmail
-from relay.submission import Submission, validate_submission
 from tests.conftest import FORMS_TOML
 from tests.mail.test_mailgun import fields_of
 from tests.strategies import ENCODED_INJECTIONS, header_submissions

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay.config import FormConfig, load_forms
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.errors import RenderError
 from relay.mail.eml import build_eml
 from relay.mail.headers import HeaderError

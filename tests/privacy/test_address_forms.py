@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from relay import consent_link
+from relay.accept.submission import Submission
 from relay.app import create_app
 from relay.crypto import KeyRing, normalise_email
-from relay.submission import Submission
+from relay.rights import consent_link
 from tests.admin_helpers import USERS, Admin
 from tests.conftest import TEST_KEY, TEST_KEY_2, invoke
 from tests.helpers import post_json

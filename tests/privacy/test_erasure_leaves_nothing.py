@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from relay.redact import redact
+from relay.minimise.redact import redact
 from tests.conftest import invoke
 from tests.deliveries_helpers import WEBHOOK_KEY, event_data, sent, signed, submit
 from tests.privacy.support import at, raw_bytes, rows

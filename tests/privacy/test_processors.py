@@ -10,7 +10,7 @@ import pytest
 
 from relay.config import FormConfig, load_forms, load_settings
 from relay.crypto import KeyRing
-from relay.delivery import renderer_for
+from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError
 from relay.mail.render import SubmissionView
 from tests.conftest import TEST_KEY, invoke

@@ -294,3 +294,29 @@ def test_html_refusals_keep_their_own_back_link(limited):
     assert f'href="{ORIGIN}/contact"' in pages[0]
     assert f'href="{ORIGIN}/devis"' in pages[1]
     assert pages[0] == pages[2]
+
+
+def test_a_hanging_redis_costs_one_timeout_then_nothing(limited):
+    """With Redis accepting connections but never answering, the first submission waits about
+    RELAY_REDIS_SOCKET_TIMEOUT_SECONDS and is accepted (fail open); the next ones skip Redis
+    for a few seconds instead of waiting again."""
+    import time
+
+    from tests.hanging import hanging_listener
+
+    with hanging_listener() as port:
+        settings = {
+            "redis_url": f"redis://127.0.0.1:{port}/0",
+            "redis_connect_timeout_seconds": 0.3,
+            "redis_socket_timeout_seconds": 0.3,
+        }
+        with limited(**settings) as client:
+            started = time.monotonic()
+            first = post_json(client)
+            first_took = time.monotonic() - started
+            started = time.monotonic()
+            second = post_json(client)
+            second_took = time.monotonic() - started
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert 0.25 <= first_took < 2.0
+    assert second_took < 0.25

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from relay.accept.submission import Submission, validate_submission
 from relay.config import load_forms
 from relay.crypto import KeyRing
 from relay.ids import new_submission_id
 from relay.store import Store, outbox
 from relay.store.tables import consent_events, idempotency_keys, prospects, submissions
-from relay.submission import Submission, validate_submission
 from relay.web.prospect import prospect_of
 from tests.conftest import TEST_KEY
 from tests.helpers import VALID

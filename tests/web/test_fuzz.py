@@ -182,6 +182,7 @@ def requests(draw: st.DrawFn, path: str, method: str) -> dict[str, Any]:
         path.replace("{form_id}", quote(draw(form_ids), safe=""))
         .replace("{project}", quote(draw(st.text(max_size=12)), safe=""))
         .replace("{rest}", quote(draw(st.text(max_size=40)), safe="/"))
+        .replace("{name}", quote(draw(st.sampled_from(["altcha.js", "x"]) | st.text()), safe=""))
     )
     query = draw(st.lists(st.tuples(st.text(max_size=10), st.text(max_size=40)), max_size=3))
     if draw(st.booleans()):

@@ -2,7 +2,7 @@
 
 Why a policy of its own: an outage can fail thousands of submissions and keep a condition
 true for hours; the person on call must get a few messages, not thousands, and hear when it
-is over. The watch (relay.alerts) feeds observations in and sends what `due()` returns.
+is over. The watch (relay.ops.alerts) feeds observations in and sends what `due()` returns.
 
 - A *condition* (dispatch paused, stale queue, retention or reconciliation failing) fires
   once when it starts, and resolves once when it clears, if its firing was sent. A condition

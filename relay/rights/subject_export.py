@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from relay import states
 from relay.crypto import KeyRing
-from relay.retention import Bounds
+from relay.minimise.retention import Bounds
 from relay.store import prospects as records
 from relay.store.audit import Request
 from relay.store.deliveries import timeline

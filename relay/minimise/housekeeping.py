@@ -22,7 +22,7 @@ from relay.crypto import KeyRing
 from relay.errors import ConfigError, RelayError
 from relay.mail.eml import remove_expired
 from relay.metrics import Metrics
-from relay.retention import Bounds, PurgeReport, body_cutoff, purge
+from relay.minimise.retention import Bounds, PurgeReport, body_cutoff, purge
 from relay.store import Store
 from relay.store.consent import Wording, register_wordings_job
 from relay.store.dispatch import wipe_bodies_due

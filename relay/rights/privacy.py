@@ -1,10 +1,10 @@
 """Data-subject rights (GDPR arts. 15-21) as functions the CLI and the admin pages both call.
 
 Each action runs in one transaction that also closes the request in the register (received,
-due = received + 1 calendar month, completed, who; relay.register) and adds one audit entry
+due = received + 1 calendar month, completed, who; relay.rights.register) and adds one audit entry
 with counts only; a refused action is recorded as refused. A person is found by the keyed
 hash of their normalised email (relay.crypto.normalise_email) under every key of the ring,
-so records hashed before a key rotation are found too. Erasure is in relay.erasure.
+so records hashed before a key rotation are found too. Erasure is in relay.rights.erasure.
 
 Restriction (art. 18): a restricted record is frozen; rectify, touch and mark-client refuse,
 a new submission from the person is delivered but not merged into it, and the purge keeps it
@@ -26,10 +26,10 @@ from typing import Any, TypeVar
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, RowMapping
 
-from relay import rectification, register, subject_export
 from relay.crypto import KeyRing
-from relay.register import ActionRefused
-from relay.retention import CLIENT, PROSPECT, Bounds, prospect_expiry
+from relay.minimise.retention import CLIENT, PROSPECT, Bounds, prospect_expiry
+from relay.rights import rectification, register, subject_export
+from relay.rights.register import ActionRefused
 from relay.store import Store, audit, consent, rights_register
 from relay.store import prospects as records
 from relay.store.tables import (

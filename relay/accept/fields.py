@@ -17,9 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic_core import PydanticCustomError
 
 from relay import i18n
+from relay.accept.submission import OPTIONAL, REQUIRED, TRUTHY, clean_text, normalise_phone
 from relay.errors import FieldError
 from relay.i18n import N_
-from relay.submission import OPTIONAL, REQUIRED, TRUTHY, clean_text, normalise_phone
 
 BUILT_IN = (*REQUIRED, *OPTIONAL)
 _MESSAGES = {

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from relay.config import Settings
 from relay.errors import RelayError, SchemaNotReady
-from relay.redis_conn import RedisUnavailable, ping, redis_where
+from relay.ops.redis_conn import RedisUnavailable, ping, redis_where
 from relay.store.db import HEAD, current_revision, engine_for, is_sqlite, require_schema, where
 
 

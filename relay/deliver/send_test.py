@@ -5,7 +5,7 @@ placeholder fields that name no one, prefixed `[TEST]`, and sent once to the for
 recipients. It is recorded in the delivery log as a test row (relay.store.probes). Then the
 command waits, up to a bound, for Mailgun's verdict: webhooks update the row, and with
 RELAY_MAILGUN_READ_KEY the Logs API is asked directly, through the same idempotent job.
-relay.send_check words the verdict and the fix.
+relay.deliver.send_check words the verdict and the fix.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from html import escape
 from relay import states
 from relay.clock import Clock
 from relay.config import FormConfig, Settings
-from relay.delivery import open_transport, renderer_for
+from relay.deliver.delivery import open_transport, renderer_for
+from relay.deliver.send_check import Verdict, outcome, refused
 from relay.ids import new_submission_id
 from relay.mail import transport as t
 from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError
 from relay.mail.render import SubmissionView
-from relay.send_check import Verdict, outcome, refused
 from relay.store import Store
 from relay.store import dispatch as db
 from relay.store.deliveries import get_delivery, record_event

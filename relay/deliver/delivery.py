@@ -14,14 +14,12 @@ from datetime import timedelta
 
 import httpx
 
-from relay import backoff
-from relay.alerts import Alerter
 from relay.clock import Clock
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing
-from relay.dispatcher import Dispatcher, Lookup, Options
+from relay.deliver import backoff
+from relay.deliver.dispatcher import Dispatcher, Lookup, Options
 from relay.errors import ConfigError
-from relay.housekeeping import Housekeeper
 from relay.keyfile import load_keyring
 from relay.mail.eml import FileTransport
 from relay.mail.mailgun import MailgunTransport
@@ -29,6 +27,8 @@ from relay.mail.reconcile import Reconciler
 from relay.mail.render import Renderer, default_email_templates_dir
 from relay.mail.transport import Transport
 from relay.metrics import Metrics
+from relay.minimise.housekeeping import Housekeeper
+from relay.ops.alerts import Alerter
 from relay.store import Store
 
 log = logging.getLogger("relay.worker")
@@ -178,7 +178,7 @@ async def running_delivery(
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
-        # issue 12: the alerts watch of this process (relay.alerts)
+        # issue 12: the alerts watch of this process (relay.ops.alerts)
         alerter = Alerter(
             settings,
             store,

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from relay import register, states
+from relay import states
 from relay.crypto import KeyRing
 from relay.mail.eml import remove_files
+from relay.rights import register
 from relay.store import Store, consent, rights_register
 from relay.store.tables import (
     consent_events,

@@ -16,13 +16,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from relay import states
+from relay.accept.submission import Submission, validate_submission
 from relay.config import FormConfig
 from relay.crypto import DecryptionFailed, KeyRing
 from relay.store import prospects
 from relay.store.deliveries import write_audit
 from relay.store.outbox import open_body
 from relay.store.tables import delivery_attempts, delivery_events, submissions
-from relay.submission import Submission, validate_submission
 
 # The same prospect refresh an accepted submission gets (pure apart from the key ring).
 from relay.web.prospect import prospect_of

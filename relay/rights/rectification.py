@@ -1,5 +1,5 @@
 """Art. 16 values checked with the form's own rules, so a rectified record is one the form
-could have produced: text rules and lengths of relay.submission, name and email required (not
+could have produced: text rules and lengths of relay.accept.submission, name and email required (not
 emptied), the phone normalised to E.164 or refused, the address validated and normalised as
 every path normalises it. Company and phone may be emptied (""). Pure: no I/O.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 import phonenumbers
 from pydantic_core import PydanticCustomError
 
-from relay.register import ActionRefused
-from relay.submission import normalise_phone, single_line, valid_email
+from relay.accept.submission import normalise_phone, single_line, valid_email
+from relay.rights.register import ActionRefused
 
 _LABELS = {"name": "name", "company": "company", "phone": "phone", "email": "new email"}
 

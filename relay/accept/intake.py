@@ -17,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from relay.errors import SubmissionRejected
+from relay.i18n import N_
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -61,15 +62,22 @@ def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
     return _parse_multipart(content_type, body)
 
 
-def _malformed(what: str) -> SubmissionRejected:
-    return SubmissionRejected(400, "MALFORMED_BODY", f"The request body is not valid {what}.")
+#: translated with its number as {0} (relay.i18n.translate)
+LONG_BOUNDARY = N_(
+    "The request body is not valid multipart form data (the boundary is over {0} characters)."
+)
+
+
+def _malformed(message: str) -> SubmissionRejected:
+    """400 MALFORMED_BODY with one whole sentence (each marked, so each is translated)."""
+    return SubmissionRejected(400, "MALFORMED_BODY", message)
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        raise _malformed("JSON") from None
+        raise _malformed(N_("The request body is not valid JSON.")) from None
     if not isinstance(data, dict):
         raise SubmissionRejected(
             400, "MALFORMED_BODY", "The JSON body must be an object of field names to values."
@@ -88,7 +96,9 @@ def _parse_urlencoded(body: bytes) -> dict[str, Any]:
             max_num_fields=MAX_FIELDS,
         )
     except (UnicodeDecodeError, ValueError):
-        raise _malformed("form data (UTF-8, at most 100 fields)") from None
+        raise _malformed(
+            N_("The request body is not valid form data (UTF-8, at most 100 fields).")
+        ) from None
     fields: dict[str, Any] = {}
     for key, value in pairs:
         fields.setdefault(key, value)  # the first value of a repeated field wins
@@ -157,7 +167,9 @@ class _MultipartCollector:
         try:
             value = bytes(self._data).decode("utf-8")
         except UnicodeDecodeError:
-            raise _malformed("multipart form data (fields must be UTF-8)") from None
+            raise _malformed(
+                N_("The request body is not valid multipart form data (fields must be UTF-8).")
+            ) from None
         self.fields.setdefault(self._name, value)
 
 
@@ -165,16 +177,18 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
     _, params = parse_options_header(content_type)
     boundary = params.get(b"boundary")
     if not boundary:
-        raise _malformed("multipart form data (no boundary in Content-Type)")
+        raise _malformed(
+            N_("The request body is not valid multipart form data (no boundary in Content-Type).")
+        )
     if len(boundary) > MAX_BOUNDARY:
-        raise _malformed(f"multipart form data (the boundary is over {MAX_BOUNDARY} characters)")
+        raise _malformed(LONG_BOUNDARY.format(MAX_BOUNDARY))
     collector = _MultipartCollector()
     try:
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
     except FormParserError:  # every parse error of python-multipart, the boundary's included
-        raise _malformed("multipart form data") from None
+        raise _malformed(N_("The request body is not valid multipart form data.")) from None
     if collector.file_part:
         raise SubmissionRejected(
             400,

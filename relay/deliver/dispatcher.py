@@ -24,15 +24,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from relay import backoff, states
+from relay import states
 from relay.clock import Clock, utcnow
 from relay.config import FormConfig
 from relay.crypto import DecryptionFailed, KeyRing
+from relay.deliver import backoff
+from relay.deliver.outcomes import OutcomeWriter, log_attempt
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
 from relay.metrics import Metrics
-from relay.outcomes import OutcomeWriter, log_attempt
 from relay.store import Store
 from relay.store import dispatch as db
 from relay.store.outbox import open_body

@@ -5,7 +5,7 @@ submissions that became `failed` or `dead` (read from the database, so the dispa
 webhooks, reconciliation and admin retries are all seen without hooks in them), dispatch
 paused on Mailgun's refusal, the oldest waiting message past
 RELAY_READY_MAX_QUEUE_AGE_SECONDS, and the Housekeeper's and reconciliation's last errors.
-relay.alert_policy decides what to send; this module sends it: an email to
+relay.ops.alert_policy decides what to send; this module sends it: an email to
 RELAY_ALERT_EMAIL through the transport, and JSON to RELAY_ALERT_WEBHOOK_URL (which still
 works when the transport is what broke). It also sets `relay_dispatch_paused`.
 
@@ -25,7 +25,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from relay.alert_policy import (
+from relay.clock import Clock
+from relay.config import Settings
+from relay.errors import StoreUnavailable
+from relay.mail.transport import Accepted, RenderedEmail, Transport
+from relay.metrics import Metrics
+from relay.ops.alert_policy import (
     DISPATCH_PAUSED,
     HOUSEKEEPING_FAILED,
     QUEUE_STALE,
@@ -33,12 +38,7 @@ from relay.alert_policy import (
     Alert,
     AlertPolicy,
 )
-from relay.clock import Clock
-from relay.config import Settings
-from relay.erasure import ERASED
-from relay.errors import StoreUnavailable
-from relay.mail.transport import Accepted, RenderedEmail, Transport
-from relay.metrics import Metrics
+from relay.rights.erasure import ERASED
 from relay.store import Store
 from relay.store.delivery_stats import queue_stats
 from relay.store.failures import failed_since

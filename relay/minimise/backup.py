@@ -36,8 +36,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relay.config import Settings
 from relay.crypto import KeyRing
-from relay.erasure import erase_rows
 from relay.errors import RelayError
+from relay.rights.erasure import erase_rows
 from relay.store import Store, audit
 from relay.store import rights_register as register
 from relay.store.db import create_engine as create_store_engine

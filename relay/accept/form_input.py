@@ -1,9 +1,9 @@
 """One form's raw fields → what relay keeps, or the field errors to answer. Pure.
 
-Puts together the built-in fields (relay.submission), the form's declared fields
-(relay.fields) and Formspree's conventions (relay.formspree): names that differ in case,
-`_replyto`, the special fields. Fields neither built in nor declared are dropped here and
-never stored.
+Puts together the built-in fields (relay.accept.submission), the form's declared fields
+(relay.accept.fields) and Formspree's conventions (relay.accept.formspree): names that
+differ in case, `_replyto`, the special fields. Fields neither built in nor declared are
+dropped here and never stored.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay import i18n
+from relay.accept.fields import BUILT_IN, validate_declared
+from relay.accept.formspree import Specials, canonical, read_specials
+from relay.accept.submission import Submission, validate_submission
 from relay.config import FormConfig
 from relay.errors import FieldError, SubmissionRejected
-from relay.fields import BUILT_IN, validate_declared
-from relay.formspree import Specials, canonical, read_specials
-from relay.submission import Submission, validate_submission
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Deliver (design step 6): the dispatcher, its retry policy, outcomes, and the test send."""

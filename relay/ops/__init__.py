@@ -1,0 +1,1 @@
+"""Operations: alerts, the dependency probes of `relay check`, Redis connections."""
