@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
@@ -23,10 +24,11 @@ from relay.mail.transport import Transport
 from relay.minimise.housekeeping import Housekeeper, register_wordings
 from relay.store import Store
 from relay.web.auth import AdminAuth
+from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.deps import Deps, State
+from relay.web.floodgate import FloodGate
 from relay.web.middleware import (
     BodyDeadline,
-    BodyTimeout,
     LastResort,
     SecurityHeaders,
     body_timeout,
@@ -39,7 +41,20 @@ from relay.web.replay import ProofLedger
 from relay.web.routes import routes
 from relay.web.worker_health import create_worker_app
 
-__all__ = ["create_app", "create_worker_app"]
+__all__ = ["RelayApp", "create_app", "create_worker_app"]
+
+
+class RelayApp(Starlette):
+    """Starlette, with `front` (the flood gate) before its own middleware stack and routing."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+    async def starlette(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What Starlette itself does with a request: its middleware, then the routes."""
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -65,6 +80,8 @@ def create_app(
         trusted_proxy_header=settings.trusted_proxy_header,
     )
     renderer = renderer_for(settings) if settings.dispatch_in_serve else None
+    limiter = RateLimiter(settings, deps.clock, deps.metrics)
+    reads = ReadDeadlines(settings.body_timeout_seconds)  # body deadlines, one timer for all
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[State]:
@@ -104,14 +121,19 @@ def create_app(
         # when RELAY_PUBLIC_URL is unset): Starlette's own check, answering 400.
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts, www_redirect=False),
         Middleware(SecurityHeaders, styles=style_hashes(default_templates_dir())),
-        Middleware(BodyDeadline, seconds=settings.body_timeout_seconds),
+        Middleware(BodyDeadline, deadlines=reads),
     ]
     handlers = {ClientDisconnect: client_gone, BodyTimeout: body_timeout}
-    app = Starlette(
+    app = RelayApp(
         routes=routes(), lifespan=lifespan, middleware=middleware, exception_handlers=handlers
     )
+    # a flood's refusals and caught spam, answered before Starlette (relay.web.floodgate)
+    gate = FloodGate(
+        app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts, deadlines=reads
+    )
+    app.front = LastResort(gate)
     app.state.deps = deps
     app.state.admin_auth = AdminAuth(settings, deps.keyring)
-    app.state.limiter = RateLimiter(settings, deps.clock, deps.metrics)
+    app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

@@ -26,6 +26,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._submission_children: dict[tuple[str, str], Any] = {}
+        self._spam_children: dict[tuple[str, str, str], Any] = {}
         reg = self.registry
         self.submissions = Counter(
             "relay_submissions",
@@ -128,7 +129,12 @@ class Metrics:
     def caught(self, form: str, verdict: str, rules: tuple[str, ...]) -> None:
         """Count one submission caught by the spam defence, once per rule that caught it."""
         for rule in rules:
-            self.spam.labels(form, verdict, rule).inc()
+            child = self._spam_children.get((form, verdict, rule))
+            if child is None:  # as for submission(): a flood counts through this dict
+                child = self._spam_children[(form, verdict, rule)] = self.spam.labels(
+                    form, verdict, rule
+                )
+            child.inc()
 
     def challenge(self, form: str | None, outcome: str) -> None:
         """Count one challenge request; unknown form ids are counted as UNKNOWN_FORM."""

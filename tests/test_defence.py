@@ -195,6 +195,23 @@ def test_a_counter_zero_forgery_fails_even_without_a_key_signature():
     assert verify_solution(forged, secret).verified is False
 
 
+def test_a_refused_payload_is_remembered_by_its_text_and_the_memory_is_bounded():
+    """The same made-up proof sent again gets the same refusal from memory; honest proofs are
+    never remembered; the memory holds at most REFUSED_KEPT payloads."""
+    keys = proof.ProofKeys(KEYS.sign, KEYS.key_sign)
+    payload = solve(issue())
+    decoded = json.loads(base64.b64decode(payload))
+    decoded["solution"]["derivedKey"] = "ab" * 32
+    forged = base64.b64encode(json.dumps(decoded).encode()).decode()
+    first = proof.check(forged, keys, "contact", NOW)
+    assert first == proof.check(forged, keys, "other", NOW) == proof.Refused(proof.INVALID)
+    assert keys.refused == {forged: proof.INVALID}
+    assert isinstance(proof.check(payload, keys, "contact", NOW), proof.Proof)
+    for n in range(proof.REFUSED_KEPT + 5):
+        assert proof.check(f"junk{n}", keys, "contact", NOW) == proof.Refused(proof.MALFORMED)
+    assert 0 < len(keys.refused) <= proof.REFUSED_KEPT
+
+
 def _set(path: tuple[str, ...], value: object):
     def change(d: dict[str, Any]) -> None:
         for key in path[:-1]:

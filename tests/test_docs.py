@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli import main
+from relay.cli import COMMANDS, main, short_help
 from relay.config import Settings, example_forms_file
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
@@ -15,7 +15,9 @@ README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8"
 
 def _commands(group: click.Group, prefix: str = "relay") -> list[str]:
     names = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         if isinstance(command, click.Group):
             names.extend(_commands(command, f"{prefix} {name}"))
         else:
@@ -78,7 +80,21 @@ def test_every_command_docstring_has_an_example():
         command: click.Command = main
         for part in name.split()[1:]:
             assert isinstance(command, click.Group)
-            command = command.commands[part]
+            found = command.get_command(click.Context(command), part)
+            assert found is not None
+            command = found
         if "Example:" not in (command.help or ""):
             lacking.append(name)
     assert lacking == []
+
+
+def test_relay_help_lists_each_command_with_its_own_first_line():
+    """`relay --help` lists commands without importing them: COMMANDS holds each one's first
+    paragraph, and it shortens to what the command's own docstring gives at any width."""
+    context = click.Context(main)
+    for name, (_, first) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None
+        for width in (30, 45, 80, 500):
+            assert short_help(first, width) == command.get_short_help_str(width)
+    assert set(COMMANDS) == set(main.list_commands(context))

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -62,3 +63,35 @@ def test_configure_picks_the_format(relay_logger, fmt, formatter):
     assert len(relay_logger.handlers) == 1
     assert isinstance(relay_logger.handlers[0].formatter, formatter)
     assert (relay_logger.level, relay_logger.propagate) == (logging.WARNING, False)
+
+
+def test_a_repeated_line_is_an_ordinary_record_and_the_same_json(relay_logger, capsys):
+    """RepeatedLine writes, through the logger's handlers, the JSON Logger.warning would, with
+    its own time; below the logger's level it writes nothing."""
+    logs.configure("WARNING", "json")
+    logger = logging.getLogger("relay.submit")
+    extra = {"form": "contact", "status": 404, "code": "FORM_NOT_FOUND"}
+    line = logs.RepeatedLine(logger, logging.WARNING, "submission refused", extra)
+    line.emit()
+    logger.warning("submission refused", extra=extra)
+    logs.RepeatedLine(logger, logging.INFO, "not shown", extra).emit()
+    repeated, ordinary = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    stamped = datetime.fromisoformat(repeated.pop("time"))
+    assert abs(stamped - datetime.fromisoformat(ordinary.pop("time"))) < timedelta(seconds=5)
+    assert repeated == ordinary
+    assert ordinary["code"] == "FORM_NOT_FOUND"
+
+
+def test_a_repeated_line_reaches_other_handlers_as_a_record(relay_logger, caplog):
+    """Other handlers (here pytest's) get a record with the message and the extras as fields."""
+    relay_logger.propagate = True
+    caplog.set_level(logging.INFO, logger="relay")
+    logger = logging.getLogger("relay.submit")
+    logs.RepeatedLine(logger, logging.WARNING, "submission refused", {"code": "X"}).emit()
+    [record] = caplog.records
+    assert (record.getMessage(), record.levelname, getattr(record, "code", None)) == (
+        "submission refused",
+        "WARNING",
+        "X",
+    )
+    assert "code=X" in logs.TextFormatter().format(record)

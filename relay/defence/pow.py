@@ -1,4 +1,4 @@
-"""ALTCHA proof of work (protocol v2), issued and checked with the `altcha` package. Pure.
+"""ALTCHA proof of work (protocol v2), issued and checked with the `altcha` package.
 
 Why ALTCHA: self-hosted, no cookie, no third party (reference/gdpr-cnil.md B3), and its widget
 is what site developers add to the page. Challenges are made in the library's *deterministic*
@@ -14,6 +14,8 @@ uses several workers); relay itself derives one key (1000 iterations, ~1 ms) per
 Every challenge is signed with keys derived from RELAY_SECRET_KEY (`KeyRing.subkeys`), bound to
 its form and its issue time in `data`, and expires after RELAY_PROOF_OF_WORK_TTL_SECONDS. The
 library also compares `expiresAt` with the system clock; relay compares it with its own.
+
+Pure, but for a bounded memo of the payloads refused whatever the time (ProofKeys.refused).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +69,9 @@ class ProofKeys:
 
     sign: tuple[bytes, ...]
     key_sign: tuple[bytes, ...]
+    #: Payloads refused whatever the time or form (malformed, or not signed by these keys), by
+    #: their text: a flood re-sending the same made-up proof costs a dict lookup. Bounded.
+    refused: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, keyring: KeyRing) -> ProofKeys:
@@ -125,21 +130,36 @@ def issue(
     return out
 
 
-def _parse(text: str) -> Payload | None:
+def _decode(text: str) -> dict[str, Any] | None:
+    """The payload's JSON, when it has the shape Payload.from_dict reads (else None)."""
     try:
         decoded = json.loads(base64.b64decode(text, validate=True))
-        return Payload.from_dict(decoded)
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
+    if not isinstance(decoded, dict):
+        return None
+    challenge, solution = decoded.get("challenge"), decoded.get("solution")
+    if not isinstance(challenge, dict) or not isinstance(solution, dict):
+        return None
+    params = challenge.get("parameters")
+    if not isinstance(params, dict) or not params.keys() >= _PARAMETERS:
+        return None
+    return decoded if solution.keys() >= _SOLUTION else None
 
 
-def _key_signed(payload: Payload, keys: ProofKeys) -> bool:
+#: The keys Payload.from_dict requires (it raises KeyError without them).
+_PARAMETERS = frozenset(("algorithm", "nonce", "salt", "cost"))
+_SOLUTION = frozenset(("counter", "derivedKey"))
+
+
+def _key_signed(decoded: dict[str, Any], keys: ProofKeys) -> bool:
     """Whether the solution's derived key matches the challenge's key signature under a key of
-    the ring: two HMACs, where the library's full check first serialises the parameters as
-    canonical JSON (~50 µs). A flood of made-up solutions is refused on this alone; a match
-    still goes through the library's whole verification."""
-    signature = payload.challenge.parameters.key_signature
-    derived = payload.solution.derived_key
+    the ring: two HMACs on the decoded JSON, where the library's full check first builds its
+    objects and serialises the parameters as canonical JSON (~50 µs). A flood of made-up
+    solutions is refused on this alone; a match still goes through the library's whole
+    verification."""
+    signature = decoded["challenge"]["parameters"].get("keySignature")
+    derived = decoded["solution"]["derivedKey"]
     if not isinstance(signature, str) or not isinstance(derived, str):
         return False
     try:
@@ -147,15 +167,12 @@ def _key_signed(payload: Payload, keys: ProofKeys) -> bool:
     except ValueError:
         return False
     return any(
-        hmac.compare_digest(hmac.new(k, key, hashlib.sha256).hexdigest(), signature)
-        for k in keys.key_sign
+        hmac.compare_digest(hmac.digest(k, key, "sha256").hex(), signature) for k in keys.key_sign
     )
 
 
 def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     """None when a key of the ring signed the challenge and the solution is right, else a code."""
-    if not _key_signed(payload, keys):
-        return INVALID
     for sign, key_sign in zip(keys.sign, keys.key_sign, strict=True):
         try:
             result = verify_solution(payload, sign, hmac_key_secret=key_sign)
@@ -169,6 +186,17 @@ def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     return INVALID
 
 
+#: How many refused payloads ProofKeys.refused keeps (each at most MAX_PAYLOAD_CHARS).
+REFUSED_KEPT = 512
+
+
+def _remember(keys: ProofKeys, payload: str, code: str) -> Refused:
+    if len(keys.refused) >= REFUSED_KEPT:
+        keys.refused.clear()
+    keys.refused[payload] = code
+    return Refused(code)
+
+
 def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof | Refused:
     """Verify the `altcha` field of a submission to `form_id` at `now` (single use is not
     checked here: the caller records `Proof.nonce_id` until `Proof.expires_at`)."""
@@ -176,8 +204,17 @@ def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof |
         return Refused(REQUIRED)
     if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
         return Refused(MALFORMED)
-    parsed = _parse(payload.strip())
-    if parsed is None:
+    known = keys.refused.get(payload)
+    if known is not None:
+        return Refused(known)
+    decoded = _decode(payload.strip())
+    if decoded is None:
+        return _remember(keys, payload, MALFORMED)
+    if not _key_signed(decoded, keys):
+        return _remember(keys, payload, INVALID)
+    try:
+        parsed = Payload.from_dict(decoded)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return Refused(MALFORMED)
     problem = _verified(parsed, keys)
     if problem is not None:

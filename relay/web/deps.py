@@ -56,10 +56,17 @@ def client_of(request: Request) -> str:
     """
     peer = request.client.host if request.client else ""
     deps = deps_of(request)
+    if not deps.trusted_proxies:
+        return peer
+    return client_from(deps, peer, request.headers.getlist(deps.trusted_proxy_header))
+
+
+def client_from(deps: Deps, peer: str, forwarded: list[str]) -> str:
+    """The client's address from the peer and the proxy header's values (all of them, in order)."""
     trusted = deps.trusted_proxies
     if not trusted:
         return peer
-    chain = ", ".join(request.headers.getlist(deps.trusted_proxy_header)) or None
+    chain = ", ".join(forwarded) or None
     return client_address(peer, chain, trusted, rfc7239=deps.trusted_proxy_header == "forwarded")
 
 

@@ -18,7 +18,6 @@ exception still escape a route, this logs one line with its class and the endpoi
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
@@ -29,6 +28,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relay.web.deadlines import ReadDeadlines
 
 log = logging.getLogger("relay.web")
 
@@ -148,10 +149,6 @@ class LastResort:
                 await send({"type": "http.response.body", "body": b"Internal error.\n"})
 
 
-class BodyTimeout(Exception):
-    """The request body did not arrive within RELAY_BODY_TIMEOUT_SECONDS."""
-
-
 class BodyDeadline:
     """Every request body must arrive within `seconds` of the app's first read of it.
 
@@ -160,9 +157,9 @@ class BodyDeadline:
     Waiting for a disconnect after the body is complete is not limited.
     """
 
-    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, *, deadlines: ReadDeadlines) -> None:
         self.app = app
-        self.seconds = seconds
+        self.deadlines = deadlines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,16 +172,9 @@ class BodyDeadline:
             nonlocal deadline, complete
             if complete:
                 return await receive()
-            loop = asyncio.get_running_loop()
             if deadline is None:
-                deadline = loop.time() + self.seconds
-            try:
-                # asyncio's own timeout: a timer handle, several times cheaper per request than
-                # an anyio cancel scope (relay serves on asyncio only)
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise BodyTimeout from None
+                deadline = self.deadlines.deadline()
+            message = await self.deadlines.receive(receive, deadline)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
             return message

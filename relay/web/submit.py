@@ -28,11 +28,12 @@ from relay.defence.verdict import Action, Verdict
 from relay.errors import StoreUnavailable, SubmissionRejected
 from relay.i18n import N_
 from relay.ids import new_submission_id
+from relay.logs import RepeatedLine
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
+from relay.web.deadlines import BodyTimeout
 from relay.web.defend import Defended, defend, spend_proof
 from relay.web.deps import Deps, client_of, deps_of, store_of
-from relay.web.middleware import BodyTimeout
 from relay.web.pages import problems
 from relay.web.prospect import prospect_of
 from relay.web.ratelimit import Budget, RateLimited, limiter_of
@@ -46,6 +47,11 @@ MAX_IDEMPOTENCY_KEY = 255
 ACCEPTED, QUARANTINED, DROPPED = "accepted", "quarantined", "dropped"
 #: The rule a suspicious submission is dropped by when its form's quarantine budget is spent.
 QUARANTINE_FULL = "quarantine_full"
+#: The refusal log lines, by (form, status, code): configured forms and codes, a bounded set.
+_REFUSAL_LINES: dict[tuple[str, int, str], RepeatedLine] = {}
+MAX_REFUSAL_LINES = 4096
+#: Scope key set by relay.web.floodgate once it spent this request's per-client limit.
+CLIENT_COUNTED = "relay.client_counted"
 
 
 def _cors(form: FormConfig | None, origin: str | None) -> dict[str, str]:
@@ -98,13 +104,11 @@ class Answer:
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
         language = self.language()
-        message = i18n.translate(language, exc.message)
         if self.json:
-            errors = [
-                {**e.as_dict(), "message": i18n.translate(language, e.message)} for e in exc.errors
-            ] or [{"code": exc.code, "message": message}]
-            body = {"ok": False, "error": message, "errors": errors}
-            return JSONResponse(body, status_code=exc.status, headers=headers)
+            return JSONResponse(
+                refusal_body(exc, language), status_code=exc.status, headers=headers
+            )
+        message = i18n.translate(language, exc.message)
         if exc.status == 422 and self.form is not None and self.form.error_url:
             return RedirectResponse(self.form.error_url, status_code=303, headers=headers)
         back = self._back()
@@ -129,6 +133,15 @@ class Answer:
             body = {"ok": True, "next": next_url, "id": submission_id}
             return JSONResponse(body, status_code=202, headers=self.headers)
         return RedirectResponse(next_url, status_code=303, headers=self.headers)
+
+
+def refusal_body(exc: SubmissionRejected, language: str) -> dict[str, Any]:
+    """The JSON of a refusal, Formspree's shape: `ok`, `error`, and `errors` with codes."""
+    message = i18n.translate(language, exc.message)
+    errors = [
+        {**e.as_dict(), "message": i18n.translate(language, e.message)} for e in exc.errors
+    ] or [{"code": exc.code, "message": message}]
+    return {"ok": False, "error": message, "errors": errors}
 
 
 _TITLES = {
@@ -167,10 +180,8 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
             body += chunk
             if len(body) > limit:
                 raise too_large
-    except BodyTimeout:  # the shared deadline of relay.web.middleware.BodyDeadline
-        raise SubmissionRejected(
-            408, "BODY_TIMEOUT", f"The form was not received within {seconds:g} seconds."
-        ) from None
+    except BodyTimeout:  # the shared deadline (relay.web.deadlines)
+        raise body_timed_out(seconds) from None
     except ClientDisconnect:
         raise ClientGone from None
     return bytes(body)
@@ -186,21 +197,33 @@ class ClientGone(SubmissionRejected):
 def _next_url(
     deps: Deps, request: Request, form: FormConfig, raw: dict[str, Any], language: str | None
 ) -> str:
+    return next_url(deps, form, raw, language, request.scope, request.headers.get("host"))
+
+
+def next_url(
+    deps: Deps,
+    form: FormConfig,
+    raw: dict[str, Any],
+    language: str | None,
+    scope: Any,
+    host: str | None,
+) -> str:
+    """Where the visitor goes after a success: `_next` if it is the form's own site, the form's
+    success_url, else relay's thank-you page (in `_language` when one was asked for)."""
     wanted = raw.get("_next")
     if form.allows_redirect(wanted):  # malformed URLs are refused whole (relay.accept.urls)
         assert isinstance(wanted, str)  # noqa: S101 - allows_redirect accepts only strings
         return wanted
     if form.success_url:
         return form.success_url
-    base = deps.settings.public_url or _own_base(request)
+    base = deps.settings.public_url or _own_base(scope, host)
     lang = f"?lang={language}" if language else ""  # _language carries to the thank-you page
     return f"{base}/f/{form.id}/thanks{lang}"
 
 
-def _own_base(request: Request) -> str:
+def _own_base(scope: Any, host: str | None) -> str:
     """scheme://host[/root] of this request (Request.base_url costs ~10x more per call)."""
-    scope = request.scope
-    host = request.headers.get("host") or "localhost"  # HTTP/1.1 requires Host
+    host = host or "localhost"  # HTTP/1.1 requires Host
     return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}".rstrip("/")
 
 
@@ -218,13 +241,23 @@ def _idempotency_key(request: Request, deps: Deps, form: FormConfig) -> str | No
     return mac.hexdigest()
 
 
+def check_origin(form: FormConfig, origin: str | None) -> None:
+    """Refuse (403) a page from a site the form does not list; no Origin (curl, a server) passes."""
+    if origin is not None and not form.allows_origin(origin):
+        raise SubmissionRejected(403, "ORIGIN_NOT_ALLOWED", "This site may not post to this form.")
+
+
+def body_timed_out(seconds: float) -> SubmissionRejected:
+    return SubmissionRejected(
+        408, "BODY_TIMEOUT", f"The form was not received within {seconds:g} seconds."
+    )
+
+
 async def _accept(
     request: Request, deps: Deps, form: FormConfig, answer: Answer
 ) -> tuple[Response, str]:
     """The answer and the outcome to count (accepted, quarantined or dropped)."""
-    origin = request.headers.get("origin")
-    if origin is not None and not form.allows_origin(origin):
-        raise SubmissionRejected(403, "ORIGIN_NOT_ALLOWED", "This site may not post to this form.")
+    check_origin(form, request.headers.get("origin"))
     content_type = request.headers.get("content-type", "")
     require_supported(content_type)
     key_mac = _idempotency_key(request, deps, form) if answer.json else None
@@ -271,10 +304,32 @@ def _dropped(
     verdict: Verdict,
 ) -> Response:
     """Certain spam: the very answer a success gets (a fresh plausible id), nothing kept."""
-    deps.metrics.caught(form.id, DROPPED, verdict.rules)
-    log.info("submission dropped", extra={"form": form.id, "rules": verdict.reason})
+    dropped(deps, form, verdict)
     next_url = _next_url(deps, request, form, raw, answer.asked_language)
     return answer.accepted(next_url, new_submission_id())
+
+
+def dropped(deps: Deps, form: FormConfig, verdict: Verdict) -> None:
+    """Count and log one submission dropped as certain spam (its outcome is counted apart)."""
+    deps.metrics.caught(form.id, DROPPED, verdict.rules)
+    log.info("submission dropped", extra={"form": form.id, "rules": verdict.reason})
+
+
+def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> None:
+    """Count and log one refused submission."""
+    form_label = form.id if form else UNKNOWN_FORM
+    deps.metrics.submission(form_label, exc.code.lower())
+    # One line per refusal, so a site owner debugging a 403 sees why: ids and codes only
+    # (the form id is from the URL, known or "unknown"; never a field, header or IP). A flood
+    # repeats the same few: each is built once (relay.logs.RepeatedLine).
+    key = (form_label, exc.status, exc.code)
+    line = _REFUSAL_LINES.get(key)
+    if line is None:
+        if len(_REFUSAL_LINES) >= MAX_REFUSAL_LINES:
+            _REFUSAL_LINES.clear()
+        extra = {"form": form_label, "status": exc.status, "code": exc.code}
+        line = _REFUSAL_LINES[key] = RepeatedLine(log, logging.WARNING, "submission refused", extra)
+    line.emit()
 
 
 async def _store_and_answer(
@@ -352,7 +407,7 @@ def _replay(earlier: outbox.StoredAnswer, answer: Answer, deps: Deps, key_mac: s
     )
 
 
-def _unknown_form() -> SubmissionRejected:
+def unknown_form() -> SubmissionRejected:
     return SubmissionRejected(404, "FORM_NOT_FOUND", "There is no form with this address.")
 
 
@@ -363,18 +418,12 @@ async def submit(request: Request) -> Response:
     answer = Answer(deps, request, form)
     try:
         if form is None:
-            raise _unknown_form()
-        await limiter_of(request).check_client(client_of(request), form.id)
+            raise unknown_form()
+        if not request.scope.get(CLIENT_COUNTED):  # relay.web.floodgate counted it already
+            await limiter_of(request).check_client(client_of(request), form.id)
         response, outcome = await _accept(request, deps, form, answer)
     except SubmissionRejected as exc:
-        form_label = form.id if form else UNKNOWN_FORM
-        deps.metrics.submission(form_label, exc.code.lower())
-        # One line per refusal, so a site owner debugging a 403 sees why: ids and codes only
-        # (the form id is from the URL, known or "unknown"; never a field, header or IP).
-        log.warning(
-            "submission refused",
-            extra={"form": form_label, "status": exc.status, "code": exc.code},
-        )
+        refused(deps, form, exc)
         if isinstance(exc, ClientGone):
             return Response(status_code=400)  # nobody is listening any more
         return answer.rejected(exc)

@@ -1,0 +1,186 @@
+"""relay.web.floodgate: a flood's JSON refusals answered before routing, exactly as the app would.
+
+An Idempotency-Key sends a request past the gate to the full app (relay.web.submit), so each
+case is asked twice, once each way, and the two answers must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from starlette.testclient import TestClient
+
+from relay.app import create_app
+from tests.defence_helpers import DEFENCE_FORMS_TOML, JSON_HEADERS, proof, real_clock, tamper
+from tests.helpers import VALID
+
+
+@pytest.fixture(name="guarded")
+def fixture_guarded(forms_file: Path, settings_factory: Any) -> Iterator[TestClient]:
+    forms_file.write_text(DEFENCE_FORMS_TOML, encoding="utf-8")
+    app = create_app(settings_factory(), clock=real_clock())
+    with TestClient(app, base_url="http://relay.test") as client:
+        yield client
+
+
+def _same_answer(client: TestClient, path: str, body: dict[str, Any], key: str) -> Any:
+    """Post `body` through the gate, then past it; return the gate's answer once both agree."""
+    gate = client.post(path, json=body, headers=JSON_HEADERS)
+    full = client.post(path, json=body, headers={**JSON_HEADERS, "Idempotency-Key": key})
+    assert (gate.status_code, _headers(gate)) == (full.status_code, _headers(full))
+    assert _body(gate) == _body(full)
+    return gate
+
+
+def _headers(response: Any) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k != "content-length"}
+
+
+def _body(response: Any) -> Any:
+    data = response.json()
+    data.pop("id", None)  # a fresh id each time
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "fields", "status", "code"),
+    [
+        ("/f/nope", {"_gotcha": "http://spam.example"}, 404, "FORM_NOT_FOUND"),
+        ("/f/guarded", {"_gotcha": "http://spam.example"}, 202, None),
+        ("/f/guarded", {"website_url": "http://spam.example"}, 202, None),
+        ("/f/guarded", {}, 400, "PROOF_OF_WORK_REQUIRED"),
+        ("/f/guarded", {"altcha": "not base64"}, 400, "PROOF_OF_WORK_MALFORMED"),
+        ("/f/guarded", {"_language": "fr", "altcha": "bm9wZQ=="}, 400, "PROOF_OF_WORK_MALFORMED"),
+    ],
+)
+def test_the_gate_answers_as_the_app_does(guarded, path, fields, status, code):
+    """Unknown form, both honeypots and refused proofs: same status, headers and JSON both ways."""
+    answer = _same_answer(guarded, path, {**VALID, **fields}, "k1")
+    assert answer.status_code == status
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    if code is None:
+        assert answer.json()["ok"] is True
+        assert answer.json()["next"] == "http://relay.test/f/guarded/thanks"
+    else:
+        assert answer.json()["errors"][0]["code"] == code
+
+
+def test_a_made_up_solution_is_refused_by_the_gate_as_by_the_app(guarded):
+    """A real challenge with a forged solution: 403 PROOF_OF_WORK_INVALID both ways."""
+
+    def forge(decoded: dict[str, Any]) -> None:
+        decoded["solution"]["derivedKey"] = "ab" * 32
+
+    forged = tamper(proof(guarded), forge)
+    answer = _same_answer(guarded, "/f/guarded", {**VALID, "altcha": forged}, "k2")
+    assert answer.status_code == 403
+    assert answer.json()["errors"][0]["code"] == "PROOF_OF_WORK_INVALID"
+    assert answer.headers["access-control-allow-origin"] == "https://www.example.com"
+
+
+def test_the_gate_hands_a_person_on_and_counts_the_client_once(settings_factory, clock):
+    """With 2 submissions a minute per client, two valid ones are accepted and the third is
+    429 with Retry-After, the same through the gate as past it."""
+    app = create_app(settings_factory(rate_limit_client="2/minute"), clock=clock)
+    with TestClient(app, base_url="http://relay.test") as client:
+        accepted = [client.post("/f/contact", json=VALID, headers=JSON_HEADERS) for _ in "ab"]
+        assert [r.status_code for r in accepted] == [202, 202]
+        answer = _same_answer(client, "/f/contact", VALID, "k3")
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"].isdigit()
+    assert answer.json()["errors"][0]["code"] == "RATE_LIMITED"
+
+
+def test_a_host_the_gate_cannot_vouch_for_gets_the_apps_400(settings_factory, clock):
+    """With RELAY_ALLOWED_HOSTS set, a foreign Host is refused (400) and a listed one with a
+    port is answered."""
+    app = create_app(settings_factory(allowed_hosts="relay.test"), clock=clock)
+    with TestClient(app, base_url="http://relay.test") as client:
+        body = {**VALID, "_gotcha": "x"}
+        foreign = client.post(
+            "/f/contact", json=body, headers={**JSON_HEADERS, "Host": "evil.test"}
+        )
+        listed = client.post(
+            "/f/contact", json=body, headers={**JSON_HEADERS, "Host": "relay.test:8000"}
+        )
+    assert (foreign.status_code, foreign.text) == (400, "Invalid host header")
+    assert listed.status_code == 202
+
+
+def _raw(client: TestClient, receive: Any, body_length: int) -> list[dict[str, Any]]:
+    """One raw ASGI request with a Content-Length (what the gate reads itself)."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/f/contact",
+        "raw_path": b"/f/contact",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"relay.test"),
+            (b"content-type", b"application/json"),
+            (b"accept", b"application/json"),
+            (b"content-length", str(body_length).encode()),
+        ],
+        "client": ("203.0.113.9", 5000),
+        "server": ("relay.test", 80),
+        "state": dict(client.app_state),
+    }
+    app: Any = client.app
+    portal: Any = client.portal
+    portal.call(app, scope, receive, send)
+    return sent
+
+
+def test_the_gate_cuts_off_a_trickling_body_with_408(settings_factory, clock):
+    """A body with a Content-Length still arriving after the deadline gets 408 BODY_TIMEOUT."""
+    app = create_app(settings_factory(body_timeout_seconds=0.2), clock=clock)
+    messages = iter([{"type": "http.request", "body": b'{"name": ', "more_body": True}])
+
+    async def receive() -> dict[str, Any]:
+        for message in messages:
+            return message
+        await anyio.sleep(5)  # the rest never comes in time
+        return {"type": "http.request", "body": b"}", "more_body": False}
+
+    with TestClient(app) as client:
+        sent = _raw(client, receive, 12)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["errors"][0]["code"] == "BODY_TIMEOUT"
+
+
+def test_a_client_gone_at_the_gate_leaves_one_line_and_an_empty_400(client, caplog):
+    """A disconnect mid-body is counted and logged once (form, status, code), answered 400."""
+    messages: Iterator[dict[str, Any]] = iter(
+        [
+            {"type": "http.request", "body": b'{"name": "Jo', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    caplog.set_level(logging.INFO, logger="relay")
+    sent = _raw(client, receive, 40)
+    refusals = [r for r in caplog.records if r.getMessage() == "submission refused"]
+    assert [(r.form, r.status, r.code) for r in refusals] == [
+        ("contact", 400, "CLIENT_DISCONNECTED")
+    ]
+    assert (sent[0]["status"], sent[1]["body"]) == (400, b"")
+    metric = b'relay_submissions_total{form="contact",outcome="client_disconnected"} 1.0'
+    assert metric in client.get("/metrics").content
