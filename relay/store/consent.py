@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.minimise.retention import opposition_keep_until
@@ -219,16 +221,23 @@ def register_wordings_job(
         problems, missing = _conflicts(conn, wordings)
         if problems:
             return problems
+        if not missing:
+            return []
+        # Several instances start at once on one database: the first insert wins, the others
+        # insert nothing (ON CONFLICT DO NOTHING), then every one checks what is stored.
+        insert_fn = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for w in missing:
             conn.execute(
-                insert(consent_wordings).values(
+                insert_fn(consent_wordings)
+                .values(
                     form_id=w.form_id,
                     version=w.version,
                     text=w.text,
                     sha256=wording_sha256(w.text),
                     created_at=now,
                 )
+                .on_conflict_do_nothing(index_elements=["form_id", "version"])
             )
-        return []
+        return _conflicts(conn, missing)[0]
 
     return job

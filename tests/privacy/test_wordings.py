@@ -36,3 +36,33 @@ def test_new_version_is_accepted_and_stored(client, cli, forms_file):
 def test_check_without_database_skips_the_comparison(cli):
     """Before the first start there is nothing published to compare with."""
     assert invoke(cli, "check").exit_code == 0
+
+
+@pytest.mark.postgres
+def test_instances_starting_together_register_the_wordings_once(postgres_url):
+    """Two instances registering the same wordings at once on PostgreSQL both succeed (the
+    second inserts nothing), and a conflicting text is still reported."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from relay.store import Store
+    from relay.store.consent import Wording, register_wordings_job
+
+    async def go() -> tuple[list[list[str]], list[str]]:
+        stores = [await Store.open(postgres_url, migrate=(n == 0)) for n in range(2)]
+        try:
+            wordings = [Wording("contact", "v1", "I agree to receive news.")]
+            now = datetime(2026, 11, 25, tzinfo=UTC)
+            both = await asyncio.gather(
+                *(s.write(register_wordings_job(wordings, now)) for s in stores)
+            )
+            changed = [Wording("contact", "v1", "Another text.")]
+            conflict = await stores[0].write(register_wordings_job(changed, now))
+            return list(both), conflict
+        finally:
+            for store in stores:
+                await store.close()
+
+    both, conflict = asyncio.run(go())
+    assert both == [[], []]
+    assert len(conflict) == 1
