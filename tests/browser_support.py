@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,12 +15,18 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_KEY
-from tests.test_admin_browser import _free_port
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
 def relay_serving(tmp_path: Path, forms_toml: str, **env_extra: str) -> Iterator[str]:
     """A real `relay serve` on `forms_toml` ({relay} is replaced by its own URL)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     forms = tmp_path / "forms.toml"
     port = _free_port()
     forms.write_text(forms_toml.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")

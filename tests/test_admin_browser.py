@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +18,7 @@ import httpx
 import pytest
 
 from tests.admin_helpers import PASSWORDS, USERS_JSON
-from tests.conftest import TEST_KEY
+from tests.browser_support import relay_serving
 from tests.deliveries_helpers import WEBHOOK_KEY, event_data, signed
 from tests.helpers import VALID
 
@@ -48,46 +44,14 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(name="relay_url")
 def fixture_relay_url(tmp_path: Path, forms_file: Path) -> Iterator[str]:
     """A real `relay serve` on a free 127.0.0.1 port, with two admins and webhooks on. It does
     not dispatch (as when `relay worker` processes deliver), so a retried row stays queued."""
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "RELAY_VAR_DIR": str(tmp_path / "var"),
-        "RELAY_FORMS_FILE": str(forms_file),
-        "RELAY_SECRET_KEY": TEST_KEY,
-        "RELAY_ADMIN_USERS": USERS_JSON,
-        "RELAY_MAILGUN_WEBHOOK_SIGNING_KEY": WEBHOOK_KEY,
-        "RELAY_LOG_FORMAT": "json",
-        "RELAY_DISPATCH_IN_SERVE": "false",
-    }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
+    forms = forms_file.read_text(encoding="utf-8")
+    extra = {"RELAY_ADMIN_USERS": USERS_JSON, "RELAY_MAILGUN_WEBHOOK_SIGNING_KEY": WEBHOOK_KEY}
+    with relay_serving(tmp_path / "serve", forms, **extra) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 def _seed(url: str) -> dict[str, str]:

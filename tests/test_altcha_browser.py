@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import relay_serving
+from tests.browser_support import _free_port, relay_serving
 from tests.helpers import VALID
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
+from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import relay_serving
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _free_port, _missing
+from tests.browser_support import _free_port, relay_serving
+from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
 ROOT = Path(__file__).resolve().parent.parent
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
