@@ -54,13 +54,32 @@ def check_proof(deps: Deps, form: FormConfig, raw: dict[str, Any], now: datetime
     return result
 
 
-def defend(deps: Deps, form: FormConfig, raw: dict[str, Any], now: datetime) -> Defended:
+@dataclass(frozen=True)
+class Screened:
+    """What relay.web.floodgate already found for a submission it hands on: the fields as
+    parsed and the verified proof of work, so the endpoint does neither twice."""
+
+    raw: dict[str, Any]
+    proof: Proof | None
+
+
+def defend(
+    deps: Deps,
+    form: FormConfig,
+    raw: dict[str, Any],
+    now: datetime,
+    screened: Screened | None = None,
+) -> Defended:
     """Screen one submission; raises SubmissionRejected (proof of work, 422 fields: the
-    form's built-in and declared fields, relay.accept.form_input)."""
-    certain = screen_raw(raw, form)
-    if certain is not None:
-        return Defended(certain)
-    proof = check_proof(deps, form, raw, now)
+    form's built-in and declared fields, relay.accept.form_input). With `screened`, the
+    honeypot and the proof of work were checked in front already."""
+    if screened is None:
+        certain = screen_raw(raw, form)
+        if certain is not None:
+            return Defended(certain)
+        proof = check_proof(deps, form, raw, now)
+    else:
+        proof = screened.proof
     form_input = read_form(raw, form, phone_region=deps.settings.phone_default_region)
     sub = form_input.submission
     declared = tuple(v for v in form_input.declared.values() if isinstance(v, str))

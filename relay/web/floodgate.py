@@ -32,7 +32,7 @@ from relay.errors import SubmissionRejected
 from relay.ids import new_submission_id
 from relay.web import submit
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
-from relay.web.defend import check_proof
+from relay.web.defend import Screened, check_proof
 from relay.web.deps import Deps, client_from
 from relay.web.ratelimit import RateLimited, RateLimiter
 
@@ -156,7 +156,7 @@ class FloodGate:
                 await _answer(send, 202, cors, _dumps(accepted))
                 deps.metrics.submission(form.id, submit.DROPPED)
                 return
-            check_proof(deps, form, raw, deps.clock())
+            proof = check_proof(deps, form, raw, deps.clock())
         except SubmissionRejected as exc:
             submit.refused(deps, form, exc)
             if isinstance(exc, submit.ClientGone):
@@ -164,7 +164,9 @@ class FloodGate:
                 return
             await self._refuse(send, exc, form, cors, asked, headers)
             return
-        # not caught here: a person's submission, or a bot the later checks are for
+        # not caught here: a person's submission, or a bot the later checks are for; the
+        # endpoint reuses what was parsed and verified here (the body is replayed all the same)
+        scope[submit.SCREENED] = Screened(raw, proof)
         await self.app(scope, _replaying(body, receive), send)
 
     async def _read(self, receive: Receive) -> bytes:

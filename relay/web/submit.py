@@ -32,7 +32,7 @@ from relay.logs import RepeatedLine
 from relay.metrics import UNKNOWN_FORM
 from relay.store import outbox
 from relay.web.deadlines import BodyTimeout
-from relay.web.defend import Defended, defend, spend_proof
+from relay.web.defend import Defended, Screened, defend, spend_proof
 from relay.web.deps import Deps, client_of, deps_of, store_of
 from relay.web.pages import problems
 from relay.web.prospect import prospect_of
@@ -52,6 +52,8 @@ _REFUSAL_LINES: dict[tuple[str, int, str], RepeatedLine] = {}
 MAX_REFUSAL_LINES = 4096
 #: Scope key set by relay.web.floodgate once it spent this request's per-client limit.
 CLIENT_COUNTED = "relay.client_counted"
+#: scope key: relay.web.defend.Screened, the parsed fields and verified proof from the gate
+SCREENED = "relay.screened"
 
 
 def _cors(form: FormConfig | None, origin: str | None) -> dict[str, str]:
@@ -271,10 +273,14 @@ async def _accept(
             raise _store_failed(form, exc) from None
         if earlier is not None:
             return _replay(earlier, answer, deps, key_mac), ACCEPTED
-    body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
-    raw = parse_body(content_type, body)
+    screened = request.scope.get(SCREENED)  # relay.web.floodgate parsed and checked it
+    if isinstance(screened, Screened):
+        raw = screened.raw
+    else:
+        body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
+        raw = parse_body(content_type, body)
     answer.asked_language = language_tag(raw.get("_language"), i18n.available())
-    defended = defend(deps, form, raw, now)
+    defended = defend(deps, form, raw, now, screened if isinstance(screened, Screened) else None)
     # The verdict is known here, before anything is stored or spent: certain spam is dropped;
     # what is delivered or quarantined spends its own form-wide budget first, so spam the
     # defences caught never uses up the budget of real visitors (relay.web.ratelimit).
