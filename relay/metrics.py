@@ -25,8 +25,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._submission_children: dict[tuple[str, str], Any] = {}
-        self._spam_children: dict[tuple[str, str, str], Any] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
         reg = self.registry
         self.submissions = Counter(
             "relay_submissions",
@@ -129,12 +128,7 @@ class Metrics:
     def caught(self, form: str, verdict: str, rules: tuple[str, ...]) -> None:
         """Count one submission caught by the spam defence, once per rule that caught it."""
         for rule in rules:
-            child = self._spam_children.get((form, verdict, rule))
-            if child is None:  # as for submission(): a flood counts through this dict
-                child = self._spam_children[(form, verdict, rule)] = self.spam.labels(
-                    form, verdict, rule
-                )
-            child.inc()
+            self._child(self.spam, form, verdict, rule).inc()
 
     def challenge(self, form: str | None, outcome: str) -> None:
         """Count one challenge request; unknown form ids are counted as UNKNOWN_FORM."""
@@ -142,12 +136,16 @@ class Metrics:
 
     def submission(self, form: str, outcome: str) -> None:
         """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
-        child = self._submission_children.get((form, outcome))
-        if child is None:  # labels() costs a few µs a call: a flood counts through this dict
-            child = self._submission_children[(form, outcome)] = self.submissions.labels(
-                form, outcome
-            )
-        child.inc()
+        self._child(self.submissions, form, outcome).inc()
+
+    def _child(self, counter: Counter, *labels: str) -> Any:
+        """`counter.labels(*labels)`, kept: labels() costs a few µs a call, and a flood counts
+        through here (label values are bounded: forms, outcomes, rules)."""
+        key = (id(counter), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def observe_queue(self, stats: QueueStats, now: datetime) -> None:
         """Set the scrape-time gauges from one read of the database."""
