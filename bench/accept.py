@@ -63,11 +63,8 @@ async def accept(request):
 
 app = Starlette(routes=[Route("/f/{form_id}", accept, methods=["POST"])])
 """
-LUA = """
-wrk.method = "POST"
-wrk.body = %s
-wrk.headers["Content-Type"] = "%s"
-wrk.headers["Accept"] = "application/json"
+#: wrk's report as one JSON line the benches read (shared by bench/flood.py); %% for LUA's %
+WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -77,6 +74,15 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99)))
 end
 """
+LUA = (
+    """
+wrk.method = "POST"
+wrk.body = %s
+wrk.headers["Content-Type"] = "%s"
+wrk.headers["Accept"] = "application/json"
+"""
+    + WRK_REPORT
+)
 
 
 @dataclass

@@ -71,7 +71,8 @@ allowed_origins = ["{ORIGIN}"]
 legal_basis = "legitimate_interest"
 notice_version = "2026-03-20"
 """
-LUA = """
+LUA = (
+    """
 local bodies = %s
 local paths = %s
 local methods = %s
@@ -84,15 +85,9 @@ request = function()
   local k = i %% #bodies + 1
   return wrk.format(methods[k], paths[k], nil, bodies[k])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "RESULT {\\"requests\\": %%d, \\"duration_us\\": %%d, \\"non2xx\\": %%d, "
-    .. "\\"socket_errors\\": %%d, \\"p50_us\\": %%d, \\"p99_us\\": %%d}\\n",
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
 """
+    + accept.WRK_REPORT
+)
 
 
 @dataclass
