@@ -48,8 +48,8 @@ ACCEPTED, QUARANTINED, DROPPED = "accepted", "quarantined", "dropped"
 #: The rule a suspicious submission is dropped by when its form's quarantine budget is spent.
 QUARANTINE_FULL = "quarantine_full"
 #: The refusal log lines, by (form, status, code): configured forms and codes, a bounded set.
-_REFUSAL_LINES: dict[tuple[str, int, str], RepeatedLine] = {}
-MAX_REFUSAL_LINES = 4096
+_LINES: dict[tuple[object, ...], RepeatedLine] = {}
+MAX_LINES = 4096
 #: Scope key set by relay.web.floodgate once it spent this request's per-client limit.
 CLIENT_COUNTED = "relay.client_counted"
 #: scope key: relay.web.defend.Screened, the parsed fields and verified proof from the gate
@@ -318,7 +318,7 @@ def _dropped(
 def dropped(deps: Deps, form: FormConfig, verdict: Verdict) -> None:
     """Count and log one submission dropped as certain spam (its outcome is counted apart)."""
     deps.metrics.caught(form.id, DROPPED, verdict.rules)
-    log.info("submission dropped", extra={"form": form.id, "rules": verdict.reason})
+    _line(logging.INFO, "submission dropped", form=form.id, rules=verdict.reason)
 
 
 def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> None:
@@ -328,13 +328,18 @@ def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> Non
     # One line per refusal, so a site owner debugging a 403 sees why: ids and codes only
     # (the form id is from the URL, known or "unknown"; never a field, header or IP). A flood
     # repeats the same few: each is built once (relay.logs.RepeatedLine).
-    key = (form_label, exc.status, exc.code)
-    line = _REFUSAL_LINES.get(key)
+    _line(logging.WARNING, "submission refused", form=form_label, status=exc.status, code=exc.code)
+
+
+def _line(level: int, message: str, **extra: object) -> None:
+    """Emit one of the few lines a flood repeats, each built once (relay.logs.RepeatedLine):
+    ids, forms, codes and rule names only."""
+    key = (level, message, *extra.items())
+    line = _LINES.get(key)
     if line is None:
-        if len(_REFUSAL_LINES) >= MAX_REFUSAL_LINES:
-            _REFUSAL_LINES.clear()
-        extra = {"form": form_label, "status": exc.status, "code": exc.code}
-        line = _REFUSAL_LINES[key] = RepeatedLine(log, logging.WARNING, "submission refused", extra)
+        if len(_LINES) >= MAX_LINES:
+            _LINES.clear()
+        line = _LINES[key] = RepeatedLine(log, level, message, extra)
     line.emit()
 
 
