@@ -36,7 +36,7 @@ def serve(host: str, port: int) -> None:
     Example: relay serve --host 0.0.0.0 --port 8000
     """
     settings = settings_or_exit()
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, buffered=True)
     try:
         app = create_app(settings)
     except RelayError as exc:
@@ -130,5 +130,5 @@ def worker(http_port: int | None, http_host: str) -> None:
     Example: RELAY_DATABASE_URL=postgresql+asyncpg://relay@db/relay relay worker --http-port 9101
     """
     settings = settings_or_exit()
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, buffered=True)
     run(_worker_until_signalled(None if http_port is None else (http_host, http_port)))
