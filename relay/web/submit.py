@@ -132,9 +132,25 @@ class Answer:
 
     def accepted(self, next_url: str, submission_id: str) -> Response:
         if self.json:
-            body = {"ok": True, "next": next_url, "id": submission_id}
-            return JSONResponse(body, status_code=202, headers=self.headers)
+            body = accepted_json(next_url, submission_id)
+            return Response(body, 202, self.headers, media_type="application/json")
         return RedirectResponse(next_url, status_code=303, headers=self.headers)
+
+
+#: `{"ok":true,"next":<url>,"id":"` by next URL: every success (and every caught bot) of a
+#: form gets the same few, so each is encoded once (bounded: `_next` comes from the visitor).
+_ACCEPTED_HEADS: dict[str, bytes] = {}
+
+
+def accepted_json(next_url: str, submission_id: str) -> bytes:
+    """The JSON of a success, `{"ok":true,"next":…,"id":…}`, as JSONResponse would render it."""
+    head = _ACCEPTED_HEADS.get(next_url)
+    if head is None:
+        if len(_ACCEPTED_HEADS) >= MAX_LINES:
+            _ACCEPTED_HEADS.clear()
+        encoded = json.dumps(next_url, ensure_ascii=False)
+        head = _ACCEPTED_HEADS[next_url] = f'{{"ok":true,"next":{encoded},"id":"'.encode()
+    return head + submission_id.encode("ascii") + b'"}'
 
 
 def refusal_body(exc: SubmissionRejected, language: str) -> dict[str, Any]:
