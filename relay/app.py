@@ -129,7 +129,12 @@ def create_app(
     )
     # a flood's refusals and caught spam, answered before Starlette (relay.web.floodgate)
     gate = FloodGate(
-        app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts, deadlines=reads
+        app.starlette,
+        owner=app,
+        deps=deps,
+        limiter=limiter,
+        hosts=settings.trusted_hosts,
+        deadlines=reads,
     )
     app.front = LastResort(gate)
     app.state.deps = deps
