@@ -89,16 +89,22 @@ class RepeatedLine:
         encoded = {"level": record.levelname.lower(), "logger": logger.name, "message": msg}
         self._tail = _ENCODER.encode({**encoded, **extra})[1:]  # after the opening brace
 
-    def emit(self) -> None:
+    def emit(self, **varying: str) -> None:
+        """Log the line; `varying` extras (an id) are added to this one record and its JSON."""
         if not self._logger.isEnabledFor(self._level):
             return
         record = _Repeated.__new__(_Repeated)
         record.__dict__.update(self._attributes)
+        tail = self._tail
+        if varying:
+            record.__dict__.update(varying)
+            added = ", ".join(f'"{k}": {_ENCODER.encode(v)}' for k, v in varying.items())
+            tail = f"{tail[:-1]}, {added}}}"
         now = time.time()
         record.created = now
         record.msecs = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes it
         record.relativeCreated = (now - _STARTED) * 1000
-        record.json_tail = self._tail
+        record.json_tail = tail
         self._logger.handle(record)
 
 

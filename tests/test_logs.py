@@ -83,6 +83,21 @@ def test_a_repeated_line_is_an_ordinary_record_and_the_same_json(relay_logger, c
     assert ordinary["code"] == "FORM_NOT_FOUND"
 
 
+def test_a_repeated_line_with_a_varying_id_is_the_json_logger_info_writes(relay_logger, capsys):
+    """A varying extra (the submission id) is in that one record's JSON and fields, as if it
+    had been passed to Logger.info, and does not stick to the next use of the line."""
+    logs.configure("INFO", "json")
+    logger = logging.getLogger("relay.submit")
+    line = logs.RepeatedLine(logger, logging.INFO, "submission accepted", {"form": "contact"})
+    line.emit(submission_id="0193-first")
+    logger.info("submission accepted", extra={"form": "contact", "submission_id": "0193-first"})
+    line.emit(submission_id='0193-"second"')
+    first, ordinary, second = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    first.pop("time"), ordinary.pop("time"), second.pop("time")
+    assert first == ordinary
+    assert second == {**ordinary, "submission_id": '0193-"second"'}
+
+
 def test_a_repeated_line_reaches_other_handlers_as_a_record(relay_logger, caplog):
     """Other handlers (here pytest's) get a record with the message and the extras as fields."""
     relay_logger.propagate = True

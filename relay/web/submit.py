@@ -350,13 +350,18 @@ def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> Non
 def _line(level: int, message: str, **extra: object) -> None:
     """Emit one of the few lines a flood repeats, each built once (relay.logs.RepeatedLine):
     ids, forms, codes and rule names only."""
+    _line_for(level, message, **extra).emit()
+
+
+def _line_for(level: int, message: str, **extra: object) -> RepeatedLine:
+    """The line for (level, message, extras), built on first use (a bounded set of them)."""
     key = (level, message, *extra.items())
     line = _LINES.get(key)
     if line is None:
         if len(_LINES) >= MAX_LINES:
             _LINES.clear()
         line = _LINES[key] = RepeatedLine(log, level, message, extra)
-    line.emit()
+    return line
 
 
 async def _store_and_answer(
@@ -407,12 +412,10 @@ async def _store_and_answer(
         return _replay(earlier, answer, deps, key_mac)
     if quarantined:
         deps.metrics.caught(form.id, QUARANTINED, verdict.rules)
-        log.info(
-            "submission quarantined",
-            extra={"submission_id": submission_id, "form": form.id, "rules": verdict.reason},
-        )
+        line = _line_for(logging.INFO, "submission quarantined", form=form.id, rules=verdict.reason)
     else:
-        log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
+        line = _line_for(logging.INFO, "submission accepted", form=form.id)
+    line.emit(submission_id=submission_id)
     return answer.accepted(next_url, submission_id)
 
 
