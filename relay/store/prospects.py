@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
 from relay.minimise.retention import CLIENT, PROSPECT, prospect_expiry
+from relay.store.bulk import BulkStatement
 from relay.store.consent import GRANTED, ConsentGrant, append_event, lift_opposition
 from relay.store.tables import UTC_TS, consent_events, opposition, prospects
 
@@ -166,7 +167,20 @@ def fast_upsert_many(conn: Connection, items: Sequence[tuple[ProspectUpsert, dat
     group ends with the later values), for the group-commit writer."""
     if items:
         params = [_fast_params(p, now) for p, now in items]
-        conn.execute(_fast_statement(conn.dialect.name), params)
+        _fast_bulk(conn.dialect.name).execute(conn, params)
+
+
+_BULK: dict[str, BulkStatement] = {}
+
+
+def _fast_bulk(dialect: str) -> BulkStatement:
+    """The fast upsert as one driver executemany (relay.store.bulk), built once per dialect."""
+    bulk = _BULK.get(dialect)
+    if bulk is None:
+        bulk = _BULK[dialect] = BulkStatement(
+            _fast_statement(dialect), (*_FAST_COLUMNS, "client_expires_at")
+        )
+    return bulk
 
 
 def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetime) -> str:
