@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 
@@ -95,9 +96,12 @@ class BulkStatement:
             for position, value in plan.fixed:
                 out.insert(position, value)
             values.append(tuple(out))
+        driver_error = conn.dialect.loaded_dbapi.Error
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(plan.sql, values)
+        except driver_error as exc:  # as SQLAlchemy would raise it (the writer retries on it)
+            raise DBAPIError.instance(plan.sql, None, exc, driver_error) from None
         finally:
             cursor.close()
 
