@@ -15,6 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relay import logs
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
 from relay.deliver.delivery import renderer_for, running_delivery
@@ -114,6 +115,7 @@ def create_app(
             await app.state.limiter.close()
             await app.state.proof_ledger.close()
             await store.close()
+            logs.flush()  # uvicorn may end the process by a signal next (relay.logs.flush)
 
     middleware = [
         Middleware(LastResort),

@@ -177,6 +177,13 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
         super().close()
 
 
+def flush() -> None:
+    """Write what relay's handlers hold now: the last step of a server's shutdown, as uvicorn
+    ends the process by re-raising SIGTERM, and a signal's default action skips atexit."""
+    for handler in logging.getLogger("relay").handlers:
+        handler.flush()
+
+
 def configure(level: str = "INFO", fmt: str = "auto", *, buffered: bool = False) -> None:
     """Send relay's logs to stderr; `auto` picks JSON unless stderr is a terminal.
 
