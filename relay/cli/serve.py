@@ -14,8 +14,7 @@ import uvicorn
 
 from relay import logs
 from relay.app import create_app, create_worker_app
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock, run, settings_or_exit
 from relay.config import Settings
 from relay.deliver.delivery import running_worker
 from relay.errors import ConfigError, RelayError
@@ -38,7 +37,7 @@ def serve(host: str, port: int) -> None:
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_format)
     try:
-        app = create_app(settings)
+        app = create_app(settings, clock=clock())
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
     if not settings.migrates_on_start:
@@ -89,7 +88,7 @@ async def _worker_until_signalled(http: tuple[str, int] | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     sock = _listen(http) if http is not None else None
     with sock or contextlib.nullcontext():
-        async with running_worker(settings, utcnow) as runtime:
+        async with running_worker(settings, clock()) as runtime:
             if sock is None:
                 await stop.wait()
                 return
