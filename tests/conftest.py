@@ -82,9 +82,10 @@ def fixture_settings_factory(tmp_path: Path, forms_file: Path) -> Any:
             "forms_file": forms_file,
             "secret_key": TEST_KEY,
             "log_format": "json",
-            # the dispatcher runs in the app (as in `relay serve`) but claims only at start:
-            # tests that deliver ask for a short poll, the others see their rows stay put
-            "dispatch_poll_seconds": 60,
+            # no dispatcher in the app: rows stay where a test put them, whatever the timing.
+            # Tests that deliver drive the real dispatcher themselves (tests.deliveries_helpers
+            # `deliver`), or ask for it (dispatch_in_serve=True) and wait on `drained()`
+            "dispatch_in_serve": False,
             # issue 10: the shipped default is French; tests read English unless they ask
             "default_language": "en",
         }

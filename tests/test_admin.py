@@ -19,12 +19,12 @@ from relay.store.deliveries import get_delivery
 from relay.store.tables import audit_log
 from tests.admin_helpers import USERS, Admin, csrf_in
 from tests.conftest import TEST_KEY
-from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit
+from tests.deliveries_helpers import WEBHOOK_KEY, deliver, hook, read, submit
 
 
 @pytest.fixture(name="settings")
 def fixture_settings(settings_factory: Any) -> Any:
-    return settings_factory(admin_users=USERS)
+    return settings_factory(admin_users=USERS, mailgun_webhook_signing_key=WEBHOOK_KEY)
 
 
 @pytest.fixture(name="client")
@@ -36,12 +36,12 @@ def fixture_client(settings, clock) -> Iterator[TestClient]:
 
 @pytest.fixture(name="log")
 def fixture_log(client, clock) -> dict[str, str]:
-    delivered, failed = submit(client), submit(client, "quote")
-    sent(
-        client, delivered, clock.now, state=states.DELIVERED, body_enc=None, last_event="delivered"
-    )
-    add_attempt(client, failed, clock.now, "rejected", 400, "'to' parameter is not a valid address")
-    set_row(client, failed, state=states.FAILED, attempts=1, last_error="HTTP 400: bad recipient")
+    """One submission Mailgun took and delivered, then one it refused for good (400)."""
+    delivered = submit(client)
+    deliver(client)
+    hook(client, delivered, "delivered", clock.now)
+    failed = submit(client, "quote")
+    deliver(client, 400)
     return {"delivered": delivered, "failed": failed}
 
 
@@ -224,8 +224,11 @@ def test_timeline_and_retry(client, log):
     admin.login("vera")
     page = admin.get(f"/admin/deliveries/{log['failed']}")
     assert page.status_code == 200
-    assert "HTTP 400: bad recipient" in page.text
-    assert "&#39;to&#39; parameter is not a valid address" in page.text
+    assert (
+        "Mailgun refused the message (400: &#39;to&#39; parameter is not a valid address"
+        in page.text
+    )
+    assert "HTTP 400" in page.text
     assert "Retry delivery" in page.text
     assert (
         admin.post(f"/admin/deliveries/{log['failed']}/retry", {"csrf": "forged"}).status_code

@@ -40,6 +40,7 @@ class Transport(FakeTransport):
 
 def alert_settings(settings_factory: Any, **overrides: Any) -> Any:
     values = {
+        "dispatch_in_serve": True,
         "dispatch_poll_seconds": 0.01,
         "alert_check_seconds": 0.01,
         "alert_email": ALERTS,

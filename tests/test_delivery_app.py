@@ -20,6 +20,7 @@ from relay.app import create_app
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from tests.conftest import TEST_KEY
+from tests.deliveries_helpers import drained
 from tests.fakes import FakeTransport
 from tests.helpers import ORIGIN, VALID, post_json
 
@@ -47,23 +48,23 @@ def state_of(settings: Settings, submission_id: str) -> str | None:
 
 def test_serve_delivers_to_eml_files_without_a_mailgun_key(settings_factory, clock):
     """The `make run` default: the submission becomes var/mail/<id>.eml, the row `accepted`."""
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    settings = settings_factory(dispatch_in_serve=True)
     with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
         sid = post_json(client).json()["id"]
-        path = settings.var_dir / "mail" / f"{sid}.eml"
-        assert wait_for(path.exists)
+        drained(client)
+    path = settings.var_dir / "mail" / f"{sid}.eml"
     assert b"Jeanne Martin" in path.read_bytes()
     assert state_of(settings, sid) == "accepted"
 
 
 def test_a_given_transport_is_used_by_the_dispatcher_in_serve(settings_factory, clock):
     transport = FakeTransport()
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    settings = settings_factory(dispatch_in_serve=True)
     app = create_app(settings, clock=clock, transport=transport)
     with TestClient(app, base_url="http://relay.test") as client:
         sid = post_json(client).json()["id"]
-        assert wait_for(lambda: len(transport.sent) == 1)
-    assert transport.sent[0].submission_id == sid
+        drained(client)
+    assert [e.submission_id for e in transport.sent] == [sid]
 
 
 def test_serve_without_the_dispatcher_leaves_rows_queued(settings_factory, clock):
@@ -76,7 +77,7 @@ def test_serve_without_the_dispatcher_leaves_rows_queued(settings_factory, clock
 
 
 def test_a_mailgun_key_without_a_domain_stops_start_up(settings_factory):
-    settings = settings_factory(mailgun_api_key="k" * 40)
+    settings = settings_factory(mailgun_api_key="k" * 40, dispatch_in_serve=True)
     with pytest.raises(ConfigError, match="RELAY_MAILGUN_DOMAIN must be set"):
         create_app(settings)
 
@@ -178,7 +179,8 @@ def test_relay_serve_delivers_and_drains_the_dispatcher_on_sigterm(settings):
 
 def test_the_dispatcher_is_in_the_lifespan_state(settings_factory, clock):
     """Other parts (readiness) find it under "dispatcher"; None when serve does not dispatch."""
-    app = create_app(settings_factory(), clock=clock, transport=FakeTransport())
+    settings = settings_factory(dispatch_in_serve=True)
+    app = create_app(settings, clock=clock, transport=FakeTransport())
     with TestClient(app) as client:
         dispatcher = client.app_state["dispatcher"]
         assert dispatcher.running
