@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +24,6 @@ from relay.ops.alerts import Alerter
 from relay.store import Store
 from tests.fakes import FakeTransport
 from tests.helpers import VALID, post_json
-from tests.test_delivery_app import wait_for
 
 HOOK = "https://hooks.example.com/relay"
 ALERTS = "ops@example.com"
@@ -36,6 +37,17 @@ class Transport(FakeTransport):
             self.sent.append(email)
             return Accepted(f"<{email.submission_id}@fake>")
         return await super().send(email)
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Until the alerts watch (its own task, every few ms) has done something: a bounded poll,
+    since the watch exposes no event."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def alert_settings(settings_factory: Any, **overrides: Any) -> Any:
