@@ -152,7 +152,8 @@ def drained(client: TestClient) -> None:
 @contextlib.contextmanager
 def in_flight(client: TestClient, *answers: int | httpx.Response) -> Iterator[Mailgun]:
     """Inside the block, the dispatcher has claimed what is due (`sending`) and Mailgun has
-    the request but has not answered; on exit Mailgun answers and the outcome is recorded."""
+    the request but has not answered; on exit Mailgun answers, and the dispatcher records the
+    outcome if it still holds the lease (an event may have settled the row meanwhile)."""
     mailgun = Mailgun(*answers)
     assert client.portal is not None
     mailgun.gate = client.portal.call(_event)
