@@ -140,7 +140,7 @@ def create_app(
     )
     app.front = LastResort(gate)
     app.state.deps = deps
-    app.state.admin_auth = AdminAuth(settings, deps.keyring)
+    app.state.admin_auth = AdminAuth(settings, deps.keyring, deps.clock)
     app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

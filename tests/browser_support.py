@@ -5,19 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
-
 from tests.conftest import TEST_KEY
+from tests.instances import Proc
 
 
-def _free_port() -> int:
+def reserved_port() -> int:
+    """A port nothing listens on yet (bound, then closed): only for an address that must be
+    known before its server starts (see relay_serving); servers otherwise bind port 0."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -25,11 +22,19 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def relay_serving(tmp_path: Path, forms_toml: str, **env_extra: str) -> Iterator[str]:
-    """A real `relay serve` on `forms_toml` ({relay} is replaced by its own URL)."""
+    """A real `relay serve` on `forms_toml`; yields its URL once it listens.
+
+    It binds port 0 and names the port it got, unless the forms file holds `{relay}` (its
+    own origin, an allowed origin for relay's example page): that must be written before it
+    starts, so then a port is reserved first.
+    """
     tmp_path.mkdir(parents=True, exist_ok=True)
     forms = tmp_path / "forms.toml"
-    port = _free_port()
-    forms.write_text(forms_toml.replace("{relay}", f"http://127.0.0.1:{port}"), encoding="utf-8")
+    port = 0
+    if "{relay}" in forms_toml:
+        port = reserved_port()
+        forms_toml = forms_toml.replace("{relay}", f"http://127.0.0.1:{port}")
+    forms.write_text(forms_toml, encoding="utf-8")
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
@@ -40,21 +45,8 @@ def relay_serving(tmp_path: Path, forms_toml: str, **env_extra: str) -> Iterator
         "RELAY_DISPATCH_IN_SERVE": "false",
         **env_extra,
     }
-    command = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    process = Proc("relay serve", ["serve", "--port", str(port)], env, tmp_path)
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("relay serve did not start within 10 s")
-        yield url
+        yield process.url()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
+        process.stop()

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import _free_port, relay_serving
+from tests.browser_support import relay_serving
 from tests.helpers import VALID
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
@@ -105,18 +105,23 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 def fixture_site(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A real `relay serve` with a proof-of-work form, and the site whose page uses it."""
     _node_modules()
-    site_port = _free_port()
-    origin = f"http://127.0.0.1:{site_port}"
-    with relay_serving(tmp_path, FORMS.format(origin=origin)) as relay:
-        handler = type("Site", (_Site,), {"page": PAGE.format(relay=relay, **VALID).encode()})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
-        finally:
-            server.shutdown()
-            server.server_close()
+
+    class Site(_Site):  # this test's own page, set once relay's URL is known
+        page = b""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)  # the system picks the port
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with relay_serving(tmp_path, FORMS.format(origin=origin)) as relay:
+            Site.page = PAGE.format(relay=relay, **VALID).encode()
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
+            finally:
+                server.shutdown()
+    finally:
+        server.server_close()
 
 
 def _queued(var: str) -> list[tuple[str, str]]:

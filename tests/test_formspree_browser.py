@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import _free_port, relay_serving
+from tests.browser_support import relay_serving, reserved_port
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
 ROOT = Path(__file__).resolve().parent.parent
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
-SITE_PORT = _free_port()  # nothing listens: Playwright answers for the site's origin
+SITE_PORT = reserved_port()  # nothing listens: Playwright answers for the site's origin
 SITE = f"http://127.0.0.1:{SITE_PORT}"
 FORMS = f"""
 [[forms]]

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import click
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from relay import logs
 from relay.app import create_app, create_worker_app
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock, run, settings_or_exit
 from relay.config import Settings
 from relay.deliver.delivery import running_worker
 from relay.errors import ConfigError, RelayError
@@ -27,19 +27,27 @@ log = logging.getLogger("relay.worker")
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help='Port to listen on; 0 takes a free one, named in the "serving" log line.',
+)
 def serve(host: str, port: int) -> None:
     """Serve the forms (POST /f/{form_id}) on HOST:PORT, and deliver them.
 
     The dispatcher runs in the same process unless RELAY_DISPATCH_IN_SERVE=false. On SIGTERM
-    it stops claiming, finishes or releases what is in flight, and the server exits.
+    it stops claiming, finishes or releases what is in flight, and the server exits. Once
+    listening it logs one "serving" line with the host and port (with --port 0, the port the
+    system chose).
 
     Example: relay serve --host 0.0.0.0 --port 8000
     """
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_format, buffered=True)
     try:
-        app = create_app(settings)
+        app = create_app(settings, clock=clock())
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
     if not settings.migrates_on_start:
@@ -49,7 +57,7 @@ def serve(host: str, port: int) -> None:
     gc.collect()
     gc.freeze()
     # access_log off: uvicorn's access lines carry the client's full IP address.
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -58,6 +66,11 @@ def serve(host: str, port: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    server = _Announcing(config)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn re-raises it once stopped
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)  # as uvicorn.run does; uvicorn said why
 
 
 async def _database_ready(settings: Settings) -> None:
@@ -67,6 +80,17 @@ async def _database_ready(settings: Settings) -> None:
         await require_schema(engine)
     finally:
         await engine.dispose()
+
+
+class _Announcing(uvicorn.Server):
+    """uvicorn's server, which logs where it listens once it does: with --port 0, the port the
+    system chose (one `"serving"` line with `host` and `port`)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            logging.getLogger("relay.serve").info("serving", extra={"host": host, "port": port})
 
 
 class _QuietServer(uvicorn.Server):
@@ -94,7 +118,7 @@ async def _worker_until_signalled(http: tuple[str, int] | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     sock = _listen(http) if http is not None else None
     with sock or contextlib.nullcontext():
-        async with running_worker(settings, utcnow) as runtime:
+        async with running_worker(settings, clock()) as runtime:
             if sock is None:
                 await stop.wait()
                 return

@@ -38,7 +38,7 @@ import logging
 import math
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
@@ -62,9 +62,10 @@ log = logging.getLogger("relay.ratelimit")
 DAY_KEY_TTL_SECONDS = 2 * 86_400
 KEY_CHARS = 22
 LOGIN_WINDOW_MINUTES = 15
-#: After Redis fails, checks skip it (and apply RELAY_REDIS_FAIL) for this long, so a hanging
-#: Redis costs one timeout per few seconds instead of one or two per request.
-REDIS_RETRY_SECONDS = 5.0
+#: After Redis fails, checks skip it (and apply RELAY_REDIS_FAIL) for this long (by the app's
+#: clock), so a hanging Redis costs one timeout per few seconds instead of one or two per
+#: request; the skips do not extend it, so Redis is tried again however busy the form.
+REDIS_RETRY = timedelta(seconds=5)
 Budget = Literal["deliver", "quarantine"]
 
 
@@ -151,10 +152,10 @@ class RateLimiter:
             self._shared = SlidingWindowCounterRateLimiter(self._storage)
         self._ordinal = 0
         self._day_key = b""
-        self._down_until = 0.0
+        self._down_until: datetime | None = None  # by the injected clock, like the windows
 
-    def _redis_down(self) -> bool:
-        return self._shared is not None and time.monotonic() < self._down_until
+    def _redis_down(self, now: datetime) -> bool:
+        return self._down_until is not None and now < self._down_until
 
     async def day_key(self, now: datetime) -> bytes:
         """Today's key (UTC day), made once and shared through Redis when there is one."""
@@ -162,7 +163,7 @@ class RateLimiter:
         if ordinal == self._ordinal:
             return self._day_key
         day = now.strftime("%Y%m%d")
-        if self._redis_down():
+        if self._redis_down(now):
             raise StorageError(ConnectionError("Redis failed moments ago"))
         fresh = os.urandom(32)
         if self._redis is not None:
@@ -231,8 +232,6 @@ class RateLimiter:
     async def _spend(
         self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
     ) -> None:
-        if self._redis_down():
-            raise StorageError(ConnectionError("Redis failed moments ago"))
         if self._shared is None:
             stamp = now.timestamp()
             for _, limit in limits:
@@ -240,18 +239,22 @@ class RateLimiter:
                 if wait:
                     raise RateLimited(wait)
             return
+        if self._redis_down(now):
+            raise StorageError(ConnectionError("Redis failed moments ago"))
         for item, _ in limits:
             if not await self._shared.hit(item, *key):
                 stats = await self._shared.get_window_stats(item, *key)
+                # Redis times these windows itself (key TTLs); `limits` dates reset_time by
+                # the system clock, so the wait is measured against that same clock
                 raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
     async def _test(
         self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
     ) -> bool:
-        if self._redis_down():
-            raise StorageError(ConnectionError("Redis failed moments ago"))
         if self._shared is None:
             return all(self._memory.test(key, limit, now.timestamp()) for _, limit in limits)
+        if self._redis_down(now):
+            raise StorageError(ConnectionError("Redis failed moments ago"))
         for item, _ in limits:
             if not await self._shared.test(item, *key):
                 return False
@@ -266,7 +269,9 @@ class RateLimiter:
             return  # already over: nothing more to count
 
     def _unavailable(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        now = self._clock()
+        if not self._redis_down(now):  # a real failure, not one of the skips it causes
+            self._down_until = now + REDIS_RETRY
         mode = "closed" if self._fail_closed else "open"
         if self._metrics is not None:
             self._metrics.rate_limit_unavailable.labels(mode).inc()
