@@ -124,7 +124,8 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
     pipe to journald, a file) is a system call costing as much as building the line. Lines
     are kept in order in memory and one thread writes them together, `interval` after the
     first of a batch; an ERROR or worse, a full buffer, close() and flush() (logging's atexit
-    hook calls both) write at once, so a crash's last words are not left in memory.
+    hook calls both) write at once, so a crash's last words are not left in memory. A signal
+    that ends the process skips atexit: servers call relay.logs.flush() as they stop.
     """
 
     def __init__(self, stream: Any, *, interval: float = 0.05, max_lines: int = 1024) -> None:
@@ -133,7 +134,7 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
         self.max_lines = max_lines
         self._lines: list[str] = []
         self._wake = threading.Event()
-        self._closed = False
+        self._stopped = False
         self._writer = threading.Thread(target=self._write_batches, name="relay-log", daemon=True)
         self._writer.start()
 
@@ -156,7 +157,7 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.flush()
 
     def _write_batches(self) -> None:
-        while not self._closed:
+        while not self._stopped:
             self._wake.wait()
             time.sleep(self.interval)
             with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
@@ -171,10 +172,18 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_out()
 
     def close(self) -> None:
+        """Write what is buffered; the handler keeps working. logging calls close() on every
+        handler at exit and also whenever it is reconfigured (uvicorn's dictConfig does so at
+        start, leaving relay's logger its handler): stopping the writer here would leave the
+        lines in memory until the next flush."""
         self.flush()
-        self._closed = True
-        self._wake.set()
         super().close()
+
+    def stop(self) -> None:
+        """Write what is buffered and end the writer thread (the handler is being replaced)."""
+        self.flush()
+        self._stopped = True
+        self._wake.set()
 
 
 def flush() -> None:
@@ -199,7 +208,7 @@ def configure(level: str = "INFO", fmt: str = "auto", *, buffered: bool = False)
     root = logging.getLogger("relay")
     for old in root.handlers:
         if isinstance(old, BufferedStream):
-            old.close()
+            old.stop()
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False

@@ -167,6 +167,22 @@ def test_errors_a_full_buffer_and_close_write_at_once():
     assert stream.writes[2:] == ["last words\n"]
 
 
+def test_a_buffered_stream_keeps_writing_after_logging_closes_it():
+    """logging closes every handler when it is reconfigured (uvicorn's dictConfig at start)
+    while relay's logger keeps its own: lines logged after close() still reach the stream
+    within the interval, not at the next flush."""
+    handler, stream = _buffered(interval=0.01)
+    try:
+        handler.close()  # what logging.config.dictConfig does to every existing handler
+        _emit(handler, "after close")
+        deadline = time.monotonic() + 5
+        while not stream.writes and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert stream.writes == ["after close\n"]
+    finally:
+        handler.stop()
+
+
 def test_servers_configure_a_buffered_stream(relay_logger):
     """`relay serve` and `relay worker` ask for batched writes; other commands write each line."""
     logs.configure("INFO", "json", buffered=True)
