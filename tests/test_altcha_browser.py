@@ -9,20 +9,19 @@ and Accept: application/json, as Formspree's clients do, and shows each answer.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import relay_serving
+from tests.browser_support import chromium, missing, relay_serving, run_with_asyncio
 from tests.helpers import VALID
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,8 +73,7 @@ def _node_modules() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        _missing("npm is not installed (needed for the ALTCHA widget)")
-        return
+        missing("npm is not installed (needed for the ALTCHA widget)")
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True
     )
@@ -134,28 +132,25 @@ def _queued(var: str) -> list[tuple[str, str]]:
         db.close()
 
 
-def test_the_altcha_widget_solves_relays_challenge_and_the_form_is_accepted_once(site):
+@run_with_asyncio
+async def test_the_altcha_widget_solves_relays_challenge_and_the_form_is_accepted_once(site):
     """The widget fetches and solves the challenge; the form is accepted (202, queued); the
     same page sent again with the same payload is refused as PROOF_OF_WORK_REUSED."""
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(site["page"])
-            page.wait_for_function(
-                "document.querySelector('input[name=altcha]')"
-                " && document.querySelector('input[name=altcha]').value.length > 0"
-            )
-            payload = page.input_value("input[name=altcha]")
-            time.sleep(1.2)  # a person takes longer than min_fill_seconds to write the message
-            page.click("button[type=submit]")
-            page.wait_for_selector("#answers li:nth-child(1)")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#answers li:nth-child(2)")
-            answers = page.inner_text("#answers").splitlines()
-            assert page.input_value("input[name=altcha]") == payload  # the same payload twice
-        finally:
-            browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(60_000)
+        await page.goto(site["page"])
+        await page.wait_for_function(
+            "document.querySelector('input[name=altcha]')"
+            " && document.querySelector('input[name=altcha]').value.length > 0"
+        )
+        payload = await page.input_value("input[name=altcha]")
+        await asyncio.sleep(1.2)  # a person takes longer than min_fill_seconds to write the message
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#answers li:nth-child(1)")
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#answers li:nth-child(2)")
+        answers = (await page.inner_text("#answers")).splitlines()
+        assert await page.input_value("input[name=altcha]") == payload  # the same payload twice
     assert answers == ["202 ok", "403 PROOF_OF_WORK_REUSED"]
     assert _queued(site["var"]) == [("guarded", "queued")]
