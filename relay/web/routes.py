@@ -11,7 +11,6 @@ from starlette.routing import Route
 
 from relay.web import (
     challenge,
-    consent,
     example,
     fallback,
     health,
@@ -27,8 +26,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def on_first_use(module: str, name: str) -> Endpoint:
     """`module.name`, imported at the first request it answers rather than at start-up.
 
-    For the admin pages: most relays never serve one, and their modules (with argon2, the
-    subject actions and the erasure code) cost ~30 ms and a few MB at every start otherwise.
+    For the admin pages and the consent-withdrawal page: most relays never serve one, and
+    their modules (with argon2, the subject actions, the privacy and erasure code) cost ~40 ms
+    and a few MB at every start otherwise.
     """
     loaded: list[Endpoint] = []
 
@@ -79,8 +79,10 @@ def routes() -> list[Route]:
         Route("/admin/prospects", _admin("prospects"), methods=["GET"]),
         Route("/admin/prospects", _admin("prospect_lookup"), methods=["POST"]),
         Route("/admin/prospects/{action}", _admin("prospect_action"), methods=["POST"]),
-        Route("/consent/withdraw", consent.confirm, methods=["GET"]),
-        Route("/consent/withdraw", consent.withdraw, methods=["POST"]),
+        Route("/consent/withdraw", on_first_use("relay.web.consent", "confirm"), methods=["GET"]),
+        Route(
+            "/consent/withdraw", on_first_use("relay.web.consent", "withdraw"), methods=["POST"]
+        ),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         # last, so JSON clients get JSON for any other path or method under /f/, /p/
         Route("/f/{rest:path}", fallback.fallback, methods=fallback.ANY),
