@@ -52,6 +52,7 @@ def serve(host: str, port: int) -> None:
         log_level=settings.log_level.lower(),
         proxy_headers=False,
         server_header=False,
+        ws="none",  # relay serves no WebSocket: nor is a WebSocket library loaded
     )
 
 
