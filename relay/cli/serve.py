@@ -1,39 +1,65 @@
-"""`relay serve` (HTTP and the dispatcher in one process) and `relay worker` (dispatcher alone)."""
+"""`relay serve` (HTTP and the dispatcher in one process, or --workers web processes beside
+the delivering one) and `relay worker` (dispatcher alone)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import click
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from relay import logs
 from relay.app import create_app, create_worker_app
 from relay.cli.common import run, settings_or_exit
 from relay.clock import utcnow
-from relay.config import Settings
+from relay.config import Settings, load_settings
 from relay.deliver.delivery import running_worker
 from relay.errors import ConfigError, RelayError
+from relay.store import Store
 from relay.store.db import engine_for, require_schema
 
 log = logging.getLogger("relay.worker")
 
 
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        # access_log off: uvicorn's access lines carry the client's full IP address.
+        "access_log": False,
+        "log_level": settings.log_level.lower(),
+        "proxy_headers": False,
+        "server_header": False,
+        "ws": "none",  # relay serves no WebSocket: nor is a WebSocket library loaded
+    }
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Web processes sharing HOST:PORT; this one then delivers and restarts any that dies.",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Serve the forms (POST /f/{form_id}) on HOST:PORT, and deliver them.
 
     The dispatcher runs in the same process unless RELAY_DISPATCH_IN_SERVE=false. On SIGTERM
-    it stops claiming, finishes or releases what is in flight, and the server exits.
+    it stops claiming, finishes or releases what is in flight, and the server exits. With
+    --workers N, N processes serve the port and this one delivers (see the README).
 
-    Example: relay serve --host 0.0.0.0 --port 8000
+    Example: relay serve --host 0.0.0.0 --port 8000 --workers 2
     """
     settings = settings_or_exit()
     logs.configure(settings.log_level, settings.log_format)
@@ -41,19 +67,66 @@ def serve(host: str, port: int) -> None:
         app = create_app(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
+    if workers > 1:
+        _serve_with_workers(settings, app, host, port, workers)
+        return
     if not settings.migrates_on_start:
         run(_database_ready(settings))  # exit 1 naming the database and the fix, no traceback
-    # access_log off: uvicorn's access lines carry the client's full IP address.
-    uvicorn.run(
-        app,
+    uvicorn.run(app, host=host, port=port, **_uvicorn_options(settings))
+
+
+def web_worker_app() -> Starlette:
+    """The app of one web process of `relay serve --workers N` (uvicorn imports it by name).
+
+    It serves forms only (RELAY_DISPATCH_IN_SERVE is off in it): the parent process delivers.
+    """
+    settings = load_settings().model_copy(update={"dispatch_in_serve": False})
+    logs.configure(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    gc.freeze()  # what the import made lives as long as the process (see relay.cli._load)
+    return app
+
+
+def _serve_with_workers(
+    settings: Settings, app: Starlette, host: str, port: int, workers: int
+) -> None:
+    """N web processes on one listening socket (uvicorn's supervisor: it restarts any that
+    dies, and on SIGTERM stops them all gracefully), beside this process, which delivers.
+
+    The parent first does, once, what must not be raced: the trial key is made (create_app,
+    which also checked the settings), the database upgraded or checked. Then it runs the
+    dispatcher and the Housekeeper (unless RELAY_DISPATCH_IN_SERVE=false) while the
+    supervisor runs in a thread; the web processes open the store themselves.
+    """
+    config = uvicorn.Config(
+        f"{__name__}:web_worker_app",
+        factory=True,
         host=host,
         port=port,
-        access_log=False,
-        log_level=settings.log_level.lower(),
-        proxy_headers=False,
-        server_header=False,
-        ws="none",  # relay serves no WebSocket: nor is a WebSocket library loaded
+        workers=workers,
+        **_uvicorn_options(settings),
     )
+    del app  # built for its checks only: each web process builds its own
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])  # its signal handlers
+    run(_deliver_while_supervising(settings, supervisor))
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        msg = "a web process could not start (its error is above); all were stopped"
+        raise click.ClickException(msg)
+
+
+async def _deliver_while_supervising(settings: Settings, supervisor: Multiprocess) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.dispatch_in_serve:
+            # opens the store (and upgrades the embedded database) before any web process
+            await stack.enter_async_context(running_worker(settings, utcnow))
+        else:
+            store = await Store.from_settings(settings, create=True)
+            try:
+                await store.require_schema()
+            finally:
+                await store.close()
+        # until SIGTERM or SIGINT (the supervisor's own handlers), then every process stops
+        await asyncio.to_thread(supervisor.run)
 
 
 async def _database_ready(settings: Settings) -> None:

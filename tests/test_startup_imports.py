@@ -1,0 +1,77 @@
+"""What `relay serve` loads at start: the modules of features it is not configured for stay
+unimported (issue "Fast and light": each costs start-up time and memory in every process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import TEST_KEY
+
+#: Loaded only when configured or used: Redis (RELAY_REDIS_URL), Mailgun (RELAY_MAILGUN_*),
+#: the admin pages and the consent page (their first request), proof of work (a form's
+#: first challenge), PostgreSQL (its URL), WebSockets (never).
+UNCONFIGURED = (
+    "altcha",
+    "argon2",
+    "httpx",
+    "itsdangerous",
+    "limits",
+    "redis",
+    "sqlalchemy.dialects.postgresql",
+    "websockets",
+    "relay.mail.mailgun",
+    "relay.mail.mailgun_logs",
+    "relay.ops.redis_conn",
+    "relay.rights.erasure",
+    "relay.rights.privacy",
+    "relay.web.admin",
+    "relay.web.auth",
+    "relay.web.consent",
+)
+#: Loaded only when used: migrations (an empty or older database), the alerts watch (a
+#: dispatcher runs).
+AT_IMPORT = (*UNCONFIGURED, "alembic", "relay.ops.alerts")
+
+
+def _loaded(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """Which of AT_IMPORT a fresh interpreter has loaded after running `code`."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted(m for m in {AT_IMPORT!r} if m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_serve_command_loads_no_optional_feature():
+    """`import relay.cli.serve` (what `relay serve` imports) loads none of the modules of
+    optional features, migrations or the alerts watch."""
+    assert _loaded("import relay.cli.serve") == []
+
+
+def test_a_started_app_without_optional_features_has_not_loaded_them(tmp_path: Path):
+    """An app built on the defaults whose lifespan has run on an existing database (opened,
+    dispatcher, Housekeeper and alerts watch started) has loaded none of the optional
+    features, nor the migrations."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
+    start = (
+        "import asyncio\n"
+        "from relay.app import create_app\n"
+        "app = create_app()\n"
+        "async def main():\n"
+        "    async with app.router.lifespan_context(app) as state:\n"
+        "        assert state['dispatcher'] is not None\n"
+        "asyncio.run(main())\n"
+    )
+    first = _loaded(start, env)  # creates the database: the migrations run
+    again = _loaded(start, env)
+    assert "alembic" in first  # the probe sees what was used
+    assert again == ["relay.ops.alerts"]
