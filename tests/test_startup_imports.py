@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from relay.store.db import HEAD
 from tests.conftest import TEST_KEY
 
 #: Loaded only when configured or used: Redis (RELAY_REDIS_URL), Mailgun (RELAY_MAILGUN_*),
@@ -37,8 +38,8 @@ UNCONFIGURED = (
 AT_IMPORT = (*UNCONFIGURED, "alembic", "relay.ops.alerts")
 
 
-def _loaded(code: str, env: dict[str, str] | None = None) -> list[str]:
-    """Which of AT_IMPORT a fresh interpreter has loaded after running `code`."""
+def _run(code: str, env: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """What `code` printed in a fresh interpreter, and which of AT_IMPORT it then had loaded."""
     probe = (
         f"{code}\nimport json, sys\n"
         f"print(json.dumps(sorted(m for m in {AT_IMPORT!r} if m in sys.modules)))\n"
@@ -46,8 +47,14 @@ def _loaded(code: str, env: dict[str, str] | None = None) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
-    loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return loaded
+    *printed, last = result.stdout.strip().splitlines()
+    loaded: list[str] = json.loads(last)
+    return printed, loaded
+
+
+def _loaded(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """Which of AT_IMPORT a fresh interpreter has loaded after running `code`."""
+    return _run(code, env)[1]
 
 
 def test_importing_the_serve_command_loads_no_optional_feature():
@@ -75,3 +82,22 @@ def test_a_started_app_without_optional_features_has_not_loaded_them(tmp_path: P
     again = _loaded(start, env)
     assert "alembic" in first  # the probe sees what was used
     assert again == ["relay.ops.alerts"]
+
+
+def test_a_start_that_upgrades_the_database_leaves_alembic_out_of_the_server(tmp_path: Path):
+    """`relay serve`/`relay worker` upgrade a new or older embedded database in a `relay db
+    upgrade` process: the schema is this release's afterwards, and the server process has
+    not loaded Alembic (it would stay resident)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
+    upgrade = (
+        "import asyncio\n"
+        "from relay.cli.serve import upgrade_apart, _revision\n"
+        "from relay.config import load_settings\n"
+        "settings = load_settings()\n"
+        "upgrade_apart(settings)\n"
+        "print(asyncio.run(_revision(settings)))\n"
+    )
+    revision, loaded = _run(upgrade, env)
+    assert revision == [HEAD]
+    assert loaded == []
