@@ -134,7 +134,7 @@ def _serve_with_workers(
         workers=workers,
         **_uvicorn_options(settings),
     )
-    del app  # built for its checks only: each web process builds its own
+    run(_close(app))  # built for its checks only: each web process builds its own
     supervisor = Multiprocess(config, sockets=[config.bind_socket()])  # its signal handlers
     run(_deliver_while_supervising(settings, supervisor))
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
@@ -142,10 +142,16 @@ def _serve_with_workers(
         raise click.ClickException(msg)
 
 
+async def _close(app: Starlette) -> None:
+    """What create_app opened outside its lifespan (Redis clients, when configured)."""
+    await app.state.limiter.close()
+    await app.state.proof_ledger.close()
+
+
 async def _deliver_while_supervising(settings: Settings, supervisor: Multiprocess) -> None:
     async with contextlib.AsyncExitStack() as stack:
         if settings.dispatch_in_serve:
-            # opens the store (and upgrades the embedded database) before any web process
+            # the store is opened (and the schema checked) before any web process starts
             await stack.enter_async_context(running_worker(settings, utcnow))
         else:
             store = await Store.from_settings(settings, create=True)
