@@ -14,10 +14,12 @@ from tests.conftest import TEST_KEY
 
 #: Loaded only when configured or used: Redis (RELAY_REDIS_URL), Mailgun (RELAY_MAILGUN_*),
 #: the admin pages and the consent page (their first request), proof of work (a form's
-#: first challenge), PostgreSQL (its URL), WebSockets (never).
+#: first challenge), the throw-away domain list (a form's block_disposable_domains),
+#: PostgreSQL (its URL), WebSockets (never).
 UNCONFIGURED = (
     "altcha",
     "argon2",
+    "disposable_email_domains",
     "httpx",
     "itsdangerous",
     "limits",

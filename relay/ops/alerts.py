@@ -36,9 +36,9 @@ from relay.ops.alert_policy import (
     Alert,
     AlertPolicy,
 )
+from relay.states import ERASED
 from relay.store import Store
 from relay.store.delivery_stats import queue_stats
-from relay.states import ERASED
 from relay.store.failures import failed_since
 
 if TYPE_CHECKING:

@@ -9,9 +9,9 @@ Schema changes go through Alembic only.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy

@@ -248,9 +248,7 @@ class RateLimiter:
 
     # --- counting, in memory or in Redis ---
 
-    async def _spend(
-        self, limits: list[Item], key: tuple[str, ...], now: datetime
-    ) -> None:
+    async def _spend(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> None:
         self._refuse_while_down()
         if self._shared is None:
             stamp = now.timestamp()
@@ -265,9 +263,7 @@ class RateLimiter:
                 stats = await self._shared.get_window_stats(item, *key)
                 raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
-    async def _test(
-        self, limits: list[Item], key: tuple[str, ...], now: datetime
-    ) -> bool:
+    async def _test(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> bool:
         self._refuse_while_down()
         if self._shared is None:
             return all(self._memory.test(key, limit, now.timestamp()) for _, limit in limits)
@@ -277,9 +273,7 @@ class RateLimiter:
                 return False
         return True
 
-    async def _count(
-        self, limits: list[Item], key: tuple[str, ...], now: datetime
-    ) -> None:
+    async def _count(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> None:
         try:
             await self._spend(limits, key, now)
         except RateLimited:

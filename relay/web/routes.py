@@ -19,7 +19,6 @@ from relay.web import (
     webhooks,
 )
 
-
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -80,9 +79,7 @@ def routes() -> list[Route]:
         Route("/admin/prospects", _admin("prospect_lookup"), methods=["POST"]),
         Route("/admin/prospects/{action}", _admin("prospect_action"), methods=["POST"]),
         Route("/consent/withdraw", on_first_use("relay.web.consent", "confirm"), methods=["GET"]),
-        Route(
-            "/consent/withdraw", on_first_use("relay.web.consent", "withdraw"), methods=["POST"]
-        ),
+        Route("/consent/withdraw", on_first_use("relay.web.consent", "withdraw"), methods=["POST"]),
         Route("/openapi.json", openapi.openapi, methods=["GET"]),
         # last, so JSON clients get JSON for any other path or method under /f/, /p/
         Route("/f/{rest:path}", fallback.fallback, methods=fallback.ANY),

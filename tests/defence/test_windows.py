@@ -89,7 +89,20 @@ def _by_relay(text: str) -> tuple[Limit, ...] | None:
         return None
 
 
-_WORDS = ["second", "minute", "hour", "day", "month", "year", "MINUTES", "Hours", "yearS", "minutess", "s", "week"]
+_WORDS = [
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "month",
+    "year",
+    "MINUTES",
+    "Hours",
+    "yearS",
+    "minutess",
+    "s",
+    "week",
+]
 _SPACE = st.sampled_from(["", " ", "  ", "\t", "\n"])
 _ITEM = st.builds(
     lambda a, s1, per, s2, n, s3, unit, s4: f"{s1}{a}{s1}{per}{s2}{n}{s3}{unit}{s4}",
@@ -105,7 +118,9 @@ _ITEM = st.builds(
 _SPEC = st.builds(
     lambda first, rest: first + "".join(sep + item for sep, item in rest),
     _ITEM,
-    st.lists(st.tuples(st.sampled_from([";", ",", "|", ":;", "::;", " ", ";;"]), _ITEM), max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from([";", ",", "|", ":;", "::;", " ", ";;"]), _ITEM), max_size=3
+    ),
 )
 
 
@@ -143,5 +158,5 @@ def test_rate_limit_strings_give_amounts_per_window(text, expected):
 @pytest.mark.parametrize("text", ["30/fortnight", "thirty/minute", "30 minute", "30/minute;"])
 def test_malformed_rate_limit_strings_are_refused(text):
     """A string that is not a rate limit raises ValueError."""
-    with pytest.raises(ValueError, match="rate limit string|unit"):
+    with pytest.raises(ValueError, match=r"rate limit string|unit"):
         parse_limits(text)
