@@ -5,7 +5,9 @@ Prints, each the median of --runs starts:
 - `relay --help` wall time;
 - `relay serve` wall time from the exec to the first 200 of GET /healthz, on a database
   created by a first start (whose time is printed too: it runs the migrations);
-- the resident memory (VmRSS) of an idle `relay serve` a second after it answered;
+- the resident memory (VmRSS) of an idle `relay serve` a second after it answered, and how
+  much of it is file-backed (RssFile: the interpreter and extension modules, shared with
+  other processes that map them);
 - its peak resident memory (VmHWM) after --submissions JSON submissions from --concurrency
   clients (httpx), and that every 2xx answer has its row in the database.
 
@@ -71,7 +73,7 @@ def free_port() -> int:
 
 
 def memory_mb(pid: int, field: str) -> float:
-    """VmRSS (resident now) or VmHWM (resident peak) of a process, in MB."""
+    """VmRSS (resident now), RssFile (of it, file-backed) or VmHWM (resident peak), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
@@ -178,7 +180,7 @@ def main() -> None:
         env = environment(workdir, workdir / "var")
         first = Serving(env, log)  # creates the database: migrations, a new key file
         first.stop()
-        helps, readies, cpus, idles = [], [], [], []
+        helps, readies, cpus, idles, files = [], [], [], [], []
         for _ in range(args.runs):
             helps.append(time_help(env))
             server = Serving(env, log)
@@ -187,6 +189,7 @@ def main() -> None:
                 cpus.append(server.cpu)
                 time.sleep(1)
                 idles.append(memory_mb(server.proc.pid, "VmRSS"))
+                files.append(memory_mb(server.proc.pid, "RssFile"))
             finally:
                 server.stop()
         var = workdir / "var-load"
@@ -204,12 +207,15 @@ def main() -> None:
             raise SystemExit(f"LOST SUBMISSIONS: {accepted} answered 2xx, {rows} rows stored")
         if os.environ.get("RELAY_BENCH_KEEP_LOG"):
             shutil.copy(log, ROOT / "startup-bench.log")
-    help_s, ready_s, cpu, idle = (statistics.median(v) for v in (helps, readies, cpus, idles))
+    help_s, ready_s, cpu, idle, file = (
+        statistics.median(v) for v in (helps, readies, cpus, idles, files)
+    )
     print(f"relay --help:                     {help_s:6.3f} s  (median of {args.runs})")
     print(f"relay serve → /healthz 200:       {ready_s:6.3f} s  (median of {args.runs})")
     print(f"  CPU it used by then:            {cpu:6.3f} s  (median of {args.runs})")
     print(f"  the first start, creating the database: {first.ready_after:.3f} s")
     print(f"idle RSS, 1 s after start:        {idle:6.1f} MB (median of {args.runs})")
+    print(f"  of which file-backed (shared):  {file:6.1f} MB")
     print(
         f"peak RSS after {args.submissions} submissions: {peak:6.1f} MB "
         f"(c{args.concurrency}, {accepted / seconds:.0f}/s, {accepted} 2xx, {rows} rows)"
