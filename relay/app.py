@@ -24,7 +24,6 @@ from relay.keyfile import load_keyring
 from relay.mail.transport import Transport
 from relay.minimise.housekeeping import Housekeeper, register_wordings
 from relay.store import Store
-from relay.web.auth import AdminAuth
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.deps import Deps, State
 from relay.web.floodgate import FloodGate
@@ -140,7 +139,6 @@ def create_app(
     )
     app.front = LastResort(gate)
     app.state.deps = deps
-    app.state.admin_auth = AdminAuth(settings, deps.keyring, deps.clock)
     app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

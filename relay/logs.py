@@ -5,6 +5,7 @@ Log records carry ids, forms, states and counts as `extra` fields; never persona
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import logging
@@ -137,6 +138,9 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
         self._stopped = False
         self._writer = threading.Thread(target=self._write_batches, name="relay-log", daemon=True)
         self._writer.start()
+        # logging's own exit hook forgets handlers once logging is reconfigured (dictConfig
+        # drops them from its list): this one writes the last lines whatever happened
+        atexit.register(self.flush)
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
         try:
@@ -184,6 +188,7 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
         self.flush()
         self._stopped = True
         self._wake.set()
+        atexit.unregister(self.flush)
 
 
 def flush() -> None:

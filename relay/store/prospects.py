@@ -15,14 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, case, false, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
 from relay.minimise.retention import CLIENT, PROSPECT, prospect_expiry
 from relay.store.bulk import BulkStatement
 from relay.store.consent import GRANTED, ConsentGrant, append_event, lift_opposition
+from relay.store.db import insert_for
 from relay.store.tables import UTC_TS, consent_events, opposition, prospects
 
 if TYPE_CHECKING:
@@ -105,7 +104,7 @@ def _fast_statement(dialect: str) -> Any:
     parameters: building a statement with `.values(**row)` costs more CPU than running it."""
     if dialect in _FAST:
         return _FAST[dialect]
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert_fn = insert_for(dialect)
     stmt = insert_fn(prospects).values({name: bindparam(name) for name in _FAST_COLUMNS})
     new, old = stmt.excluded, prospects.c
     later_on_record = old.last_interaction_at > new.last_interaction_at
