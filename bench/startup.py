@@ -38,20 +38,11 @@ import time
 from pathlib import Path
 
 import httpx
+from accept import FORMS  # the same form as the accept bench (bench/ is on sys.path)
 
 from relay.crypto import generate_key
 
 ROOT = Path(__file__).resolve().parent.parent
-FORMS = """
-[[forms]]
-id = "contact"
-recipients = ["sales@example.com"]
-allowed_origins = ["https://www.example.com"]
-legal_basis = "legitimate_interest"
-notice_version = "2026-03-20"
-subject = "Contact - {{ name }}"
-max_body_bytes = 20000
-"""
 FIELDS = {
     "name": "Jeanne Martin",
     "email": "jeanne.martin@example.fr",

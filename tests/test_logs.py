@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -118,9 +118,11 @@ class _Stream:
 
     def __init__(self) -> None:
         self.writes: list[str] = []
+        self.written = threading.Event()  # set by each write: tests wait on it, never poll
 
     def write(self, text: str) -> int:
         self.writes.append(text)
+        self.written.set()
         return len(text)
 
     def flush(self) -> None:
@@ -145,12 +147,10 @@ def test_a_buffered_stream_writes_its_lines_together_in_order():
         for n in range(5):
             _emit(handler, f"line {n}")
         assert stream.writes == []  # not one system call per line
-        deadline = time.monotonic() + 5
-        while not stream.writes and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert stream.written.wait(5)
         assert stream.writes == ["line 0\nline 1\nline 2\nline 3\nline 4\n"]
     finally:
-        handler.close()
+        handler.stop()
 
 
 def test_errors_a_full_buffer_and_close_write_at_once():
@@ -165,6 +165,7 @@ def test_errors_a_full_buffer_and_close_write_at_once():
     _emit(handler, "last words")
     handler.close()
     assert stream.writes[2:] == ["last words\n"]
+    handler.stop()
 
 
 def test_a_buffered_stream_keeps_writing_after_logging_closes_it():
@@ -175,9 +176,7 @@ def test_a_buffered_stream_keeps_writing_after_logging_closes_it():
     try:
         handler.close()  # what logging.config.dictConfig does to every existing handler
         _emit(handler, "after close")
-        deadline = time.monotonic() + 5
-        while not stream.writes and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert stream.written.wait(5)
         assert stream.writes == ["after close\n"]
     finally:
         handler.stop()
