@@ -66,7 +66,6 @@ def test_check_lists_the_fields_each_form_keeps(cli, tmp_path):
     """`relay check` lists, per form, the fields kept (required ones starred, kinds shown)."""
     path = write_forms(tmp_path)
     result = invoke(cli, "check", env={"RELAY_FORMS_FILE": str(path)})
-    assert result.exit_code == 0, result.output
     assert (
         "  demo: keeps name, email*, message*, phone, company, product* (select: Sérum|Milieu), "
         "country (text), quantity (number), urgent (checkbox), details (long_text), "

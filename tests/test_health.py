@@ -123,8 +123,8 @@ def test_not_ready_when_the_database_is_gone(client, settings):
 def test_metrics_in_prometheus_format(client, clock):
     """Submissions by form and outcome, deliveries by state, queue depth and age, and the rest."""
     submit(client)
-    post_json(client, email="not-an-email")
-    post_json(client, "nope")
+    post_json(client, email="not-an-email", expect=422)
+    post_json(client, "nope", expect=404)
     clock.now += timedelta(seconds=30)
     response = client.get("/metrics")
     assert response.status_code == 200

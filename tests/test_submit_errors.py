@@ -52,7 +52,7 @@ def test_json_refusals(client, kwargs, status, code):
 
 
 def test_urlencoded_and_multipart_are_accepted(client):
-    assert post_form(client).status_code == 303
+    post_form(client)
     files = {k: (None, v) for k, v in VALID.items()}
     response = client.post(
         "/f/contact", files=files, headers={"Accept": "application/json", "Origin": ORIGIN}
@@ -75,8 +75,7 @@ def test_browser_refusal_redirects_to_error_url(client):
 
 
 def test_browser_refusal_page_lists_problems(client):
-    response = post_form(client, email="nope")
-    assert response.status_code == 422
+    response = post_form(client, email="nope", expect=422)
     assert "Some fields need correcting" in response.text
 
 
@@ -101,4 +100,4 @@ def test_preflight(client, form, origin, status):
 
 def test_unknown_form_pages(client):
     assert client.get("/f/nope/thanks").status_code == 404
-    assert post_json(client, "nope").status_code == 404
+    post_json(client, "nope", expect=404)

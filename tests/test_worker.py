@@ -95,6 +95,5 @@ def test_relay_worker_refuses_a_mailgun_key_without_a_domain(cli, monkeypatch):
     from tests.conftest import invoke
 
     monkeypatch.setenv("RELAY_MAILGUN_API_KEY", "k" * 40)
-    result = invoke(cli, "worker")
-    assert result.exit_code == 1
+    result = invoke(cli, "worker", expect=1)
     assert "RELAY_MAILGUN_DOMAIN must be set when RELAY_MAILGUN_API_KEY is" in result.output

@@ -111,8 +111,7 @@ def test_an_empty_optional_file_input_is_ignored(client):
 )
 def test_an_address_that_cannot_be_a_header_is_refused_at_accept(client, field, value):
     """An address no 7-bit Reply-To can carry is a 422, never a 202 that then dies."""
-    response = post_json(client, **{field: value})
-    assert response.status_code == 422
+    response = post_json(client, **{field: value}, expect=422)
     assert response.json()["errors"] == [
         {"field": "email", "code": "TYPE_EMAIL", "message": "This is not a valid email address."}
     ]
@@ -123,7 +122,7 @@ def test_an_address_that_cannot_be_a_header_is_refused_at_accept(client, field, 
 )
 def test_an_encoded_line_break_in_a_text_field_is_accepted_as_text(client, field):
     """Encoded-words are literal text: accepted (the header property test shows they stay so)."""
-    assert post_json(client, **{field: "=?utf-8?q?=0D=0ABcc:_v@x.fr?="}).status_code == 202
+    post_json(client, **{field: "=?utf-8?q?=0D=0ABcc:_v@x.fr?="})
 
 
 @pytest.fixture(name="hooks")
@@ -253,7 +252,7 @@ def test_every_submit_refusal_logs_one_line_without_personal_data(client, caplog
     """A 403, a 422 and a 404 each write one line with form, status and code, and no value."""
     caplog.set_level(logging.INFO, logger="relay")
     client.post("/f/contact", json=VALID, headers={**JSON, "Origin": "https://evil.example"})
-    post_json(client, email="not-an-address")
+    post_json(client, email="not-an-address", expect=422)
     client.post("/f/nope", json=VALID, headers=JSON)
     refusals = [r for r in caplog.records if r.getMessage() == "submission refused"]
     assert [(r.form, r.status, r.code) for r in refusals] == [
