@@ -46,10 +46,11 @@ def submit(client: TestClient, form_id: str = "contact", **fields: Any) -> str:
 def set_row(client: TestClient, submission_id: str, **values: Any) -> None:
     """Move a submission as the dispatcher would (state, attempts, provider id, …)."""
 
-    def job(conn: Connection) -> None:
-        conn.execute(update(submissions).where(submissions.c.id == submission_id).values(**values))
+    def job(conn: Connection) -> int:
+        query = update(submissions).where(submissions.c.id == submission_id).values(**values)
+        return int(conn.execute(query).rowcount)
 
-    write(client, job)
+    assert write(client, job) == 1, f"no submission {submission_id} to move"
 
 
 def sent(client: TestClient, submission_id: str, at: datetime, **extra: Any) -> None:

@@ -19,7 +19,7 @@ from relay.store.proofs import use_once
 from tests.admin_helpers import USERS, Admin
 from tests.conftest import invoke
 from tests.defence_helpers import DEFENCE_FORMS_TOML
-from tests.deliveries_helpers import write
+from tests.deliveries_helpers import set_row, write
 from tests.fakes import FakeTransport
 from tests.helpers import VALID, post_json
 from tests.privacy.support import at, export
@@ -259,16 +259,7 @@ def test_a_dpo_export_includes_quarantined_submissions(client, cli):
 
 
 def _wipe_body(client: TestClient, settings: Any, monkeypatch: Any, sid: str) -> None:
-    from sqlalchemy import update
-
-    from relay.store.tables import submissions
-
-    write(
-        client,
-        lambda conn: conn.execute(
-            update(submissions).where(submissions.c.id == sid).values(body_enc=None)
-        ),
-    )
+    set_row(client, sid, body_enc=None)
 
 
 def _drop_form(client: TestClient, settings: Any, monkeypatch: Any, sid: str) -> None:
