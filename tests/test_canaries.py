@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from tests.helpers import post_form, post_json
 
-CANARIES = {
+CANARIES: dict[str, Any] = {
     "name": "Canaryname Zebulon",
     "email": "canary.zebulon@canary-example.fr",
     "phone": "+33 6 99 88 77 66",

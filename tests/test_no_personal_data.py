@@ -29,7 +29,7 @@ from tests.conftest import invoke
 from tests.deliveries_helpers import WEBHOOK_KEY, event_data, read, sent, signed
 from tests.helpers import post_form, post_json
 
-CANARY = {
+CANARY: dict[str, Any] = {
     "name": "Quentin Canarywood",
     "email": "quentin.canary7x@canary-mail.example",
     "phone": "+33 6 47 11 92 38",
