@@ -63,6 +63,43 @@ def expected(response: Any, status: int | None) -> Any:
     return response
 
 
+def asgi_request(
+    client: TestClient,
+    receive: Any,
+    *,
+    path: str = "/f/contact",
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One raw ASGI POST through the app `client` started (its lifespan state), its body read
+    from `receive`: what TestClient cannot do, since it reads a streamed body whole before the
+    app sees any of it. The messages the app sent back."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    wanted = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"relay.test")]
+        + [(k.lower().encode(), v.encode()) for k, v in wanted.items()],
+        "client": ("203.0.113.9", 5000),
+        "server": ("relay.test", 80),
+        "state": dict(client.app_state),
+    }
+    portal: Any = client.portal
+    portal.call(client.app, scope, receive, send)
+    return sent
+
+
 def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **fields: Any) -> Any:
     """Put one submission in the outbox the way the accept endpoint does; returns its id."""
 

@@ -23,7 +23,6 @@ from tests.defence_helpers import (
     post_guarded,
     proof,
     real_clock,
-    tamper,
 )
 from tests.helpers import ORIGIN, VALID
 
@@ -152,7 +151,8 @@ def test_challenges_are_counted_by_form_and_outcome(client):
 @pytest.mark.parametrize("trap", ["_gotcha", "website_url"])
 def test_a_filled_honeypot_gets_the_success_answer_and_nothing_is_kept(client, settings, trap):
     """JSON: 202 {ok, next, id (a UUIDv7)} exactly as a success; no row in any table."""
-    caught = post_guarded(client, **{trap: "http://spam.example"}, newsletter="on")
+    trapped: dict[str, Any] = {trap: "http://spam.example"}
+    caught = post_guarded(client, **trapped, newsletter="on")
     real = post_guarded(client, altcha=proof(client))
     assert caught.status_code == real.status_code == 202
     assert set(caught.json()) == set(real.json()) == {"ok", "next", "id"}
@@ -203,60 +203,7 @@ def test_a_honeypot_is_dropped_even_when_the_other_fields_are_invalid(client, se
 
 
 # --- proof of work refusals ---------------------------------------------------------------
-
-
-def _expired(client: TestClient, clock: Any) -> str:
-    payload = proof(client)
-    clock.now += timedelta(minutes=11)
-    return payload
-
-
-REFUSALS = [
-    ("missing", lambda c, k: None, 400, "PROOF_OF_WORK_REQUIRED"),
-    ("empty", lambda c, k: "", 400, "PROOF_OF_WORK_REQUIRED"),
-    ("too long", lambda c, k: "A" * 5000, 400, "PROOF_OF_WORK_MALFORMED"),
-    ("not base64", lambda c, k: "%%%", 400, "PROOF_OF_WORK_MALFORMED"),
-    (
-        "tampered",
-        lambda c, k: tamper(proof(c), lambda d: d["solution"].update(derivedKey="00" * 32)),
-        403,
-        "PROOF_OF_WORK_INVALID",
-    ),
-    ("expired", _expired, 403, "PROOF_OF_WORK_EXPIRED"),
-    ("other form", lambda c, k: proof(c, "other"), 403, "PROOF_OF_WORK_WRONG_FORM"),
-]
-
-
-@pytest.mark.parametrize(("case", "make", "status", "code"), REFUSALS, ids=[r[0] for r in REFUSALS])
-def test_a_bad_proof_of_work_is_refused_with_its_own_code(
-    client, settings, clock, case, make, status, code
-):
-    """Each way a proof can be wrong gets its status and code in JSON; nothing is stored."""
-    payload = make(client, clock)
-    fields = {} if payload is None else {"altcha": payload}
-    response = post_guarded(client, expect=status, **fields)
-    assert response.json()["errors"][0]["code"] == code
-    assert count(settings, "submissions") == 0
-    assert (
-        metric(client, f'relay_submissions_total{{form="guarded",outcome="{code.lower()}"}}') == 1
-    )
-
-
-def test_a_missing_proof_tells_a_browser_the_form_needs_javascript(client):
-    """HTML answer: 400 page saying JavaScript is needed (its own code in JSON, above)."""
-    headers = {"Accept": "text/html", "Origin": ORIGIN}
-    response = client.post("/f/guarded", data=VALID, headers=headers, follow_redirects=False)
-    assert response.status_code == 400
-    assert "needs JavaScript" in response.text
-
-
-def test_a_proof_is_used_once(client, settings, clock):
-    """The same solved payload sent twice: accepted, then 403 PROOF_OF_WORK_REUSED."""
-    payload = patient(client, clock)
-    post_guarded(client, altcha=payload)
-    again = post_guarded(client, altcha=payload, expect=403)
-    assert again.json()["errors"][0]["code"] == "PROOF_OF_WORK_REUSED"
-    assert count(settings, "submissions") == 1
+# Each refusal's status, code, page, metric and empty store: rows of tests/test_answer_table.py.
 
 
 def test_a_proof_is_not_spent_by_a_submission_with_field_errors(client, clock):

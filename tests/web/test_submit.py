@@ -106,6 +106,7 @@ def test_public_url_setting_builds_the_thank_you_link(settings_factory, clock):
 
 
 # --- refusals ----------------------------------------------------------------------------
+# Each refusal's status, code, page, metric and empty store: rows of tests/test_answer_table.py.
 
 
 def test_invalid_fields_json_answer_is_what_formspree_reads(client, settings):
@@ -133,12 +134,6 @@ def test_invalid_fields_html_page_lists_each_problem_with_a_link_back(client):
     assert 'href="https://www.example.com/"' in response.text
 
 
-def test_invalid_fields_html_redirects_to_error_url(client):
-    """With error_url, a browser is sent there (303) on invalid input."""
-    response = post_form(client, "quote", email="nope")
-    assert response.headers["location"] == "https://www.example.com/devis"
-
-
 def test_error_page_escapes_what_the_client_sent(client):
     """Nothing the client sent is echoed unescaped into the error page."""
     response = post_form(
@@ -146,119 +141,6 @@ def test_error_page_escapes_what_the_client_sent(client):
     )
     assert "<script>" not in response.text
     assert "<b>x</b>" not in response.text
-
-
-def test_unknown_form_is_404_in_json(client):
-    response = client.post("/f/nope", json=VALID, headers=JSON_HEADERS)
-    assert response.status_code == 404
-    assert response.json()["errors"] == [
-        {"code": "FORM_NOT_FOUND", "message": "There is no form with this address."}
-    ]
-
-
-def test_unknown_form_is_404_in_html(client):
-    response = client.post("/f/nope", data=VALID, headers={"Accept": "text/html"})
-    assert response.status_code == 404
-    assert "Form not found" in response.text
-
-
-def test_foreign_origin_is_403_and_stores_nothing(client, settings):
-    """A POST whose Origin is not allowed gets 403, without CORS headers."""
-    response = client.post(
-        "/f/contact",
-        json=VALID,
-        headers={"Accept": "application/json", "Origin": "https://evil.example.net"},
-    )
-    assert response.status_code == 403
-    assert response.json()["errors"][0]["code"] == "ORIGIN_NOT_ALLOWED"
-    assert "access-control-allow-origin" not in response.headers
-    assert rows(settings) == []
-
-
-def test_unsupported_media_type_is_415(client):
-    response = client.post(
-        "/f/contact",
-        content=b"name=x",
-        headers={**JSON_HEADERS, "Content-Type": "text/plain"},
-    )
-    assert response.status_code == 415
-    assert response.json()["errors"][0]["code"] == "UNSUPPORTED_MEDIA_TYPE"
-
-
-def test_malformed_json_is_400(client):
-    response = client.post(
-        "/f/contact",
-        content=b'{"name": "x",',
-        headers={**JSON_HEADERS, "Content-Type": "application/json"},
-    )
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "MALFORMED_BODY"
-
-
-def test_json_that_is_not_an_object_is_400(client):
-    response = client.post("/f/contact", json=["a"], headers=JSON_HEADERS)
-    assert response.status_code == 400
-
-
-def test_malformed_body_html_page(client):
-    """The same refusal in HTML for a browser."""
-    response = client.post(
-        "/f/contact",
-        content=b"name=%FF%FE",
-        headers={
-            "Accept": "text/html",
-            "Origin": ORIGIN,
-            "Content-Type": "application/x-www-form-urlencoded",
-        },
-    )
-    assert response.status_code == 400
-    assert "The form could not be read" in response.text
-
-
-def test_file_part_is_refused(client, settings):
-    """A multipart file upload is refused with NO_FILE_UPLOADS and nothing is stored."""
-    response = client.post(
-        "/f/contact",
-        data=VALID,
-        files={"cv": ("cv.pdf", b"%PDF-1.4", "application/pdf")},
-        headers=JSON_HEADERS,
-    )
-    assert response.status_code == 400
-    assert response.json()["errors"][0]["code"] == "NO_FILE_UPLOADS"
-    assert rows(settings) == []
-
-
-def test_declared_oversize_body_is_413_before_reading(client):
-    """A Content-Length above max_body_bytes is refused at once (quote form: 4096 bytes)."""
-    response = client.post("/f/quote", json={**VALID, "message": "x" * 5000}, headers=JSON_HEADERS)
-    assert response.status_code == 413
-    assert response.json()["errors"][0]["code"] == "BODY_TOO_LARGE"
-
-
-def test_streamed_oversize_body_is_413(client):
-    """A chunked body (no Content-Length) is cut off as soon as it passes the limit."""
-    read: list[int] = []
-
-    def chunks():
-        for _ in range(100):
-            read.append(1)
-            yield b"x" * 1024
-
-    response = client.post(
-        "/f/quote",
-        content=chunks(),
-        headers={**JSON_HEADERS, "Content-Type": "application/json"},
-    )
-    assert response.status_code == 413
-
-
-def test_bad_content_length_is_400(client):
-    response = client.post(
-        "/f/contact",
-        content=b"{}",
-        headers={**JSON_HEADERS, "Content-Type": "application/json", "Content-Length": "abc"},
-    )
-    assert response.status_code == 400, response.text
 
 
 # --- CORS ----------------------------------------------------------------------------------
