@@ -4,9 +4,10 @@ POST /f/{form}, with the code, what is stored and what relay_submissions_total c
 Each row is asked twice, as Formspree's client (Accept: application/json) and as a plain HTML
 form (urlencoded, a browser's Accept), against its own fresh relay. For each the test checks
 the status, the code (JSON) or the page (HTML), the CORS header, the headers the README
-promises (Retry-After, Allow), that nothing was stored (no outbox row, prospect, consent event,
-idempotency answer or spent proof) unless the row is a success, and that relay_submissions_total
-counted exactly this one outcome. A last test holds the table to the README's.
+promises (Retry-After, Allow; Connection: close when a body is refused unread), that nothing
+was stored (no outbox row, prospect, consent event, idempotency answer or spent proof) unless
+the row is a success, and that relay_submissions_total counted exactly this one outcome. A last
+test holds the table to the README's.
 """
 
 from __future__ import annotations
@@ -243,9 +244,9 @@ ROWS = [
     Row("wrong method", 405, "METHOD_NOT_ALLOWED", 405, "This address only accepts forms",
         wrong_method, headers={"allow": "POST, OPTIONS"}),
     Row("body too slow", 408, "BODY_TIMEOUT", 408, "The form took too long to arrive",
-        trickle, settings={"body_timeout_seconds": 0.2}),
+        trickle, headers={"connection": "close"}, settings={"body_timeout_seconds": 0.2}),
     Row("body too large", 413, "BODY_TOO_LARGE", 413, "The form is too large",
-        fields("/f/quote", message="x" * 5000), form="quote"),
+        fields("/f/quote", message="x" * 5000), form="quote", headers={"connection": "close"}),
     Row("unsupported media type", 415, "UNSUPPORTED_MEDIA_TYPE", 415,
         "The form was sent in an unsupported format",
         lambda relay, browser: Sent(body=b"name=x", content_type="text/plain")),
@@ -362,6 +363,7 @@ def test_each_answer_is_the_readmes(forms_file, settings_factory, row, browser):
         _check_json(answer, row)
     assert answer.headers.get("access-control-allow-origin") == (ORIGIN if row.cors else None)
     assert {k: answer.headers.get(k) for k in row.headers} == row.headers
+    assert answer.headers.get("connection") == row.headers.get("connection")  # else kept alive
     assert {t: after[t] - counts[t] for t in TABLES if after[t] != counts[t]} == row.stored
     added = {k: v - counted.get(k, 0.0) for k, v in now.items() if v != counted.get(k, 0.0)}
     assert added == {(row.form, row.outcome or str(row.code).lower()): 1.0}

@@ -225,6 +225,20 @@ def test_a_malformed_body_is_explained_in_french(client):
     assert response.json()["error"] == "Le corps de la requête n’est pas du JSON valide."
 
 
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (10, "Le formulaire n’est pas arrivé en 10 secondes."),
+        (2.5, "Le formulaire n’est pas arrivé en 2.5 secondes."),
+    ],
+)
+def test_a_body_timeout_is_explained_in_french(seconds, expected):
+    """The 408 message carries the body deadline, whole or not, and is translated with it."""
+    from relay.web.submit import body_timed_out
+
+    assert i18n.translate("fr", body_timed_out(seconds).message) == expected
+
+
 def test_an_unusable_withdrawal_link_is_explained_in_french(settings_factory):
     """The invalid-link page is French throughout and names the privacy contact."""
     settings = settings_factory(privacy_contact="dpo@example.com")

@@ -114,7 +114,8 @@ def test_a_host_the_gate_cannot_vouch_for_gets_the_apps_400(settings_factory, cl
 
 
 def test_the_gate_cuts_off_a_trickling_body_with_408(settings_factory, clock):
-    """A body with a Content-Length still arriving after the deadline gets 408 BODY_TIMEOUT."""
+    """A body with a Content-Length still arriving after the deadline gets 408 BODY_TIMEOUT,
+    and the connection is closed rather than the rest read."""
     app = create_app(settings_factory(body_timeout_seconds=0.2), clock=clock)
     messages = iter([{"type": "http.request", "body": b'{"name": ', "more_body": True}])
 
@@ -127,6 +128,7 @@ def test_the_gate_cuts_off_a_trickling_body_with_408(settings_factory, clock):
     with TestClient(app) as client:
         sent = asgi_request(client, receive, headers={"Content-Length": "12"})
     assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
     assert json.loads(sent[1]["body"])["errors"][0]["code"] == "BODY_TIMEOUT"
 
 
