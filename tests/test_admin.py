@@ -102,6 +102,7 @@ def test_login_sets_a_strict_http_only_cookie(client):
 
 
 def test_cookie_is_secure_outside_localhost(settings, clock):
+    """Served on another host than localhost, the session cookie is marked Secure."""
     with TestClient(
         create_app(settings, clock=clock), base_url="https://relay.example.com"
     ) as client:
@@ -110,6 +111,8 @@ def test_cookie_is_secure_outside_localhost(settings, clock):
 
 
 def test_wrong_password_is_refused_and_audited(client):
+    """A wrong password or an unknown user is refused (401) with one message, and each failure is
+    audited."""
     response = Admin(client).login("vera", "not-the-password", expect=401)
     assert "Wrong user name or password." in response.text
     Admin(client).login("mallory", "whatever", expect=401)
@@ -204,6 +207,8 @@ def test_delivery_log_shows_states_and_counts(client, log):
 
 
 def test_bad_filters_are_explained(client, log):
+    """Unknown state, unknown form and an unreadable `since` filter are each explained on a 400
+    page."""
     admin = Admin(client)
     admin.login("vera")
     page = admin.get("/admin/deliveries?state=lost&form=nope&since=soon")
@@ -234,6 +239,8 @@ def test_timeline_and_retry(client, log):
 
 
 def test_no_retry_button_for_a_delivered_submission(client, log):
+    """A delivered submission has no retry button, and a forged retry comes back with a notice
+    saying why."""
     admin = Admin(client)
     admin.login("vera")
     page = admin.get(f"/admin/deliveries/{log['delivered']}")
@@ -245,6 +252,7 @@ def test_no_retry_button_for_a_delivered_submission(client, log):
 
 
 def test_unknown_submission_is_404(client):
+    """An unknown submission id is a 404."""
     admin = Admin(client)
     admin.login("vera")
     assert admin.get("/admin/deliveries/nope").status_code == 404
@@ -267,6 +275,8 @@ def _details(client) -> list[str | None]:
 
 
 def test_each_page_view_writes_one_audit_line(client, log):
+    """Each page view is one audit line (who, what, which submission), whose details keep the filter
+    but no filter value that looks like personal data."""
     admin = Admin(client)
     admin.login("vera")
     before = len(_audit(client))
@@ -283,6 +293,8 @@ def test_each_page_view_writes_one_audit_line(client, log):
 
 
 def test_logout_ends_the_session(client):
+    """Logout needs the session's CSRF token, then sends to the login page and the session no longer
+    opens pages."""
     admin = Admin(client)
     admin.login("vera")
     admin.post("/admin/logout", {"csrf": "wrong"}, expect=403)
@@ -292,6 +304,8 @@ def test_logout_ends_the_session(client):
 
 
 def test_tampered_or_expired_sessions_are_refused(client):
+    """A session older than 8 hours, or a cookie altered by one character, is sent back to the login
+    page."""
     admin = Admin(client)
     admin.login("vera")
     good = client.cookies.get("relay_admin")
@@ -342,6 +356,8 @@ def test_lookup_without_a_match(client):
 
 
 def test_login_page_and_csrf_helper(client):
+    """The login page asks for a password; once logged in it redirects, and pages carry the
+    session's CSRF token."""
     page = client.get("/admin/login")
     assert page.status_code == 200
     assert 'name="password" type="password"' in page.text

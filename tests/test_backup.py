@@ -166,13 +166,16 @@ def test_restore_refuses_a_file_that_is_not_a_backup(client, cli, tmp_path):
     assert "is not a relay database backup" in result.output
 
 
-def test_restore_asks_before_replacing(client, cli, tmp_path):
-    """Without --yes the restore asks, and answering no changes nothing."""
+def test_restore_asks_before_replacing(client, cli, settings, tmp_path):
+    """Without --yes the restore asks, and answering no changes nothing: a submission made
+    after the backup is still there."""
     path = tmp_path / "b.db"
     invoke(cli, "db", "backup", str(path))
+    sid = post_json(client).json()["id"]
     result = invoke(cli, "db", "restore", str(path), input="n\n", expect=1)
     assert "replace" in result.output
     assert "Aborted" in result.output
+    assert rows(settings.var_dir, "SELECT id FROM submissions") == [(sid,)]
 
 
 def needs_pg_tools() -> None:

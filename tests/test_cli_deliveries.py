@@ -116,6 +116,7 @@ def test_retry_refuses_when_the_body_is_gone(cli, client, log):
 
 
 def test_retry_unknown_id(cli, client):
+    """`deliveries retry` of an unknown id exits 1 naming the id."""
     result = invoke(cli, "deliveries", "retry", "nope", expect=1)
     assert result.output == "Error: no submission nope\n"
 
@@ -130,6 +131,7 @@ def test_hash_password_prints_an_argon2_hash(cli):
 
 
 def test_hash_password_refuses_short_passwords(cli):
+    """`admin hash-password` refuses a password shorter than 12 characters with exit 1."""
     result = invoke(cli, "admin", "hash-password", input="short\nshort\n", expect=1)
     assert "at least 12 characters" in result.output
 
@@ -149,6 +151,8 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     ],
 )
 def test_parse_since(text, expected):
+    """`--since` takes a span (minutes, hours, days, weeks) back from now or an ISO date or time,
+    read as UTC unless it says otherwise."""
     assert parse_since(text, NOW) == expected
 
 
@@ -157,6 +161,7 @@ def test_parse_since(text, expected):
     [(5, "5s"), (61, "1m"), (7200, "2h"), (3 * 86400 + 5, "3d"), (-3, "0s")],
 )
 def test_human_age(seconds, expected):
+    """Ages print in their largest whole unit; a negative age prints as 0s."""
     assert human_age(timedelta(seconds=seconds)) == expected
 
 

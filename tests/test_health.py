@@ -15,6 +15,7 @@ from tests.helpers import post_json
 
 
 def test_healthz_says_the_process_is_alive(client):
+    """/healthz answers 200 {"status": "ok"}."""
     response = client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
@@ -102,6 +103,7 @@ def test_serve_with_dispatch_refuses_half_a_mailgun_configuration(settings_facto
 
 
 def test_ready_with_mailgun_configured(settings_factory, clock):
+    """With Mailgun settings, /readyz is 200 and names Mailgun as the transport."""
     settings = settings_factory(mailgun_api_key="key-test", mailgun_domain="mg.example.com")
     with TestClient(create_app(settings, clock=clock)) as client:
         response = client.get("/readyz")

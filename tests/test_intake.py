@@ -20,10 +20,12 @@ from relay.errors import SubmissionRejected
     ],
 )
 def test_answer_negotiation(accept, content_type, expected):
+    """A script (JSON in Accept, or a JSON body) is answered in JSON; a browser's form in HTML."""
     assert expected == wants_json(accept, content_type)
 
 
 def test_urlencoded_first_value_wins():
+    """A repeated urlencoded field keeps its first value, and percent-encoded UTF-8 is decoded."""
     assert parse_body("application/x-www-form-urlencoded", b"a=1&a=2&b=%C3%A9") == {
         "a": "1",
         "b": "é",

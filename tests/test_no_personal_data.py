@@ -80,6 +80,9 @@ def _assert_clean(where: str, text: str) -> None:
 
 
 def test_a_whole_run_leaks_no_personal_data(client, clock, cli, settings, captured):
+    """Through accepts, refusals, webhooks, admin pages and CLI output, no canary personal data
+    reaches logs, metrics, CLI output, the delivery log or the database files, while ids
+    still link the records."""
     delivered = post_json(client, **CANARY).json()["id"]
     failed = post_json(client, "quote", **CANARY).json()["id"]
     post_json(client, **{**CANARY, "email": "canary7x-not-an-email"}, expect=422)

@@ -149,6 +149,7 @@ def test_errors_are_translated_without_payloads(settings, clock, answer, message
 
 
 def test_client_needs_read_key_and_domain(settings_factory):
+    """The Logs API client refuses to exist without RELAY_MAILGUN_READ_KEY and _DOMAIN."""
     with pytest.raises(MailgunLogsError, match="RELAY_MAILGUN_READ_KEY and RELAY_MAILGUN_DOMAIN"):
         MailgunLogs(settings_factory())
 
@@ -208,6 +209,8 @@ def test_sync_is_idempotent(client, settings, clock):
 
 
 def test_sync_stops_at_the_first_mailgun_error(client, settings, clock):
+    """A 401 from the Logs API stops the sync after that one call, and the report says the read key
+    was refused."""
     for _ in range(2):
         sent(client, submit(client), clock.now)
     with respx.mock(base_url=BASE) as mg:
@@ -239,12 +242,14 @@ def test_cli_sync(cli, client, clock, monkeypatch):
 
 
 def test_cli_sync_without_settings(cli):
+    """`deliveries sync` without the read key and domain exits 1 saying which settings it needs."""
     result = invoke(cli, "deliveries", "sync", expect=1)
     assert "needs RELAY_MAILGUN_READ_KEY and RELAY_MAILGUN_DOMAIN" in result.output
 
 
 def test_reconciler_runs_now_and_stops(client, settings, settings_factory, clock):
-    """The worker's periodic task runs a first pass at start and stops cleanly."""
+    """The worker's periodic task runs a first pass at start (none without the read key), and
+    stop() returns once it ends."""
 
     async def go() -> Any:
         off = Reconciler(store(client), settings_factory(), clock=clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 from datetime import UTC, datetime
 from email import policy
@@ -184,11 +185,18 @@ def test_an_address_no_header_can_carry_is_refused_at_accept(email_address, acce
 
 
 def test_a_typed_encoded_word_is_encoded_again_so_it_stays_text():
-    """`=?...?=` in a value never reaches a header as is: relay wraps it in its own word."""
-    words = text_words("Hi =?utf-8?q?x=0D=0ABcc:_a@b?=")
-    assert all(word.startswith("=?utf-8?b?") for word in words)
+    """`=?...?=` in a value never reaches a header as is: relay wraps the whole value in its own
+    word, which decodes back to the text typed; plain text stays plain; long text is split into
+    words of at most 75 characters."""
+    typed = "Hi =?utf-8?q?x=0D=0ABcc:_a@b?="
+    [word] = text_words(typed)
+    assert word.startswith("=?utf-8?b?")
+    assert base64.b64decode(word.removeprefix("=?utf-8?b?").removesuffix("?=")).decode() == typed
     assert text_words("Plain subject") == ["Plain", "subject"]
-    assert all(len(word) <= 75 for word in encoded_words("é" * 500))
+    words = encoded_words("é" * 500)
+    assert max(len(w) for w in words) <= 75
+    decoded = b"".join(base64.b64decode(w[len("=?utf-8?b?") : -2]) for w in words)
+    assert decoded.decode() == "é" * 500
 
 
 def test_a_lone_surrogate_cannot_become_a_header():
@@ -200,7 +208,7 @@ def test_a_lone_surrogate_cannot_become_a_header():
 
 
 def test_folding_keeps_lines_short_and_unfolds_to_the_words():
-    """Folded lines stay within 78 characters except one overlong word, and unfold exactly."""
+    """Folded lines stay within 78 characters, and unfold exactly to the header."""
     words = ["word"] * 40
     folded = fold("Subject", words)
     assert all(len(line) <= 78 for line in folded.split("\r\n"))

@@ -141,7 +141,9 @@ def test_the_html_part_is_outlook_safe(renderer, forms):
     assert hrefs == ["mailto:jeanne.martin@example.fr", "tel:+33612345678"]
     assert not re.search(r"(src|background)\s*=", html, re.IGNORECASE)
     assert "url(" not in html
-    assert all("style" in attrs for tag, attrs in collect.tags if tag == "td")
+    cells = [attrs for tag, attrs in collect.tags if tag == "td"]
+    assert cells
+    assert all("style" in attrs for attrs in cells)
     assert "14/07/2026 10:05:09 CEST" in html
     assert SID in html
 
@@ -220,6 +222,8 @@ def test_a_subject_template_with_an_unknown_name_is_a_render_error(renderer, for
 
 
 def test_an_empty_subject_falls_back_to_the_form_and_id(renderer, forms):
+    """A subject template that renders empty falls back to the form's id and the short submission
+    id."""
     form = forms["contact"].model_copy(update={"subject": "{{ company }}"})
     assert renderer.render(view(company=None), form).subject == "Form contact submission 0000abcd"
 
@@ -253,7 +257,9 @@ def test_internationalised_addresses_still_make_a_reply_to():
     )
     assert reply_to_header('Jo "J" <x>', "jo@example.fr") == "Jo J x <jo@example.fr>"
     assert reply_to_header("", "jo@exämple.fr") == "jo@xn--exmple-cua.fr"
-    with pytest.raises(HeaderError):
+    with pytest.raises(
+        HeaderError, match=r"^not an address that can be written in a 7-bit header$"
+    ):
         reply_to_header("Jo", "jö@exämple.fr")
 
 

@@ -1,13 +1,19 @@
-"""POST /f/{form_id} through the HTTP interface: every answer a client can get."""
+"""POST /f/{form_id} through the HTTP interface: what is stored, CORS and idempotency (the
+answer codes themselves: tests/test_answer_table.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
 
 import pytest
 
 from relay.app import create_app
+from relay.crypto import KeyRing
+from relay.store.outbox import open_body
+from tests.conftest import TEST_KEY, TEST_KEY_2
 from tests.helpers import ORIGIN, VALID, post_form, post_json
 
 JSON_HEADERS = {"Accept": "application/json", "Origin": ORIGIN}
@@ -26,18 +32,22 @@ def rows(settings, sql="SELECT * FROM submissions"):
 
 
 def test_accepted_submission_is_committed_with_its_legal_record(client, settings, clock):
-    """Before the 202, the outbox row holds id, form, UTC time, basis, notice, consent, queued."""
+    """Before the 202, the outbox row holds id, form, UTC time, basis, notice, consent (with its
+    time), the state queued and the fields sealed under the key."""
     response = post_json(client, newsletter="on")
     [row] = rows(settings)
+    now = clock.now.strftime("%Y-%m-%d %H:%M:%S")
     assert row["id"] == response.json()["id"]
     assert row["form_id"] == "contact"
-    assert row["received_at"].startswith(clock.now.strftime("%Y-%m-%d %H:%M:%S"))
+    assert row["received_at"].startswith(now)
     assert row["legal_basis"] == "legitimate_interest"
     assert row["notice_version"] == "2026-03-20"
     assert (row["consent_given"], row["consent_wording_version"]) == (1, "v1")
-    assert row["consent_at"] is not None
+    assert row["consent_at"].startswith(now)
     assert row["state"] == "queued"
-    assert row["body_enc"]
+    assert VALID["message"].encode() not in row["body_enc"]
+    body = open_body(KeyRing.from_text(TEST_KEY), row["id"], row["body_enc"])
+    assert (body["email"], body["message"]) == (VALID["email"], VALID["message"])
 
 
 def test_consent_absent_is_recorded_as_not_given(client, settings):
@@ -173,6 +183,8 @@ def test_preflight_allows_formspree_headers_for_allowed_origin(client):
     ],
 )
 def test_preflight_refusals(client, path, origin, status):
+    """A preflight from a foreign origin or without one is 403, for an unknown form 404, none of
+    them with CORS headers."""
     headers = {"Origin": origin} if origin else {}
     response = client.options(path, headers=headers)
     assert response.status_code == status
@@ -180,6 +192,8 @@ def test_preflight_refusals(client, path, origin, status):
 
 
 def test_accepted_response_carries_cors_for_allowed_origin(client):
+    """An accepted post from the form's own site carries that origin in Access-Control-Allow-Origin,
+    varying by Origin."""
     response = post_json(client)
     assert response.headers["access-control-allow-origin"] == ORIGIN
     assert response.headers["vary"] == "Origin"
@@ -192,6 +206,7 @@ def test_no_cookie_on_public_endpoints(client):
 
 
 def test_thanks_page_for_unknown_form_is_404(client):
+    """The thank-you page of a form that does not exist is a 404."""
     assert client.get("/f/nope/thanks").status_code == 404
 
 
@@ -223,6 +238,7 @@ def test_idempotency_key_expires_after_24_hours(client, settings, clock):
 
 
 def test_idempotency_keys_are_per_form(client, settings):
+    """The same Idempotency-Key on two forms gives two submissions, not a replay."""
     headers = {**JSON_HEADERS, "Idempotency-Key": "k"}
     a = client.post("/f/contact", json=VALID, headers=headers).json()
     b = client.post("/f/quote", json=VALID, headers=headers).json()
@@ -230,14 +246,20 @@ def test_idempotency_keys_are_per_form(client, settings):
 
 
 def test_idempotency_key_is_stored_only_as_a_keyed_hash(client, settings):
+    """The Idempotency-Key is stored only as its HMAC under the signing key, bound to the form,
+    never in clear."""
     headers = {**JSON_HEADERS, "Idempotency-Key": "CANARY-IDEMPOTENCY-KEY"}
-    client.post("/f/contact", json=VALID, headers=headers)
+    assert client.post("/f/contact", json=VALID, headers=headers).status_code == 202
     [row] = rows(settings, "SELECT * FROM idempotency_keys")
     assert "CANARY" not in json.dumps(row, default=str)
+    key = KeyRing.from_text(TEST_KEY).signing_key
+    mac = hmac.new(key, b"idem|contact|CANARY-IDEMPOTENCY-KEY", hashlib.sha256).hexdigest()
+    assert row["key_mac"] == mac
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, b"cl\xc3\xa9"])
 def test_invalid_idempotency_key_is_400(client, key):
+    """An empty, too long or non-ASCII Idempotency-Key is 400 INVALID_IDEMPOTENCY_KEY."""
     headers = {**JSON_HEADERS, "Idempotency-Key": key}
     response = client.post("/f/contact", json=VALID, headers=headers)
     assert response.status_code == 400
@@ -258,9 +280,7 @@ def test_the_replayed_answer_keeps_no_submitted_value_in_clear(client, settings)
     assert "CANARY" not in stored
     assert "merci" not in stored
     assert row["response"].startswith("sealed:")
-    from relay.crypto import KeyRing
     from relay.store.outbox import StoredAnswer, open_answer
-    from tests.conftest import TEST_KEY_2
 
     earlier = StoredAnswer(first.json()["id"], 202, row["response"])
     replay = open_answer(KeyRing.from_text(TEST_KEY_2), row["key_mac"], earlier)
