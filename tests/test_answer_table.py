@@ -6,13 +6,14 @@ form (urlencoded, a browser's Accept), against its own fresh relay. For each the
 the status, the code (JSON) or the page (HTML), the CORS header, the headers the README
 promises (Retry-After, Allow; Connection: close when a body is refused unread), that nothing
 was stored (no outbox row, prospect, consent event, idempotency answer or spent proof) unless
-the row is a success, and that relay_submissions_total counted exactly this one outcome. A last
-test holds the table to the README's.
+the row is a success, that relay_submissions_total counted exactly this one outcome, and that a
+refusal wrote its one log line. A last test holds the table to the README's.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Callable
@@ -341,15 +342,18 @@ def _trickle(client: TestClient, sent: Sent, headers: dict[str, str]) -> Answer:
 
 
 @pytest.mark.parametrize(("row", "browser"), CASES)
-def test_each_answer_is_the_readmes(forms_file, settings_factory, row, browser):
+def test_each_answer_is_the_readmes(forms_file, settings_factory, caplog, row, browser):
     """Each row of the README's table: its status and code (JSON) or page (HTML), its CORS and
-    headers, nothing stored unless accepted, and exactly one count of its outcome."""
+    headers, nothing stored unless accepted, exactly one count of its outcome, and one
+    `submission refused` line (form, status, code) for each refusal."""
     forms_file.write_text(DEFENCE_FORMS_TOML + DECLARED_TOML, encoding="utf-8")
     settings = settings_factory(**row.settings)
     clock = real_clock()  # the altcha library also checks expiry on the system clock
+    caplog.set_level(logging.INFO, logger="relay")
     with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
         sent = row.build(Relay(client, clock, settings), browser)
         counts, counted = _counts(settings), _counted(client)
+        caplog.clear()
         answer = _send(client, sent, browser, trickling=row.build is trickle)
         after, now = _counts(settings), _counted(client)
 
@@ -367,6 +371,11 @@ def test_each_answer_is_the_readmes(forms_file, settings_factory, row, browser):
     assert {t: after[t] - counts[t] for t in TABLES if after[t] != counts[t]} == row.stored
     added = {k: v - counted.get(k, 0.0) for k, v in now.items() if v != counted.get(k, 0.0)}
     assert added == {(row.form, row.outcome or str(row.code).lower()): 1.0}
+    refusals = [
+        (r.form, r.status, r.code) for r in caplog.records if r.getMessage() == "submission refused"
+    ]
+    logged = (row.outcome or str(row.code)).upper()
+    assert refusals == ([] if row.code is None else [(row.form, row.status, logged)])
 
 
 def _check_json(answer: Answer, row: Row) -> None:
