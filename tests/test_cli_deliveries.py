@@ -13,19 +13,24 @@ from relay.cli.deliveries import render_table
 from relay.spans import human_age, parse_since
 from relay.store.deliveries import get_delivery
 from tests.conftest import invoke
-from tests.deliveries_helpers import add_attempt, read, sent, set_row, submit
+from tests.deliveries_helpers import BAD_RECIPIENT, WEBHOOK_KEY, deliver, hook, read, submit
+
+
+@pytest.fixture(name="settings")
+def fixture_settings(settings_factory):
+    return settings_factory(mailgun_webhook_signing_key=WEBHOOK_KEY)
 
 
 @pytest.fixture(name="log")
 def fixture_log(client, clock):
-    """Three submissions: one delivered, one failed for good, one still queued."""
-    delivered, failed = submit(client), submit(client, "quote")
+    """Three submissions: one delivered (Mailgun took it, its webhook said so), one refused
+    by Mailgun for good (400), one still queued."""
+    delivered = submit(client)
+    deliver(client)
+    hook(client, delivered, "delivered", clock.now)
+    failed = submit(client, "quote")
+    deliver(client, 400)
     queued = submit(client)
-    sent(
-        client, delivered, clock.now, state=states.DELIVERED, body_enc=None, last_event="delivered"
-    )
-    add_attempt(client, failed, clock.now, "rejected", 400, "'to' parameter is not a valid address")
-    set_row(client, failed, state=states.FAILED, attempts=1, last_error="HTTP 400")
     return {"delivered": delivered, "failed": failed, "queued": queued}
 
 
@@ -73,9 +78,9 @@ def test_show_prints_the_timeline(cli, log):
     """`show` prints state, last error and each attempt."""
     result = invoke(cli, "deliveries", "show", log["failed"])
     assert f"submission {log['failed']}  form quote  state failed" in result.output
-    assert "HTTP 400 - 'to' parameter is not a valid address" in result.output
+    assert f"HTTP 400 - Mailgun refused the message (400: {BAD_RECIPIENT})" in result.output
     as_json = json.loads(invoke(cli, "deliveries", "show", log["failed"], "--json").output)
-    assert [s["what"] for s in as_json["timeline"]] == ["received", "rejected"]
+    assert [s["what"] for s in as_json["timeline"]] == ["received", "failed"]
 
 
 def test_show_unknown_id_exits_1(cli, client):
@@ -84,15 +89,19 @@ def test_show_unknown_id_exits_1(cli, client):
     assert result.output == "Error: no submission nope\n"
 
 
-def test_retry_requeues_a_failed_submission(cli, client, log):
-    """`retry` puts a failed submission back in the queue and notes it on the timeline."""
+def test_retry_requeues_a_failed_submission(cli, client, clock, log):
+    """`retry` puts a failed submission back in the queue and notes it on the timeline, after
+    the refusal; the dispatcher then sends it again."""
+    clock.now += timedelta(minutes=5)
     result = invoke(cli, "deliveries", "retry", log["failed"])
     assert result.output == f"submission {log['failed']} requeued\n"
     row = read(client, get_delivery(log["failed"]))
     assert (row.state, row.attempts, row.final_at) == (states.QUEUED, 0, None)
+    clock.now += timedelta(seconds=1)
+    deliver(client)
     steps = json.loads(invoke(cli, "deliveries", "show", log["failed"], "--json").output)
-    # the CLI runs on the real clock, the app on the test's: compare contents, not order
-    assert "requeued" in [s["what"] for s in steps["timeline"]]
+    whats = [s["what"] for s in steps["timeline"]]
+    assert whats == ["received", "failed", "requeued", "accepted"]
 
 
 @pytest.mark.parametrize(
@@ -108,9 +117,12 @@ def test_retry_refuses_what_is_not_failed(cli, log, which, message):
     assert message in result.output
 
 
-def test_retry_refuses_when_the_body_is_gone(cli, client, log):
-    """A failed submission whose body was wiped cannot be sent again."""
-    set_row(client, log["failed"], body_enc=None)
+def test_retry_refuses_when_the_body_is_gone(cli, client, clock, log):
+    """A failed submission whose body retention has passed (`relay purge` wiped it) cannot be
+    sent again."""
+    clock.now += timedelta(days=8)
+    invoke(cli, "purge")
+    assert read(client, get_delivery(log["failed"])).body_present is False
     result = invoke(cli, "deliveries", "retry", log["failed"], expect=1)
     assert "its body was wiped" in result.output
 

@@ -20,9 +20,11 @@ def test_healthz_says_the_process_is_alive(client):
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_ready_with_an_empty_queue(client):
+def test_ready_with_an_empty_queue(settings_factory, clock):
     """Database reachable, file transport, the dispatcher running, nothing waiting: ready."""
-    response = client.get("/readyz")
+    settings = settings_factory(dispatch_in_serve=True)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
@@ -99,7 +101,9 @@ def test_serve_with_dispatch_refuses_half_a_mailgun_configuration(settings_facto
     from relay.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RELAY_MAILGUN_DOMAIN must be set"):
-        create_app(settings_factory(mailgun_api_key="key-test"), clock=clock)
+        create_app(
+            settings_factory(mailgun_api_key="key-test", dispatch_in_serve=True), clock=clock
+        )
 
 
 def test_ready_with_mailgun_configured(settings_factory, clock):

@@ -12,7 +12,7 @@ import pytest
 
 from relay import logs
 from relay.clock import utcnow
-from relay.deliver.delivery import open_transport, run_worker
+from relay.deliver.delivery import open_transport, run_worker, running_worker
 from relay.mail.eml import FileTransport
 from relay.mail.mailgun import MailgunTransport
 from tests.helpers import Outbox
@@ -20,21 +20,19 @@ from tests.helpers import Outbox
 
 @pytest.mark.anyio
 async def test_run_worker_delivers_until_stopped(settings_factory):
-    """run_worker delivers what is due, then drains and returns when `stop` is set."""
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    """The worker delivers what is due (as .eml files without a Mailgun key); run_worker
+    drains and returns once `stop` is set."""
+    settings = settings_factory()
     box = await Outbox.open(settings)
     sid = await box.add(utcnow())
     await box.close()
+    async with running_worker(settings, utcnow) as runtime:
+        await asyncio.wait_for(runtime.dispatcher.drained(), 10)
+        assert (settings.var_dir / "mail" / f"{sid}.eml").exists()
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop, utcnow))
-    path = settings.var_dir / "mail" / f"{sid}.eml"
-    for _ in range(500):
-        if path.exists():
-            break
-        await asyncio.sleep(0.01)
     stop.set()
     await asyncio.wait_for(worker, 10)
-    assert path.exists()
 
 
 @pytest.mark.anyio

@@ -8,6 +8,9 @@ one is configured) before it is sent again, and carries our own Message-Id other
 On stop (SIGTERM) the loop stops claiming, lets in-flight sends finish for a grace period,
 and releases whatever is still in flight. After 401/403 (credentials, not the message) it
 pauses with back-off; `paused_reason` says why, for logs and readiness.
+
+What it is doing is observable without polling: `stopping` is set once stop is asked, and
+`drained()` returns once the loop has found nothing more due, with nothing in flight.
 """
 
 from __future__ import annotations
@@ -111,8 +114,15 @@ class Dispatcher:
         self.paused_reason: str | None = None
         self.paused_until: datetime | None = None
         self._faults = 0
-        self._stopping = asyncio.Event()
+        #: set once `stop()` is asked: the loop claims nothing more
+        self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # drained(): each call asks for a fresh pass (`_asked`); a pass that begins after the
+        # ask and ends with nothing claimed and nothing in flight answers it (`_idle_upto`)
+        self._asked = 0
+        self._idle_upto = 0
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
         self._last_wipe: datetime | None = None
         self._outcomes = OutcomeWriter(store)
         self.metrics = metrics
@@ -124,7 +134,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Run the loop in the background until `stop()`."""
-        self._stopping.clear()
+        self.stopping.clear()
         await self._peers.check(self.clock())
         self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
         log.info(
@@ -136,7 +146,8 @@ class Dispatcher:
         """Stop claiming; finish in-flight sends within the grace period, release the rest."""
         if self._task is None:
             return
-        self._stopping.set()
+        self.stopping.set()
+        self._wake.set()
         await self._task
         self._task = None
         log.info("dispatcher stopped", extra={"worker": self.owner})
@@ -144,6 +155,25 @@ class Dispatcher:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def drained(self) -> None:
+        """Until the running loop has delivered (or scheduled) everything due now.
+
+        Wakes the loop at once (not at its next poll) and returns when a pass that began after
+        this call found nothing to claim and nothing is in flight, or when the loop has stopped.
+        Rows retrying later, or held back by a pause, are not waited for.
+        """
+        self._asked += 1
+        asked = self._asked
+        self._wake.set()
+        while self._idle_upto < asked and self.running:
+            assert self._task is not None  # noqa: S101 - running says so
+            self._idle.clear()
+            idle = asyncio.ensure_future(self._idle.wait())
+            try:
+                await asyncio.wait({idle, self._task}, return_when="FIRST_COMPLETED")
+            finally:
+                idle.cancel()
 
     async def run_once(self) -> int:
         """Claim what is due now and process it all; returns how many rows were handled.
@@ -160,7 +190,7 @@ class Dispatcher:
     # --- the loop --------------------------------------------------------------------------
 
     def _may_claim(self) -> bool:
-        if self._stopping.is_set():
+        if self.stopping.is_set():
             return False
         return self.paused_until is None or self.clock() >= self.paused_until
 
@@ -217,7 +247,9 @@ class Dispatcher:
         tasks: set[asyncio.Task[None]] = set()
         batch_min = max(1, self.options.concurrency // 4)
         try:
-            while not self._stopping.is_set():
+            while not self.stopping.is_set():
+                serving = self._asked  # the drained() calls this pass can answer
+                self._wake.clear()
                 limit = self._limit(len(tasks)) if self._may_claim() else 0
                 claimed: list[db.Claimed] = []
                 if limit >= batch_min or (limit > 0 and not tasks):
@@ -228,22 +260,26 @@ class Dispatcher:
                 await self._peers.check(self.clock())
                 if claimed and len(claimed) == limit and self.paused_reason is None:
                     continue  # more may be due and there may be room: claim again at once
+                if not claimed and not tasks:
+                    self._idle_upto = serving
+                    self._idle.set()
                 await self._wait(tasks)
                 tasks = _reap(tasks)
         finally:
             await self._drain(tasks)
 
     async def _wait(self, tasks: set[asyncio.Task[None]]) -> None:
-        """Until a send finishes, stop is asked, or the poll interval (or pause) runs out."""
+        """Until a send finishes, stop or a pass is asked, or the poll interval (or pause) runs
+        out."""
         timeout = self.options.poll_seconds
         if self.paused_until is not None:
             remaining = (self.paused_until - self.clock()).total_seconds()
             timeout = max(0.0, min(timeout, remaining))
-        stopper = asyncio.ensure_future(self._stopping.wait())
+        waker = asyncio.ensure_future(self._wake.wait())  # stop() and drained() set it
         try:
-            await asyncio.wait({*tasks, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait({*tasks, waker}, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            stopper.cancel()
+            waker.cancel()
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         pending = {task for task in tasks if not task.done()}

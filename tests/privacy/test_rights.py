@@ -217,18 +217,19 @@ def test_requests_empty_and_export_to_file(client, cli, tmp_path):  # client: th
     assert target.stat().st_mode & 0o777 == 0o600
 
 
-def test_erase_lists_the_copies_handed_to_the_mailbox(client, cli, settings, clock):
+def test_erase_lists_the_copies_handed_to_the_mailbox(settings_factory, cli, clock):
     """Erasure lists the emails already relayed (date, form, id) for the Outlook clean-up."""
-    import sqlite3
+    from starlette.testclient import TestClient
 
-    with at(clock, D0):
-        post_json(client)
-    conn = sqlite3.connect(settings.var_dir / "relay.db")
-    conn.execute("UPDATE submissions SET state = 'delivered', provider_message_id = '<m1@mg>'")
-    conn.commit()
-    conn.close()
-    with at(clock, D0):
+    from relay.app import create_app
+    from tests.deliveries_helpers import WEBHOOK_KEY, deliver, hook, submit
+
+    settings = settings_factory(mailgun_webhook_signing_key=WEBHOOK_KEY)
+    with at(clock, D0), TestClient(create_app(settings, clock=clock)) as client:
+        sid = submit(client)
+        deliver(client)
+        hook(client, sid, "delivered", D0)
         result = invoke(cli, "subject", "erase", EMAIL)
     assert "Microsoft 365 mailbox" in result.output
     assert "Mailgun's logs" in result.output
-    assert "form contact  delivered  message id <m1@mg>" in result.output
+    assert f"form contact  delivered  message id <{sid}@relay.localhost>" in result.output

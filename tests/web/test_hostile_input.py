@@ -225,9 +225,9 @@ def test_encoded_line_breaks_in_every_field_never_reach_the_eml_headers(settings
     import email
     from email import policy
 
-    from tests.test_delivery_app import wait_for
+    from tests.deliveries_helpers import drained
 
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    settings = settings_factory(dispatch_in_serve=True)
     injection = "=?utf-8?q?=0D=0ABcc:_v@x.fr?="
     fields: dict[str, Any] = {
         "name": f"Jo {injection}",
@@ -236,9 +236,8 @@ def test_encoded_line_breaks_in_every_field_never_reach_the_eml_headers(settings
     }
     with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
         sid = post_json(client, **fields).json()["id"]
-        path = settings.var_dir / "mail" / f"{sid}.eml"
-        assert wait_for(path.exists)
-    data = path.read_bytes()
+        drained(client)
+    data = (settings.var_dir / "mail" / f"{sid}.eml").read_bytes()
     assert data.split(b"\r\n\r\n", 1)[0].isascii()
     message = email.message_from_bytes(data, policy=policy.default)
     assert sorted(k.lower() for k in message) == sorted(
