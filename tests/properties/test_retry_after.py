@@ -21,7 +21,7 @@ POLICY = backoff.Policy()
 
 #: What a header value can hold once httpx decodes it (UTF-8, else Latin-1): any digits too.
 _header_text = st.one_of(
-    st.text(alphabet=st.characters(max_codepoint=255, exclude_categories=("Cc",)), max_size=40),
+    st.text(alphabet=st.characters(max_codepoint=255, exclude_categories=["Cc"]), max_size=40),
     st.from_regex(r"[0-9]{1,40}", fullmatch=True),
     st.sampled_from(["²", "١٢٠", "٣", "９", "1e3", "-5", " 120 ", "nan", "inf", "0x10", "1_000"]),
     st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)).map(  # noqa: DTZ001 - hypothesis takes naive bounds
@@ -33,7 +33,7 @@ _header_text = st.one_of(
 
 def response(status: int, retry: str | None, reset: str | None, message: str) -> httpx.Response:
     headers = [
-        (k, v.encode("utf-8"))
+        (k.encode("ascii"), v.encode("utf-8"))
         for k, v in (("Retry-After", retry), ("X-RateLimit-Reset", reset))
         if v is not None
     ]
