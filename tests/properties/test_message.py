@@ -91,17 +91,21 @@ class Mail:
         }
 
     def view(self, form: FormConfig, body: dict[str, Any]) -> SubmissionView:
-        """The view the dispatcher builds from a stored body."""
-        return SubmissionView.from_fields(
-            body,
-            id=SID,
-            form_id=form.id,
-            received_at=datetime(2026, 7, 14, 8, 5, 9, tzinfo=UTC),
-            legal_basis=form.legal_basis.value,
-            notice_version=form.notice_version,
-            consent_given=False,
-            consent_wording_version=None,
-        )
+        return view_of(form, body)
+
+
+def view_of(form: FormConfig, body: dict[str, Any]) -> SubmissionView:
+    """The view the dispatcher builds from a stored body."""
+    return SubmissionView.from_fields(
+        body,
+        id=SID,
+        form_id=form.id,
+        received_at=datetime(2026, 7, 14, 8, 5, 9, tzinfo=UTC),
+        legal_basis=form.legal_basis.value,
+        notice_version=form.notice_version,
+        consent_given=False,
+        consent_wording_version=None,
+    )
 
 
 @pytest.fixture(name="mail", scope="module")
