@@ -145,8 +145,13 @@ def fixture_cli(
     return RelayRunner(clock)
 
 
-def invoke(cli: CliRunner, *args: str, **kwargs: Any) -> Any:
-    return cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
+def invoke(cli: CliRunner, *args: str, expect: int | None = 0, **kwargs: Any) -> Any:
+    """Run `relay ARGS`; its exit code must be `expect` (success unless a test says otherwise;
+    None: whatever it is)."""
+    result = cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
+    if expect is not None:
+        assert result.exit_code == expect, result.output
+    return result
 
 
 # --- real services for the multi-instance mode (never mocks) -------------------------------

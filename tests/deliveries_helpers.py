@@ -56,7 +56,6 @@ def read(client: TestClient, query: Any) -> Any:
 def submit(client: TestClient, form_id: str = "contact", **fields: Any) -> str:
     """Post a valid submission through the real endpoint; its id."""
     response = post_json(client, form_id, **fields)
-    assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
 

@@ -49,6 +49,7 @@ def test_json_lines_carry_extras_and_only_the_exception_class():
 
 
 def test_text_lines_for_a_terminal():
+    """On a terminal a line is level, logger, message and the extras as key=value."""
     assert logs.TextFormatter().format(_record()) == (
         "INFO    relay.webhooks: webhook event submission_id=0193-abc state=delivered"
     )

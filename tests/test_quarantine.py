@@ -46,7 +46,6 @@ def fixture_client(settings, clock) -> Iterator[TestClient]:
 
 def quarantined(client: TestClient, **fields: Any) -> str:
     response = post_json(client, "filtered", **{**SPAM, **fields})
-    assert response.status_code == 202
     return str(response.json()["id"])
 
 
@@ -109,7 +108,6 @@ def test_admin_release_delivers_and_records_it_like_any_other(settings_factory, 
         admin = Admin(client)
         admin.login("vera")
         response = admin.post(f"/admin/deliveries/{sid}/release")
-        assert response.status_code == 303
         assert "Released" in admin.get(response.headers["location"]).text
         drained(client)
         again = admin.post(f"/admin/deliveries/{sid}/release")
@@ -130,7 +128,6 @@ def test_admin_delete_removes_it_for_good_and_is_audited(client, settings):
     admin = Admin(client)
     admin.login("vera")
     response = admin.post(f"/admin/deliveries/{sid}/delete")
-    assert response.status_code == 303
     assert "state=quarantined" in response.headers["location"]
     assert state(settings, sid) is None
     assert audited(settings, "quarantine.delete") == [sid]
@@ -145,8 +142,7 @@ def test_admin_quarantine_actions_refuse_what_is_not_quarantined(client, setting
     sid = post_json(client, "filtered").json()["id"]
     admin = Admin(client)
     admin.login("vera")
-    response = admin.post(f"/admin/deliveries/{sid}/{path}")
-    assert response.status_code == status
+    response = admin.post(f"/admin/deliveries/{sid}/{path}", expect=status)
     if status == 303:
         assert response.headers["location"].endswith("?notice=q_not_quarantined")
     assert state(settings, sid) == "queued"
@@ -169,7 +165,6 @@ def test_cli_lists_releases_and_deletes_quarantined_submissions(client, cli, set
     """`relay deliveries --state quarantined`, `release`, `delete`: each says what it did."""
     held, spam = quarantined(client), quarantined(client)
     listed = invoke(cli, "deliveries", "--state", "quarantined")
-    assert listed.exit_code == 0
     assert "caught: blocked_word" in listed.output
     as_json = json.loads(invoke(cli, "deliveries", "--state", "quarantined", "--json").output)
     assert {(r["id"], r["quarantine_reason"]) for r in as_json} == {
@@ -197,19 +192,17 @@ def test_cli_lists_releases_and_deletes_quarantined_submissions(client, cli, set
 def test_cli_quarantine_commands_refuse_with_a_reason(client, cli, command, target, message):
     """Only quarantined submissions are released or deleted; otherwise exit 1 with the reason."""
     sid = post_json(client, "filtered").json()["id"] if target == "queued" else "nope"
-    result = cli.invoke(__import__("relay.cli").cli.main, ["deliveries", command, sid])
-    assert result.exit_code == 1
+    result = invoke(cli, "deliveries", command, sid, expect=1)
     assert message in result.output
 
 
 def test_an_erasure_cancels_a_quarantined_submission(client, cli, settings):
     """The person's erasure wipes the body and cancels it: it can no longer be released."""
     sid = quarantined(client)
-    assert invoke(cli, "subject", "erase", VALID["email"]).exit_code == 0
+    invoke(cli, "subject", "erase", VALID["email"])
     assert state(settings, sid) == "failed"
     assert db(settings, "SELECT body_enc FROM submissions") == [(None,)]
-    result = cli.invoke(__import__("relay.cli").cli.main, ["deliveries", "release", sid])
-    assert result.exit_code == 1
+    result = invoke(cli, "deliveries", "release", sid, expect=1)
     assert "not quarantined" in result.output
 
 
@@ -263,12 +256,11 @@ def _wipe_body(client: TestClient, settings: Any, monkeypatch: Any, sid: str) ->
 
     from relay.store.tables import submissions
 
-    write(
-        client,
-        lambda conn: conn.execute(
-            update(submissions).where(submissions.c.id == sid).values(body_enc=None)
-        ),
-    )
+    def job(conn: Any) -> int:
+        query = update(submissions).where(submissions.c.id == sid).values(body_enc=None)
+        return int(conn.execute(query).rowcount)
+
+    assert write(client, job) == 1, f"no submission {sid} to wipe"
 
 
 def _drop_form(client: TestClient, settings: Any, monkeypatch: Any, sid: str) -> None:
@@ -295,19 +287,17 @@ def test_release_refuses_what_cannot_be_delivered(
     """No body, no form, or no key to open it: release says why; delete still works."""
     sid = quarantined(client)
     make(client, settings, monkeypatch, sid)
-    result = cli.invoke(__import__("relay.cli").cli.main, ["deliveries", "release", sid])
-    assert result.exit_code == 1
+    result = invoke(cli, "deliveries", "release", sid, expect=1)
     assert message in result.output
     assert state(settings, sid) == "quarantined"
-    assert invoke(cli, "deliveries", "delete", sid).exit_code == 0
+    invoke(cli, "deliveries", "delete", sid)
 
 
 def test_release_reports_a_broken_configuration(client, cli, settings):
     """A forms file that no longer parses: exit 1 naming the problem, nothing changed."""
     sid = quarantined(client)
     settings.forms_file.write_text("not toml [")
-    result = cli.invoke(__import__("relay.cli").cli.main, ["deliveries", "release", sid])
-    assert result.exit_code == 1
+    result = invoke(cli, "deliveries", "release", sid, expect=1)
     assert "not valid TOML" in result.output
     assert state(settings, sid) == "quarantined"
 

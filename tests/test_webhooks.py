@@ -52,8 +52,8 @@ def fixture_accepted(client, clock) -> str:
 def test_delivered_makes_delivery_final_and_keeps_the_body_for_the_bounce_window(
     client, clock, accepted
 ):
-    """`delivered` answers 200 and marks the submission delivered and final; the body stays
-    (a delayed bounce may still make it worth retrying) until RELAY_DELIVERED_BODY_HOURS."""
+    """`delivered` answers 200 and marks the submission delivered and final; the body is kept
+    for now (a delayed bounce may still make it worth retrying; the purge wipes it later)."""
     clock.now += timedelta(minutes=1)
     response = _post(client, signed(event_data(accepted, "delivered", clock.now), clock.now))
     assert (response.status_code, response.json()) == (200, {"ok": True, "verdict": "recorded"})

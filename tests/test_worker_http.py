@@ -86,8 +86,7 @@ def test_worker_refuses_an_http_port_in_use(cli):
     """`relay worker --http-port` on a port already taken exits 1 at once, saying so."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        result = invoke(cli, "worker", "--http-port", str(port))
-    assert result.exit_code == 1
+        result = invoke(cli, "worker", "--http-port", str(port), expect=1)
     assert f"--http-port: cannot listen on 127.0.0.1:{port}" in result.output
 
 

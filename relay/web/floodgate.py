@@ -38,6 +38,7 @@ from relay.web import submit
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.defend import Screened, check_proof
 from relay.web.deps import Deps, client_from
+from relay.web.middleware import CLOSE
 from relay.web.ratelimit import RateLimited, RateLimiter
 
 #: The two routes of relay.web.routes served by relay.web.submit.submit (project, form).
@@ -222,6 +223,8 @@ class FloodGate:
             extra.append((b"retry-after", str(exc.retry_after).encode("ascii")))
         elif exc.status == 503:
             extra.append((b"retry-after", submit.RETRY_AFTER_SECONDS.encode("ascii")))
+        elif exc.status == 408:  # the rest of the body is not waited for (BodyDeadline)
+            extra.append(CLOSE)
         await _answer(send, exc.status, extra, self._refusal(exc, language))
 
     def _language(self, asked: str | None, accept_language: str, form: FormConfig | None) -> str:
