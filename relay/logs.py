@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 #: Attributes every LogRecord has; anything else was passed through `extra=`.
 _SAMPLE = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
@@ -44,11 +44,16 @@ class JsonFormatter(logging.Formatter):
         self._stamp = ""
 
     def _time(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+        return self.stamp(record.created, record.msecs)
+
+    def stamp(self, created: float, msecs: float) -> str:
+        """The time of a line created at `created` (seconds since the epoch, as
+        LogRecord.created) and `msecs` (its milliseconds, as LogRecord.msecs)."""
+        second = int(created)
         if second != self._second:
             moment = datetime.fromtimestamp(second, UTC)
             self._second, self._stamp = second, moment.strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp}.{int(record.msecs):03d}+00:00"
+        return f"{self._stamp}.{int(msecs):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         if type(record) is _Repeated:  # RepeatedLine: everything but the time encoded once
@@ -94,19 +99,47 @@ class RepeatedLine:
         """Log the line; `varying` extras (an id) are added to this one record and its JSON."""
         if not self._logger.isEnabledFor(self._level):
             return
-        record = _Repeated.__new__(_Repeated)
-        record.__dict__.update(self._attributes)
         tail = self._tail
         if varying:
-            record.__dict__.update(varying)
             added = ", ".join(f'"{k}": {_ENCODER.encode(v)}' for k, v in varying.items())
             tail = f"{tail[:-1]}, {added}}}"
         now = time.time()
+        msecs = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes it
+        sink = _sole_buffered_json(self._logger, self._level)
+        if sink is not None:  # what the record would become, without building the record
+            formatter = cast("JsonFormatter", sink.formatter)
+            sink.add_line(f'{{"time": "{formatter.stamp(now, msecs)}", {tail}', self._level)
+            return
+        record = _Repeated.__new__(_Repeated)
+        record.__dict__.update(self._attributes)
+        if varying:
+            record.__dict__.update(varying)
         record.created = now
-        record.msecs = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes it
+        record.msecs = msecs
         record.relativeCreated = (now - _STARTED) * 1000
         record.json_tail = tail
         self._logger.handle(record)
+
+
+def _sole_buffered_json(logger: logging.Logger, level: int) -> BufferedStream | None:
+    """The one handler a record of `logger` would reach, if it is a BufferedStream writing
+    JSON and nothing on the way filters (then a RepeatedLine can hand it its line directly:
+    a server's usual set-up); None otherwise (tests' handlers, filters, text lines)."""
+    found: BufferedStream | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or type(handler) is not BufferedStream:
+                return None
+            found = handler
+        if not current.propagate:
+            break
+        current = current.parent
+    if found is None or found.filters or level < found.level:
+        return None
+    return found if type(found.formatter) is JsonFormatter else None
 
 
 class TextFormatter(logging.Formatter):
@@ -144,12 +177,24 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
         try:
-            self._lines.append(self.format(record))
+            line = self.format(record)
         except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
             self.handleError(record)
             return
-        if record.levelno >= logging.ERROR or len(self._lines) >= self.max_lines:
-            self._write_out()
+        self._add(line, record.levelno)
+
+    def add_line(self, line: str, level: int) -> None:
+        """A line already formatted (relay.logs.RepeatedLine), as emit() would add it."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            self._add(line, level)
+
+    def _add(self, line: str, level: int) -> None:
+        self._lines.append(line)
+        if level >= logging.ERROR or len(self._lines) >= self.max_lines:
+            try:
+                self._write_out()
+            except (OSError, ValueError):  # as StreamHandler.handleError: never raise
+                self._lines.clear()
         elif len(self._lines) == 1:
             self._wake.set()
 

@@ -189,3 +189,42 @@ def test_servers_configure_a_buffered_stream(relay_logger):
     assert isinstance(relay_logger.handlers[0], logs.BufferedStream)
     logs.configure("INFO", "json")
     assert type(relay_logger.handlers[0]) is logging.StreamHandler
+
+
+def test_a_repeated_line_hands_a_buffered_json_stream_the_line_a_record_would_make(
+    relay_logger,
+):
+    """With a server's set-up (one BufferedStream writing JSON, no filter), a RepeatedLine
+    skips the record but writes the very JSON Logger.info would; a filter anywhere on the
+    way, or another handler, sends it through the record as usual (the filter applies)."""
+    stream = _Stream()
+    logs.configure("INFO", "json", buffered=True)
+    sink = relay_logger.handlers[0]
+    assert isinstance(sink, logs.BufferedStream)
+    sink.setStream(stream)
+    logger = logging.getLogger("relay.submit")
+    line = logs.RepeatedLine(logger, logging.INFO, "submission accepted", {"form": "contact"})
+    try:
+        line.emit(submission_id="0193-a")
+        logger.info("submission accepted", extra={"form": "contact", "submission_id": "0193-a"})
+        sink.flush()
+        direct, ordinary = (json.loads(text) for text in stream.writes[0].splitlines())
+        assert abs(
+            datetime.fromisoformat(direct.pop("time"))
+            - datetime.fromisoformat(ordinary.pop("time"))
+        ) < timedelta(seconds=5)
+        assert direct == ordinary
+        refused: list[str] = []
+
+        def keep_out(record: logging.LogRecord) -> bool:
+            refused.append(record.getMessage())
+            return False
+
+        logger.addFilter(keep_out)
+        line.emit(submission_id="0193-b")
+        sink.flush()
+        assert refused == ["submission accepted"]
+        assert len(stream.writes) == 1  # the filter kept the second line out
+    finally:
+        logger.filters.clear()
+        sink.stop()
