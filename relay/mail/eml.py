@@ -3,8 +3,8 @@
 Why: `make run` must show a newcomer exactly what sales would get, without an account or a
 network; any mail client opens the file. `build_eml` is the message Mailgun would build from the
 same fields (multipart/alternative, text first), and the tests parse it back. Its headers
-are written by relay.mail.headers (7-bit, encoded by relay), never by the email package: the
-package only lays out the two body parts, whose headers hold no submitted value.
+are written by relay.mail.headers (7-bit, encoded by relay), never by the email package, and
+its two body parts are quoted-printable, so the whole file is 7-bit.
 
 The files hold personal data in clear, so they are for trials: written 0600, deleted with the
 person on erasure (`remove_files`) and by the Housekeeper once older than the body bound
@@ -14,13 +14,12 @@ person on erasure (`remove_files`) and by the Housekeeper once older than the bo
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import logging
 import os
 from collections.abc import Iterable
 from datetime import datetime
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -30,19 +29,44 @@ from relay.mail.transport import Accepted, Failed, RenderedEmail, Retry, SendRes
 
 log = logging.getLogger("relay.mail")
 
-#: SMTP line endings; bodies in quoted-printable or base64, so the whole file is 7-bit.
-BODY_POLICY = SMTP.clone(cte_type="7bit")
+#: Between the parts. `=_` never occurs in quoted-printable text (`=` is always followed by
+#: two hex digits or a line break there), so no body can contain the boundary.
+BOUNDARY = "=_relay_alternative"
+
+
+def _part(subtype: str, text: str) -> bytes:
+    """One text part: UTF-8, quoted-printable (7-bit, lines of at most 76), CRLF line ends."""
+    lines = text.encode("utf-8").splitlines()
+    body = binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii") + body
 
 
 def build_eml(email: RenderedEmail, *, date: str | None = None) -> bytes:
     """The email as bytes: relay's own 7-bit header block, then a text and an HTML part (text
-    only for `_format=plain`)."""
-    body = EmailMessage(policy=BODY_POLICY)
-    body.set_content(email.text, subtype="plain", charset="utf-8")
-    if email.html is not None:
-        body.add_alternative(email.html, subtype="html", charset="utf-8")
+    only for `_format=plain`).
+
+    Laid out by hand rather than by the email package (about 1.4 ms a message there, for a
+    layout that never changes): both parts quoted-printable, the HTML one after the text one.
+    The tests parse the result back with the email package.
+    """
     head = "".join(fold(name, words) + "\r\n" for name, words in top_headers(email, date=date))
-    return head.encode("ascii") + body.as_bytes()
+    head += "MIME-Version: 1.0\r\n"
+    if email.html is None:
+        return head.encode("ascii") + _part("plain", email.text)
+    head += f'Content-Type: multipart/alternative;\r\n boundary="{BOUNDARY}"\r\n\r\n'
+    return b"".join(
+        (
+            head.encode("ascii"),
+            f"--{BOUNDARY}\r\n".encode("ascii"),
+            _part("plain", email.text),
+            f"\r\n--{BOUNDARY}\r\n".encode("ascii"),
+            _part("html", email.html),
+            f"\r\n--{BOUNDARY}--\r\n".encode("ascii"),
+        )
+    )
 
 
 def _write(path: Path, data: bytes) -> None:

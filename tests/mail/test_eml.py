@@ -5,13 +5,17 @@ from __future__ import annotations
 import email
 import json
 import logging
+from dataclasses import replace
 from email import policy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from relay.mail.eml import FileTransport
+from relay.mail.eml import BOUNDARY, FileTransport, build_eml
 from relay.mail.render import reply_to_header
 from relay.mail.transport import Accepted, Failed, RenderedEmail, Retry
+from tests.strategies import hostile_text, long_line
 
 pytestmark = pytest.mark.anyio
 
@@ -60,10 +64,40 @@ async def test_an_unwritable_folder_is_a_retry(tmp_path, clock):
 
 async def test_an_email_with_a_raw_8bit_header_is_failed_not_written(tmp_path, clock):
     """Headers must come 7-bit from render.py; anything else is refused, never written raw."""
-    from dataclasses import replace
-
     raw = replace(EMAIL, reply_to="Zoé <zoe@example.fr>")
     result = await FileTransport(tmp_path / "mail", clock=clock).send(raw)
     assert isinstance(result, Failed)
     assert "7-bit" in result.error
     assert not (tmp_path / "mail").exists()
+
+
+def _lines(text: str) -> list[bytes]:
+    return text.encode("utf-8").splitlines() or [b""]
+
+
+@given(
+    text=st.one_of(hostile_text, long_line, st.just(f"a\n--{BOUNDARY}--\n.\nend  \n")),
+    html=st.one_of(st.none(), hostile_text, st.just(f"<p>--{BOUNDARY}</p>")),
+)
+def test_the_file_is_7bit_and_its_parts_read_back_as_written(text, html):
+    """Property: whatever the text (the boundary itself, a lone dot, trailing spaces, control
+    characters, long lines), the file is 7-bit with lines of at most 78 characters, and each
+    part decodes back to its text (line ends made CRLF); no HTML part for `_format=plain`."""
+    try:
+        text.encode("utf-8"), (html or "").encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: send() refuses it (test above), nothing to lay out
+    raw = build_eml(replace(EMAIL, text=text, html=html))
+    assert raw.isascii()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78
+    message = email.message_from_bytes(raw, policy=policy.default)
+    plain = message.get_body(("plain",))
+    assert plain is not None
+    assert _lines(plain.get_content()) == _lines(text)
+    found = message.get_body(("html",))
+    if html is None:
+        assert found is None
+        assert not message.is_multipart()
+    else:
+        assert found is not None
+        assert _lines(found.get_content()) == _lines(html)
