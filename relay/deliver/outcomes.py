@@ -12,7 +12,6 @@ import logging
 from datetime import datetime
 
 from relay import states
-from relay.errors import StoreUnavailable
 from relay.metrics import Metrics
 from relay.store import Store
 from relay.store import dispatch as db
@@ -43,7 +42,7 @@ class OutcomeWriter:
             batch, self._pending = self._pending, []
             try:
                 owned = await self._store.write(db.finish([outcome for outcome, _ in batch]))
-            except StoreUnavailable as exc:
+            except Exception as exc:  # noqa: BLE001 - StoreUnavailable, or a bug: each waiter gets it
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
