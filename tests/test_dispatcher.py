@@ -610,3 +610,11 @@ async def test_an_outcome_after_a_lost_lease_is_dropped_and_logged(outbox, clock
     assert (row["state"], row["lease_owner"]) == (states.SENDING, "fast")
     # the only line is the takeover "fast" logged; the slow worker wrote nothing
     assert [a["outcome"] for a in await outbox.attempts(sid)] == [db.TAKEN_OVER]
+
+
+async def test_claims_take_the_oldest_due_rows_across_states(outbox, clock):
+    """Queued, retrying and lease-expired rows are claimed in the order they fell due, at most
+    `limit` of them, and a row not due yet stays (each state is read off its index)."""
+    from tests.test_dispatch_postgres import oldest_due_first
+
+    await oldest_due_first(outbox, clock)
