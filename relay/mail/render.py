@@ -245,6 +245,7 @@ class Renderer:
         }
         self._subjects = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self._subject_templates: dict[str, Template] = {}  # compiled once per subject
+        self._recipients: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._templates_dir = templates_dir
         self.sender = sender_header(sender)
         self.domain = domain
@@ -326,7 +327,10 @@ class Renderer:
         try:
             reply_to = reply_to_header(sub.name, sub.email)
             text_words(subject)
-            recipients = tuple(ascii_address(address) for address in form.recipients)
+            recipients = self._recipients.get(form.recipients)
+            if recipients is None:  # the forms file's, checked once (not personal data)
+                recipients = tuple(ascii_address(address) for address in form.recipients)
+                self._recipients[form.recipients] = recipients
         except HeaderError as exc:
             msg = f"form {form.id!r}: a header cannot be written ({exc})"
             raise RenderError(msg) from None

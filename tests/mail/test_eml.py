@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import json
 import logging
@@ -60,6 +61,55 @@ async def test_an_unwritable_folder_is_a_retry(tmp_path, clock):
     result = await FileTransport(blocker, clock=clock).send(EMAIL)
     assert isinstance(result, Retry)
     assert result.error.startswith(f"cannot write {blocker}/0193-sub.eml (")
+
+
+async def test_sends_at_once_are_written_together_each_with_its_own_result(tmp_path, clock):
+    """Sends that start together are written in one go, and each gets its own answer: one
+    whose file cannot be written (a folder is in its place) is a Retry, the others Accepted."""
+    mail = tmp_path / "mail"
+    (mail / "0193-b.eml").mkdir(parents=True)
+    transport = FileTransport(mail, clock=clock)
+    emails = [replace(EMAIL, submission_id=f"0193-{n}", message_id=f"<0193-{n}@x>") for n in "abc"]
+    results = await asyncio.gather(*(transport.send(email) for email in emails))
+    assert results[0] == Accepted("<0193-a@x>")
+    assert isinstance(results[1], Retry)
+    assert results[1].error == f"cannot write {mail}/0193-b.eml (IsADirectoryError)"
+    assert results[2] == Accepted("<0193-c@x>")
+    assert sorted(p.name for p in mail.glob("*.eml")) == ["0193-a.eml", "0193-b.eml", "0193-c.eml"]
+    assert (mail / "0193-c.eml").stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_send_cancelled_while_its_file_is_written_leaves_the_file(tmp_path, clock):
+    """A send cancelled at stop after its file was queued ends cancelled, and the file is
+    written all the same (the dispatcher logs such a send as interrupted: maybe sent)."""
+    transport = FileTransport(tmp_path / "mail", clock=clock)
+    task = asyncio.create_task(transport.send(EMAIL))
+    await asyncio.sleep(0)  # built and queued for the writing thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with asyncio.timeout(5):
+        while not (tmp_path / "mail" / "0193-sub.eml").exists():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_file_name_the_system_refuses_is_a_retry(tmp_path, clock):
+    """A name with a NUL byte (relay's ids never have one) is a Retry naming the error."""
+    odd = replace(EMAIL, submission_id="0193\x00sub")
+    result = await FileTransport(tmp_path / "mail", clock=clock).send(odd)
+    assert isinstance(result, Retry)
+    assert result.error.endswith("(ValueError)")
+
+
+async def test_a_leftover_temporary_file_is_replaced(tmp_path, clock):
+    """A .eml.tmp left by a crash (other permissions) is removed, and the file written 0600."""
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    (mail / "0193-sub.eml.tmp").write_bytes(b"half a message")
+    (mail / "0193-sub.eml.tmp").chmod(0o644)
+    assert await FileTransport(mail, clock=clock).send(EMAIL) == Accepted(EMAIL.message_id)
+    assert [p.name for p in mail.iterdir()] == ["0193-sub.eml"]
+    assert (mail / "0193-sub.eml").stat().st_mode & 0o777 == 0o600
 
 
 async def test_an_email_with_a_raw_8bit_header_is_failed_not_written(tmp_path, clock):
