@@ -40,10 +40,52 @@ async def test_a_failed_write_reaches_every_waiting_send(error):
     """Whatever the write raises (the database is down, or a bug), every send waiting on that
     batch gets the error: none is left waiting forever, holding its row's lease."""
     store = BrokenStore(error)
-    writer = OutcomeWriter(store)  # type: ignore[arg-type]
+    writer = OutcomeWriter(store, busy=lambda: True, linger=0.01)  # type: ignore[arg-type]
     async with asyncio.timeout(5):  # before the fix, the sends waited forever
         results = await asyncio.gather(
             *(writer.write(outcome(f"s{i}")) for i in range(3)), return_exceptions=True
         )
     assert results == [error, error, error]
     assert store.writes == 1
+
+
+class CountingStore:
+    """Runs nothing: answers every outcome as still owned and counts the writes."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def write(self, job: db.Finish) -> list[bool]:
+        self.batches.append(len(job.outcomes))
+        return [True] * len(job.outcomes)
+
+
+async def test_outcomes_wait_for_the_others_in_flight_then_go_together():
+    """While other sends are in flight, outcomes wait (at most `linger`) and are written in
+    one batch; with nothing else in flight an outcome is written at once."""
+    store = CountingStore()
+    in_flight = True
+    writer = OutcomeWriter(store, busy=lambda: in_flight, linger=0.05)  # type: ignore[arg-type]
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(*(writer.write(outcome(f"s{i}")) for i in range(3))) == [
+            True,
+            True,
+            True,
+        ]
+        assert store.batches == [3]
+        in_flight = False
+        assert await writer.write(outcome("alone"))
+    assert store.batches == [3, 1]
+
+
+async def test_flush_writes_what_is_pending_at_once():
+    """`flush` (the dispatcher claims) writes the pending outcomes without waiting `linger`."""
+    store = CountingStore()
+    writer = OutcomeWriter(store, busy=lambda: True, linger=60)  # type: ignore[arg-type]
+    waiting = [asyncio.create_task(writer.write(outcome(f"s{i}"))) for i in range(2)]
+    await asyncio.sleep(0)
+    writer.flush()
+    writer.flush()  # nothing left: no empty batch
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(*waiting) == [True, True]
+    assert store.batches == [2]

@@ -19,6 +19,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,7 +115,10 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_wipe: datetime | None = None
-        self._outcomes = OutcomeWriter(store)
+        # rows being prepared or sent (not those only waiting for their outcome to be written)
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
         self.metrics = metrics
         self._claim_failing_since: datetime | None = None
         self._claim_logged_at: datetime | None = None
@@ -153,6 +157,7 @@ class Dispatcher:
         if not self._may_claim():
             return 0
         claimed = await self._claim(self._limit(0))
+        self._in_flight += len(claimed)
         await asyncio.gather(*(self._process(row) for row in claimed))
         await self.wipe_due()
         return len(claimed)
@@ -174,6 +179,7 @@ class Dispatcher:
         if limit <= 0:
             return []
         now = self.clock()
+        self._outcomes.flush()  # the finished sends' outcomes go in the claim's transaction
         try:
             claimed = await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
         except StoreUnavailable as exc:
@@ -214,36 +220,61 @@ class Dispatcher:
         )
 
     async def _run(self) -> None:
+        """Claim a batch ahead of the free slots and start rows as slots free up.
+
+        Why ahead: sends end one by one (each at its own Mailgun latency), so claiming only
+        for the slots just freed meant claims of a few rows, each a transaction (a commit
+        costs as much CPU as rendering a message). With up to `concurrency` rows claimed
+        ahead in `ready`, a claim takes about twenty rows, and the outcomes written meanwhile
+        share its transaction. A row waits in `ready` at most until a slot frees (one send),
+        well inside its lease; on pause or stop the rows not started are given back.
+        """
         tasks: set[asyncio.Task[None]] = set()
-        batch_min = max(1, self.options.concurrency // 4)
+        ready: deque[db.Claimed] = deque()
         try:
             while not self._stopping.is_set():
-                limit = self._limit(len(tasks)) if self._may_claim() else 0
-                claimed: list[db.Claimed] = []
-                if limit >= batch_min or (limit > 0 and not tasks):
-                    claimed = await self._claim(limit)
-                    for row in claimed:
-                        tasks.add(asyncio.create_task(self._process(row)))
+                self._room.clear()  # a send ending from here on wakes the wait below
+                if self.paused_reason is not None and ready:
+                    await self._give_back(ready)
+                free = self._limit(self._in_flight) if self._may_claim() else 0
+                if free > len(ready):
+                    ahead = self.options.concurrency if self.paused_reason is None else 0
+                    ready.extend(await self._claim(free - len(ready) + ahead))
+                while free > 0 and ready:
+                    self._in_flight += 1
+                    free -= 1
+                    tasks.add(asyncio.create_task(self._process(ready.popleft())))
                 await self.wipe_due()
                 await self._peers.check(self.clock())
-                if claimed and len(claimed) == limit and self.paused_reason is None:
-                    continue  # more may be due and there may be room: claim again at once
-                await self._wait(tasks)
+                await self._wait()
                 tasks = _reap(tasks)
         finally:
+            await self._give_back(ready)
             await self._drain(tasks)
 
-    async def _wait(self, tasks: set[asyncio.Task[None]]) -> None:
+    async def _give_back(self, ready: deque[db.Claimed]) -> None:
+        """Release rows claimed ahead but not started: due again at once, no attempt counted."""
+        rows = list(ready)
+        ready.clear()
+        await asyncio.gather(*(self._release(row, None) for row in rows))
+
+    async def _wait(self) -> None:
         """Until a send finishes, stop is asked, or the poll interval (or pause) runs out."""
         timeout = self.options.poll_seconds
         if self.paused_until is not None:
             remaining = (self.paused_until - self.clock()).total_seconds()
             timeout = max(0.0, min(timeout, remaining))
-        stopper = asyncio.ensure_future(self._stopping.wait())
+        if self._room.is_set():
+            return
+        waits = {
+            asyncio.ensure_future(self._stopping.wait()),
+            asyncio.ensure_future(self._room.wait()),
+        }
         try:
-            await asyncio.wait({*tasks, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            stopper.cancel()
+            for waiter in waits:
+                waiter.cancel()
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         pending = {task for task in tasks if not task.done()}
@@ -276,7 +307,10 @@ class Dispatcher:
     # --- one row ---------------------------------------------------------------------------
 
     async def _process(self, row: db.Claimed) -> None:
+        """One claimed row, counted in `_in_flight` by the caller until its send is over: its
+        slot is free while its outcome waits to be written with others."""
         sending = False
+        counted = True
         try:
             if row.maybe_sent and await self._too_soon_to_ask(row):
                 return
@@ -291,11 +325,20 @@ class Dispatcher:
                 duration = int((time.monotonic() - started) * 1000)
             else:
                 result, duration = email, None
+            counted = self._free_slot()
             await self._settle(row, result, duration)
         except asyncio.CancelledError:
             outcome = db.INTERRUPTED if sending else None
             await asyncio.shield(self._release(row, outcome))
             raise
+        finally:
+            if counted:
+                self._free_slot()
+
+    def _free_slot(self) -> bool:
+        self._in_flight -= 1
+        self._room.set()
+        return False
 
     async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
         """A send that may have reached Mailgun began less than `lookup_delay` ago (a worker

@@ -257,7 +257,8 @@ def _attempt_row(submission_id: str, attempt: Attempt) -> dict[str, object]:
     }
 
 
-def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
+@dataclass(frozen=True)
+class Finish:
     """Write many outcomes in one job: rows still owned are updated and their attempts logged.
 
     Why batched: one dispatcher finishes hundreds of sends a second, and a statement per row
@@ -267,7 +268,10 @@ def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
     since the row now belongs to that worker.
     """
 
-    def job(conn: Connection) -> list[bool]:
+    outcomes: Sequence[Outcome]
+
+    def __call__(self, conn: Connection) -> list[bool]:
+        outcomes = self.outcomes
         if not outcomes:
             return []
         owners = dict(conn.execute(_OWNERS, {"ids": [o.submission_id for o in outcomes]}).all())
@@ -293,7 +297,10 @@ def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
             conn.execute(_INSERT_ATTEMPTS, attempts)
         return owned
 
-    return job
+
+def finish(outcomes: Sequence[Outcome]) -> Finish:
+    """The write job for these outcomes (see Finish)."""
+    return Finish(outcomes)
 
 
 @functools.cache
