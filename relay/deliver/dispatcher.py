@@ -31,6 +31,7 @@ from relay.config import FormConfig
 from relay.crypto import DecryptionFailed, KeyRing
 from relay.deliver import backoff
 from relay.deliver.outcomes import OutcomeWriter, log_attempt
+from relay.deliver.pacing import Pacer
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
@@ -119,6 +120,7 @@ class Dispatcher:
         self._in_flight = 0
         self._room = asyncio.Event()
         self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
+        self._pacer = Pacer()
         self.metrics = metrics
         self._claim_failing_since: datetime | None = None
         self._claim_logged_at: datetime | None = None
@@ -241,9 +243,13 @@ class Dispatcher:
                     ahead = self.options.concurrency if self.paused_reason is None else 0
                     ready.extend(await self._claim(free - len(ready) + ahead))
                 while free > 0 and ready:
-                    self._in_flight += 1
-                    free -= 1
-                    tasks.add(asyncio.create_task(self._process(ready.popleft())))
+                    admitted = await self._pacer.admit()  # requests on this loop go first
+                    if not self._may_claim():
+                        break  # stopping, or paused meanwhile: `ready` is given back
+                    for _ in range(min(admitted, free, len(ready))):
+                        self._in_flight += 1
+                        free -= 1
+                        tasks.add(asyncio.create_task(self._paced(ready.popleft())))
                 await self.wipe_due()
                 await self._peers.check(self.clock())
                 await self._wait()
@@ -251,6 +257,9 @@ class Dispatcher:
         finally:
             await self._give_back(ready)
             await self._drain(tasks)
+
+    async def _paced(self, row: db.Claimed) -> None:
+        await self._pacer.metered(self._process(row))
 
     async def _give_back(self, ready: deque[db.Claimed]) -> None:
         """Release rows claimed ahead but not started: due again at once, no attempt counted."""
