@@ -26,6 +26,7 @@ from relay.app import create_app
 from relay.config import load_forms, load_settings
 from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError
+from relay.mail.render import label
 from tests.formspree_forms import post_demo, write_forms
 from tests.helpers import ORIGIN, VALID
 from tests.test_fields import demo_view
@@ -268,6 +269,7 @@ def _unfolded(language: str, loader: Any, autoescape: Any) -> Environment:
         keep_trailing_newline=True,
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["label"] = label  # as relay.mail.render.Renderer provides it
     return env
 
 
@@ -281,6 +283,7 @@ def test_translations_folded_at_compile_time_render_exactly_as_before(language):
         folded = i18n.environment(
             language, loader, autoescape=autoescape, keep_trailing_newline=True
         )
+        folded.globals["label"] = label
         plain = _unfolded(language, loader, autoescape)
         paths = sorted([*folder.glob("*.j2"), *folder.glob("*.html")])
         used: set[str] = set()

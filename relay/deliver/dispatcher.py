@@ -72,6 +72,11 @@ class Options:
     policy: backoff.Policy = field(default_factory=backoff.Policy)
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _reap(tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
     """Drop finished sends; a bug in one is logged (by class) and its row waits for its lease
     to expire, to be tried again, instead of stopping delivery."""
@@ -118,7 +123,8 @@ class Dispatcher:
         self._last_wipe: datetime | None = None
         # rows being prepared or sent (not those only waiting for their outcome to be written)
         self._in_flight = 0
-        self._room = asyncio.Event()
+        self._room = False  # a slot freed (or stop was asked) since the loop last looked
+        self._waiter: asyncio.Future[None] | None = None
         self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
         self._pacer = Pacer()
         self.metrics = metrics
@@ -143,6 +149,7 @@ class Dispatcher:
         if self._task is None:
             return
         self._stopping.set()
+        self._wake()
         await self._task
         self._task = None
         log.info("dispatcher stopped", extra={"worker": self.owner})
@@ -235,7 +242,7 @@ class Dispatcher:
         ready: deque[db.Claimed] = deque()
         try:
             while not self._stopping.is_set():
-                self._room.clear()  # a send ending from here on wakes the wait below
+                self._room = False  # a send ending from here on wakes the wait below
                 if self.paused_reason is not None and ready:
                     await self._give_back(ready)
                 free = self._limit(self._in_flight) if self._may_claim() else 0
@@ -273,17 +280,22 @@ class Dispatcher:
         if self.paused_until is not None:
             remaining = (self.paused_until - self.clock()).total_seconds()
             timeout = max(0.0, min(timeout, remaining))
-        if self._room.is_set():
+        if self._room or self._stopping.is_set():
             return
-        waits = {
-            asyncio.ensure_future(self._stopping.wait()),
-            asyncio.ensure_future(self._room.wait()),
-        }
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
         try:
-            await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+            await waiter
         finally:
-            for waiter in waits:
-                waiter.cancel()
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        """A slot is free or stop was asked: the loop's wait ends."""
+        self._room = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         pending = {task for task in tasks if not task.done()}
@@ -346,7 +358,7 @@ class Dispatcher:
 
     def _free_slot(self) -> bool:
         self._in_flight -= 1
-        self._room.set()
+        self._wake()
         return False
 
     async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
