@@ -25,6 +25,7 @@ import contextlib
 import cProfile
 import io
 import pstats
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from relay.mail.render import SubmissionView
 from relay.mail.transport import RenderedEmail
 from relay.store import Store, outbox
 from relay.store import dispatch as db
+from relay.store.db import sqlite_path
 from relay.store.delivery_stats import queue_stats
 
 HERE = Path(__file__).resolve().parent
@@ -150,6 +152,18 @@ async def clear(store: Store) -> None:
     await store.write(job)
 
 
+async def delivered(settings: Settings, store: Store) -> int:
+    """Rows in state `accepted`. On SQLite read with the sqlite3 module (an index count, well
+    under a millisecond): going through the store's pool cost more than what is measured."""
+    path = sqlite_path(settings.effective_database_url)
+    if path is None:
+        stats = await store.read(queue_stats())
+        return stats.by_state.get("accepted", 0)
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        row = conn.execute("SELECT count(*) FROM submissions WHERE state = 'accepted'").fetchone()
+    return int(row[0])
+
+
 async def deliver_all(
     settings: Settings, store: Store, count: int, profile: bool
 ) -> dict[str, float]:
@@ -171,11 +185,8 @@ async def deliver_all(
         if profiler is not None:
             profiler.enable()
         await dispatcher.start()
-        while True:
-            await asyncio.sleep(0.2)  # polling costs CPU too: seldom
-            stats = await store.read(queue_stats())
-            if stats.by_state.get("accepted", 0) >= count:
-                break
+        while await delivered(settings, store) < count:  # noqa: ASYNC110 - rows, no event
+            await asyncio.sleep(0.2)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if profiler is not None:
             profiler.disable()

@@ -84,9 +84,11 @@ class _Protocol(asyncio.Protocol):
         self.buffer.clear()
         return data
 
-    async def drained(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            await self._writable
+    def room(self) -> asyncio.Future[None] | None:
+        """None while the transport takes writes; else a future done once it has room again
+        (it holds more than its high-water mark)."""
+        waiter = self._writable
+        return None if waiter is None or waiter.done() else waiter
 
 
 class _Connection:
@@ -134,9 +136,12 @@ class _Connection:
 
     async def _write(self, request: httpx.Request, data: bytes, within: float | None) -> None:
         self.transport.write(data)  # closed meanwhile: the read below ends in a protocol error
+        room = self.protocol.room()
+        if room is None:
+            return  # the transport took it all (nearly always): nothing to wait for
         try:
             async with asyncio.timeout(within):
-                await self.protocol.drained()
+                await room
         except TimeoutError:
             raise httpx.WriteTimeout("timed out sending the request", request=request) from None
 
@@ -217,7 +222,10 @@ class Http1Transport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         body = await request.aread()
         try:
-            async with asyncio.timeout(timeouts.get("pool")):
+            if self._slots.locked():  # else acquiring cannot wait: no timer needed
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await self._slots.acquire()
+            else:
                 await self._slots.acquire()
         except TimeoutError:
             msg = "timed out waiting for a free connection"
