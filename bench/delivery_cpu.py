@@ -14,7 +14,7 @@ write or send, record, log line) and prints the table for docs/performance.md; `
 prints the dispatcher's cProfile (main thread only: the SQLite writer thread is not in it).
 
 Run: .venv/bin/python bench/delivery_cpu.py [--transport file|mailgun] [--count 2000]
-     [--budget] [--profile] [--database-url postgresql+asyncpg://127.0.0.1/test]
+     [--budget] [--profile] [--uvloop] [--database-url postgresql+asyncpg://127.0.0.1/test]
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -318,5 +319,9 @@ if __name__ == "__main__":
     parser.add_argument("--budget", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--uvloop", action="store_true", help="uvloop's loop, as relay serve")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments))
+    if arguments.uvloop:
+        uvloop.run(main(arguments))
+    else:
+        asyncio.run(main(arguments))
