@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from email.utils import format_datetime
@@ -39,7 +40,8 @@ from typing import Any
 import httpx
 import uvloop
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from relay import logs
 from relay.clock import utcnow
@@ -55,7 +57,7 @@ from relay.mail.render import SubmissionView
 from relay.mail.transport import RenderedEmail
 from relay.store import Store, outbox
 from relay.store import dispatch as db
-from relay.store.db import sqlite_path
+from relay.store.db import is_sqlite, sqlite_path
 from relay.store.delivery_stats import queue_stats
 
 HERE = Path(__file__).resolve().parent
@@ -92,15 +94,16 @@ def seed(keyring: KeyRing, count: int) -> Callable[[Connection], None]:
     return job
 
 
-def settings_for(folder: Path, args: argparse.Namespace, port: int | None) -> Settings:
+def settings_for(folder: Path, database_url: str | None, port: int | None) -> Settings:
     values: dict[str, Any] = {
         "var_dir": folder,
         "secret_key": generate_key(),
         "log_level": "INFO",  # the default: one line per attempt, as `make run` writes them
         "log_format": "json",
     }
-    if args.database_url:
-        values["database_url"] = args.database_url
+    if database_url:
+        values["database_url"] = database_url
+        values["auto_migrate"] = True  # a fresh database of the bench's own
     if port is not None:
         values |= {
             "mailgun_api_key": "bench-key-not-a-real-mailgun-key",
@@ -123,6 +126,27 @@ def fake_mailgun(enabled: bool) -> Iterator[int | None]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def own_database(server_url: str | None) -> AsyncIterator[str | None]:
+    """A fresh PostgreSQL database on the server of `server_url` (dropped afterwards), so the
+    bench never touches the rows of the database it was pointed at; None for SQLite."""
+    if server_url is None or is_sqlite(server_url):
+        yield None
+        return
+    name = f"relay_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield str(make_url(server_url).set(database=name))
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
 
 
 @contextlib.asynccontextmanager
@@ -156,7 +180,8 @@ async def clear(store: Store) -> None:
 async def delivered(settings: Settings, store: Store) -> int:
     """Rows in state `accepted`. On SQLite read with the sqlite3 module (an index count, well
     under a millisecond): going through the store's pool cost more than what is measured."""
-    path = sqlite_path(settings.effective_database_url)
+    url = settings.effective_database_url
+    path = sqlite_path(url) if is_sqlite(url) else None
     if path is None:
         stats = await store.read(queue_stats())
         return stats.by_state.get("accepted", 0)
@@ -297,18 +322,24 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, fake_mailgun(args.transport == "mailgun") as port:
         if port is not None:
             await wait_for_fake(port, args.latency_ms)
-        settings = settings_for(Path(tmp), args, port)
-        async with opened(settings) as store:
-            await deliver_all(settings, store, 100, profile=False)  # warm-up
-            figures = await deliver_all(settings, store, args.count, args.profile)
-            per = figures["cpu"] / args.count * 1000
-            print(
-                f"{args.transport}: {args.count} delivered, {per:.2f} ms CPU per message, "
-                f"{args.count / figures['wall']:.0f} messages/s wall (machine shared: "
-                "the CPU figure is the one to compare)"
-            )
-            if args.budget:
-                await budget(settings, store, args.count, args.transport)
+        async with own_database(args.database_url) as url:
+            settings = settings_for(Path(tmp), url, port)
+            await measure(settings, args)
+
+
+async def measure(settings: Settings, args: argparse.Namespace) -> None:
+    """A warm-up, the measured run, and with --budget each step alone."""
+    async with opened(settings) as store:
+        await deliver_all(settings, store, 100, profile=False)  # warm-up
+        figures = await deliver_all(settings, store, args.count, args.profile)
+        per = figures["cpu"] / args.count * 1000
+        print(
+            f"{args.transport}: {args.count} delivered, {per:.2f} ms CPU per message, "
+            f"{args.count / figures['wall']:.0f} messages/s wall (machine shared: "
+            "the CPU figure is the one to compare)"
+        )
+        if args.budget:
+            await budget(settings, store, args.count, args.transport)
 
 
 if __name__ == "__main__":
