@@ -15,6 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from relay import logs
 from relay.clock import Clock, utcnow
 from relay.config import Settings, load_forms, load_settings
 from relay.deliver.delivery import renderer_for, running_delivery
@@ -23,7 +24,6 @@ from relay.keyfile import load_keyring
 from relay.mail.transport import Transport
 from relay.minimise.housekeeping import Housekeeper, register_wordings
 from relay.store import Store
-from relay.web.auth import AdminAuth
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.deps import Deps, State
 from relay.web.floodgate import FloodGate
@@ -114,6 +114,7 @@ def create_app(
             await app.state.limiter.close()
             await app.state.proof_ledger.close()
             await store.close()
+            logs.flush()  # uvicorn may end the process by a signal next (relay.logs.flush)
 
     middleware = [
         Middleware(LastResort),
@@ -129,11 +130,15 @@ def create_app(
     )
     # a flood's refusals and caught spam, answered before Starlette (relay.web.floodgate)
     gate = FloodGate(
-        app.starlette, deps=deps, limiter=limiter, hosts=settings.trusted_hosts, deadlines=reads
+        app.starlette,
+        owner=app,
+        deps=deps,
+        limiter=limiter,
+        hosts=settings.trusted_hosts,
+        deadlines=reads,
     )
     app.front = LastResort(gate)
     app.state.deps = deps
-    app.state.admin_auth = AdminAuth(settings, deps.keyring)
     app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work
     return app

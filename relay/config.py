@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from limits import parse_many
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +34,7 @@ from relay import i18n
 from relay.accept.fields import BUILT_IN, DeclaredField
 from relay.accept.urls import origin_of, web_url
 from relay.defence.proxies import Network, parse_networks
+from relay.defence.windows import parse_limits
 from relay.errors import ConfigError
 
 #: A host name in RELAY_ALLOWED_HOSTS: letters, digits, dots and dashes, optionally `*.` first.
@@ -329,7 +329,12 @@ class FormsFile(BaseModel):
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isprintable():  # a key of the file: a line break in it would forge a line
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out or "(top level)"
 
 
@@ -551,7 +556,7 @@ class Settings(BaseSettings):
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:
-            parse_many(value)
+            parse_limits(value)
         except ValueError:
             msg = f"{value!r} is not a rate limit such as '30/minute' or '30/minute;300/hour'"
             raise ValueError(msg) from None

@@ -26,7 +26,7 @@ from jinja2.visitor import NodeTransformer
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "relay"
 SOURCE_LANGUAGE = "en"
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # 4096, or a setting in seconds such as 2.5
 
 
 def N_(message: str) -> str:
@@ -39,6 +39,7 @@ NUMBERED = (
     N_("This field is too long (at most {0} characters)."),
     N_("The form is larger than this form accepts ({0} bytes)."),
     N_("Idempotency-Key must be 1-{0} printable ASCII characters."),
+    N_("The form was not received within {0} seconds."),
 )
 
 

@@ -27,3 +27,7 @@ QUARANTINED = "quarantined"
 ALL = (QUEUED, SENDING, RETRYING, ACCEPTED, DELIVERED, FAILED, DEAD, UNKNOWN, QUARANTINED)
 DUE = (QUEUED, RETRYING)
 FINAL = (DELIVERED, FAILED, DEAD, UNKNOWN)
+
+#: The `last_error` of a submission erased at its sender's request (relay.rights.erasure): it
+#: ends `failed`, and the alerts watch does not report it as a delivery failure.
+ERASED = "erased at the person's request"

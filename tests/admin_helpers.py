@@ -33,7 +33,8 @@ class Admin:
         self.client = client
         self.csrf = ""
 
-    def login(self, name: str, password: str | None = None) -> Any:
+    def login(self, name: str, password: str | None = None, *, expect: int | None = 303) -> Any:
+        """Log in through the form; the answer's status must be `expect` (303: logged in)."""
         form = self.client.get("/admin/login", follow_redirects=False)
         token = csrf_in(form.text) if form.status_code == 200 else ""
         response = self.client.post(
@@ -41,6 +42,8 @@ class Admin:
             data={"username": name, "password": password or PASSWORDS[name], "csrf": token},
             follow_redirects=False,
         )
+        if expect is not None:
+            assert response.status_code == expect, response.text
         if response.status_code == 303:
             page = self.client.get("/admin/deliveries")
             self.csrf = csrf_in(page.text)
@@ -49,6 +52,18 @@ class Admin:
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.client.get(path, follow_redirects=False, **kwargs)
 
-    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    def post(
+        self,
+        path: str,
+        data: dict[str, str] | None = None,
+        *,
+        expect: int | None = 303,
+        **kwargs: Any,
+    ) -> Any:
+        """Submit an admin form with this session's CSRF token; the answer's status must be
+        `expect` (303: the action was done and the page redirects; None: any)."""
         body = {"csrf": self.csrf, **(data or {})}
-        return self.client.post(path, data=body, follow_redirects=False, **kwargs)
+        response = self.client.post(path, data=body, follow_redirects=False, **kwargs)
+        if expect is not None:
+            assert response.status_code == expect, response.text
+        return response

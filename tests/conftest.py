@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from relay.app import create_app
 from relay.cli import main
+from relay.cli.common import Seams
 from relay.config import Settings
 
 # Two fixed test keys (urlsafe base64 of 32 bytes); never used outside tests.
@@ -81,9 +82,10 @@ def fixture_settings_factory(tmp_path: Path, forms_file: Path) -> Any:
             "forms_file": forms_file,
             "secret_key": TEST_KEY,
             "log_format": "json",
-            # the dispatcher runs in the app (as in `relay serve`) but claims only at start:
-            # tests that deliver ask for a short poll, the others see their rows stay put
-            "dispatch_poll_seconds": 60,
+            # no dispatcher in the app: rows stay where a test put them, whatever the timing.
+            # Tests that deliver drive the real dispatcher themselves (tests.deliveries_helpers
+            # `deliver`), or ask for it (dispatch_in_serve=True) and wait on `drained()`
+            "dispatch_in_serve": False,
             # issue 10: the shipped default is French; tests read English unless they ask
             "default_language": "en",
         }
@@ -120,17 +122,36 @@ def fixture_client(settings: Settings, clock: FakeClock) -> Iterator[TestClient]
         yield client
 
 
+class RelayRunner(CliRunner):
+    """CliRunner whose commands read the test's clock (relay.cli.common.Seams), the app's too."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("obj", Seams(self.clock))
+        return super().invoke(*args, **kwargs)
+
+
 @pytest.fixture(name="cli")
-def fixture_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """The real `relay` command, with this test's settings in its environment."""
+def fixture_cli(
+    settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> RelayRunner:
+    """The real `relay` command, with this test's settings in its environment and its clock."""
     monkeypatch.setenv("RELAY_VAR_DIR", str(settings.var_dir))
     monkeypatch.setenv("RELAY_FORMS_FILE", str(settings.forms_file))
     monkeypatch.setenv("RELAY_SECRET_KEY", TEST_KEY)
-    return CliRunner()
+    return RelayRunner(clock)
 
 
-def invoke(cli: CliRunner, *args: str, **kwargs: Any) -> Any:
-    return cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
+def invoke(cli: CliRunner, *args: str, expect: int | None = 0, **kwargs: Any) -> Any:
+    """Run `relay ARGS`; its exit code must be `expect` (success unless a test says otherwise;
+    None: whatever it is)."""
+    result = cli.invoke(main, list(args), catch_exceptions=False, **kwargs)
+    if expect is not None:
+        assert result.exit_code == expect, result.output
+    return result
 
 
 # --- real services for the multi-instance mode (never mocks) -------------------------------

@@ -16,7 +16,7 @@ from altcha import Challenge, Payload, solve_challenge
 from starlette.testclient import TestClient
 
 from tests.conftest import FORMS_TOML, FakeClock
-from tests.helpers import ORIGIN, VALID
+from tests.helpers import ORIGIN, VALID, expected
 
 GUARDED_TOML = """
 [[forms]]
@@ -100,7 +100,10 @@ def tamper(payload: str, change: Any) -> str:
     return base64.b64encode(json.dumps(decoded).encode()).decode()
 
 
-def post_guarded(client: TestClient, form_id: str = "guarded", **fields: Any) -> Any:
-    """A JSON submission (fields default to a valid person's) to a guarded form."""
+def post_guarded(
+    client: TestClient, form_id: str = "guarded", *, expect: int | None = 202, **fields: Any
+) -> Any:
+    """A JSON submission (fields default to a valid person's) to a guarded form; its status must
+    be `expect` (None: any)."""
     body = {**VALID, **fields}
-    return client.post(f"/f/{form_id}", json=body, headers=JSON_HEADERS)
+    return expected(client.post(f"/f/{form_id}", json=body, headers=JSON_HEADERS), expect)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import expected
+
 FORMS_WITH_FIELDS = """
 [[forms]]
 id = "demo"
@@ -75,8 +77,11 @@ def write_forms(tmp_path: Path, text: str = FORMS_WITH_FIELDS) -> Path:
     return path
 
 
-def post_demo(client: Any, path: str = "/f/demo", **fields: Any) -> Any:
-    """Post like @formspree/core (JSON, Accept: application/json) to the demo form."""
+def post_demo(
+    client: Any, path: str = "/f/demo", *, expect: int | None = 202, **fields: Any
+) -> Any:
+    """Post like @formspree/core (JSON, Accept: application/json) to the demo form; its status
+    must be `expect` (None: any)."""
     body = {k: v for k, v in {**DEMO, **fields}.items() if v is not None}
     headers = {"Accept": "application/json", "Origin": "https://www.example.com"}
-    return client.post(path, json=body, headers=headers)
+    return expected(client.post(path, json=body, headers=headers), expect)

@@ -21,9 +21,13 @@ def post_json(
     form_id: str = "contact",
     *,
     headers: Any = None,
+    expect: int | None = 202,
     **fields: Any,
 ) -> Any:
-    """Post like Formspree's client library: JSON body, Accept: application/json, CORS origin."""
+    """Post like Formspree's client library: JSON body, Accept: application/json, CORS origin.
+
+    The answer's status must be `expect` (accepted unless a test says otherwise; None: any).
+    """
     body = {**VALID, **fields}
     sent = {
         "Accept": "application/json",
@@ -31,7 +35,7 @@ def post_json(
         "Formspree-Client": "@formspree/core@4",
         **(headers or {}),
     }
-    return client.post(f"/f/{form_id}", json=body, headers=sent)
+    return expected(client.post(f"/f/{form_id}", json=body, headers=sent), expect)
 
 
 def post_form(
@@ -39,12 +43,61 @@ def post_form(
     form_id: str = "contact",
     *,
     headers: Any = None,
+    expect: int | None = 303,
     **fields: Any,
 ) -> Any:
-    """Post like a plain HTML form: urlencoded, browser Accept header, no redirect following."""
+    """Post like a plain HTML form: urlencoded, browser Accept header, no redirect following.
+
+    The answer's status must be `expect` (the success redirect unless a test says otherwise).
+    """
     body = {k: v for k, v in {**VALID, **fields}.items() if v is not None}
     sent = {"Accept": "text/html,application/xhtml+xml", "Origin": ORIGIN, **(headers or {})}
-    return client.post(f"/f/{form_id}", data=body, headers=sent, follow_redirects=False)
+    response = client.post(f"/f/{form_id}", data=body, headers=sent, follow_redirects=False)
+    return expected(response, expect)
+
+
+def expected(response: Any, status: int | None) -> Any:
+    """`response`, once its status is `status` (None: whatever it is)."""
+    if status is not None:
+        assert response.status_code == status, response.text
+    return response
+
+
+def asgi_request(
+    client: TestClient,
+    receive: Any,
+    *,
+    path: str = "/f/contact",
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One raw ASGI POST through the app `client` started (its lifespan state), its body read
+    from `receive`: what TestClient cannot do, since it reads a streamed body whole before the
+    app sees any of it. The messages the app sent back."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    wanted = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"relay.test")]
+        + [(k.lower().encode(), v.encode()) for k, v in wanted.items()],
+        "client": ("203.0.113.9", 5000),
+        "server": ("relay.test", 80),
+        "state": dict(client.app_state),
+    }
+    portal: Any = client.portal
+    portal.call(client.app, scope, receive, send)
+    return sent
 
 
 def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **fields: Any) -> Any:
@@ -69,7 +122,8 @@ def queued(store: Any, keyring: Any, now: Any, form_id: str = "contact", **field
     )
 
     async def go() -> str:
-        await store.write(outbox.accept(row))
+        earlier = await store.write(outbox.accept(row))
+        assert earlier is None, "an accept without an idempotency key replayed an answer"
         return submission_id
 
     return go()

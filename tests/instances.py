@@ -67,9 +67,10 @@ class Proc:
                 self._changed.wait(min(left, 0.1))
 
     def port(self) -> int:
-        """The port it listens on: uvicorn's start line (serve) or the worker's own line."""
-        found = self.wait_for(r'Uvicorn running on http://127\.0\.0\.1:(\d+)|"port": (\d+)')
-        return int(found.group(1) or found.group(2))
+        """The port it listens on (started with port 0), from the line it logs once listening:
+        `serving` (relay serve) or `worker answers …` (relay worker --http-port); JSON logs."""
+        found = self.wait_for(r'"message": "(?:serving|worker answers[^"]*)", [^\n]*"port": (\d+)')
+        return int(found.group(1))
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port()}"

@@ -7,41 +7,19 @@ with CI=true it must run (`make test` installs chromium there).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.admin_helpers import PASSWORDS, USERS_JSON
-from tests.browser_support import relay_serving
+from tests.browser_support import chromium, relay_serving, run_with_asyncio
 from tests.deliveries_helpers import WEBHOOK_KEY, event_data, signed
 from tests.helpers import VALID
 
-CHROMIUM = os.environ.get("RELAY_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _missing(what: str) -> None:
-    message = f"{what}; `make test` installs Debian's chromium when CI=true"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(name="relay_url")
@@ -75,57 +53,44 @@ def _seed(url: str) -> dict[str, str]:
     return ids
 
 
-def _browser() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright for Python is not installed")
-    if not shutil.which(CHROMIUM):
-        _missing(f"{CHROMIUM} is not installed")
-    return sync_playwright()
-
-
-def test_admin_in_a_real_browser(relay_url):
+@run_with_asyncio
+async def test_admin_in_a_real_browser(relay_url):
     """Log in, see a delivered and a failed submission, open a timeline, retry, log out; a
     viewer cannot reach the prospect page."""
     ids = _seed(relay_url)
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_context(java_script_enabled=False).new_page()
-            page.set_default_timeout(5000)
-            page.goto(f"{relay_url}/admin/deliveries")
-            assert "/admin/login" in page.url
-            page.fill("#username", "diane")
-            page.fill("#password", PASSWORDS["diane"])
-            page.click("button[type=submit]")
-            assert page.url.endswith("/admin/deliveries")
-            table = page.inner_text("#deliveries")
-            assert f"{ids['delivered']}\tcontact" in table
-            rows = {r.split("\t")[0]: r for r in table.splitlines()}
-            assert "\tdelivered\t" in rows[ids["delivered"]]
-            assert "\tfailed\t" in rows[ids["failed"]]
+    async with chromium() as browser:
+        page = await (await browser.new_context(java_script_enabled=False)).new_page()
+        page.set_default_timeout(5000)
+        await page.goto(f"{relay_url}/admin/deliveries")
+        assert "/admin/login" in page.url
+        await page.fill("#username", "diane")
+        await page.fill("#password", PASSWORDS["diane"])
+        await page.click("button[type=submit]")
+        assert page.url.endswith("/admin/deliveries")
+        table = await page.inner_text("#deliveries")
+        assert f"{ids['delivered']}\tcontact" in table
+        rows = {r.split("\t")[0]: r for r in table.splitlines()}
+        assert "\tdelivered\t" in rows[ids["delivered"]]
+        assert "\tfailed\t" in rows[ids["failed"]]
 
-            page.click(f"text={ids['failed']}")
-            assert page.inner_text("#state") == "failed"
-            assert "failed/permanent" in page.inner_text("#timeline")
-            assert "RecipNotFound" in page.inner_text("#last-error")
-            page.click("text=Retry delivery")
-            assert "Requeued" in page.inner_text("[role=status]")
-            assert page.inner_text("#state") == "queued"
+        await page.click(f"text={ids['failed']}")
+        assert await page.inner_text("#state") == "failed"
+        assert "failed/permanent" in await page.inner_text("#timeline")
+        assert "RecipNotFound" in await page.inner_text("#last-error")
+        await page.click("text=Retry delivery")
+        assert "Requeued" in await page.inner_text("[role=status]")
+        assert await page.inner_text("#state") == "queued"
 
-            page.click("text=Log out")
-            assert page.url.endswith("/admin/login")
-            page.goto(f"{relay_url}/admin/deliveries")
-            assert "/admin/login" in page.url
+        await page.click("text=Log out")
+        assert page.url.endswith("/admin/login")
+        await page.goto(f"{relay_url}/admin/deliveries")
+        assert "/admin/login" in page.url
 
-            page.fill("#username", "vera")
-            page.fill("#password", PASSWORDS["vera"])
-            page.click("button[type=submit]")
-            assert "Prospects" not in page.inner_text("header")
-            response = page.goto(f"{relay_url}/admin/prospects")
-            assert response is not None
-            assert response.status == 403
-            assert "Not allowed" in page.inner_text("h1")
-        finally:
-            browser.close()
+        await page.fill("#username", "vera")
+        await page.fill("#password", PASSWORDS["vera"])
+        await page.click("button[type=submit]")
+        assert "Prospects" not in await page.inner_text("header")
+        response = await page.goto(f"{relay_url}/admin/prospects")
+        assert response is not None
+        assert response.status == 403
+        assert "Not allowed" in await page.inner_text("h1")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +24,6 @@ from relay.ops.alerts import Alerter
 from relay.store import Store
 from tests.fakes import FakeTransport
 from tests.helpers import VALID, post_json
-from tests.test_delivery_app import wait_for
 
 HOOK = "https://hooks.example.com/relay"
 ALERTS = "ops@example.com"
@@ -38,8 +39,20 @@ class Transport(FakeTransport):
         return await super().send(email)
 
 
+def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Until the alerts watch (its own task, every few ms) has done something: a bounded poll,
+    since the watch exposes no event."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def alert_settings(settings_factory: Any, **overrides: Any) -> Any:
     values = {
+        "dispatch_in_serve": True,
         "dispatch_poll_seconds": 0.01,
         "alert_check_seconds": 0.01,
         "alert_email": ALERTS,

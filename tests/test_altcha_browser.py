@@ -9,20 +9,19 @@ and Accept: application/json, as Formspree's clients do, and shows each answer.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_support import _free_port, relay_serving
+from tests.browser_support import chromium, missing, relay_serving, run_with_asyncio
 from tests.helpers import VALID
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,8 +73,7 @@ def _node_modules() -> None:
         return
     npm = shutil.which("npm")
     if npm is None:
-        _missing("npm is not installed (needed for the ALTCHA widget)")
-        return
+        missing("npm is not installed (needed for the ALTCHA widget)")
     subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True
     )
@@ -105,18 +103,23 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 def fixture_site(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A real `relay serve` with a proof-of-work form, and the site whose page uses it."""
     _node_modules()
-    site_port = _free_port()
-    origin = f"http://127.0.0.1:{site_port}"
-    with relay_serving(tmp_path, FORMS.format(origin=origin)) as relay:
-        handler = type("Site", (_Site,), {"page": PAGE.format(relay=relay, **VALID).encode()})
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", site_port), handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
-        finally:
-            server.shutdown()
-            server.server_close()
+
+    class Site(_Site):  # this test's own page, set once relay's URL is known
+        page = b""
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)  # the system picks the port
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with relay_serving(tmp_path, FORMS.format(origin=origin)) as relay:
+            Site.page = PAGE.format(relay=relay, **VALID).encode()
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            try:
+                yield {"page": f"{origin}/", "relay": relay, "var": str(tmp_path / "var")}
+            finally:
+                server.shutdown()
+    finally:
+        server.server_close()
 
 
 def _queued(var: str) -> list[tuple[str, str]]:
@@ -129,28 +132,25 @@ def _queued(var: str) -> list[tuple[str, str]]:
         db.close()
 
 
-def test_the_altcha_widget_solves_relays_challenge_and_the_form_is_accepted_once(site):
+@run_with_asyncio
+async def test_the_altcha_widget_solves_relays_challenge_and_the_form_is_accepted_once(site):
     """The widget fetches and solves the challenge; the form is accepted (202, queued); the
     same page sent again with the same payload is refused as PROOF_OF_WORK_REUSED."""
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(site["page"])
-            page.wait_for_function(
-                "document.querySelector('input[name=altcha]')"
-                " && document.querySelector('input[name=altcha]').value.length > 0"
-            )
-            payload = page.input_value("input[name=altcha]")
-            time.sleep(1.2)  # a person takes longer than min_fill_seconds to write the message
-            page.click("button[type=submit]")
-            page.wait_for_selector("#answers li:nth-child(1)")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#answers li:nth-child(2)")
-            answers = page.inner_text("#answers").splitlines()
-            assert page.input_value("input[name=altcha]") == payload  # the same payload twice
-        finally:
-            browser.close()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(60_000)
+        await page.goto(site["page"])
+        await page.wait_for_function(
+            "document.querySelector('input[name=altcha]')"
+            " && document.querySelector('input[name=altcha]').value.length > 0"
+        )
+        payload = await page.input_value("input[name=altcha]")
+        await asyncio.sleep(1.2)  # a person takes longer than min_fill_seconds to write the message
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#answers li:nth-child(1)")
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#answers li:nth-child(2)")
+        answers = (await page.inner_text("#answers")).splitlines()
+        assert await page.input_value("input[name=altcha]") == payload  # the same payload twice
     assert answers == ["202 ok", "403 PROOF_OF_WORK_REUSED"]
     assert _queued(site["var"]) == [("guarded", "queued")]

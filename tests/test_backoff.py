@@ -26,6 +26,7 @@ def test_exponential_backoff_with_equal_jitter(attempts, rand, seconds):
 
 
 def test_a_wait_the_provider_asked_for_overrides_the_backoff():
+    """A Retry-After from Mailgun sets the next attempt exactly, whatever the computed backoff."""
     decision = backoff.decide(Retry(120, 429, "rate"), 5, T0, T0, rand=lambda: 1.0)
     assert decision == backoff.Retry(T0 + timedelta(seconds=120), "rate")
 
@@ -40,12 +41,15 @@ def test_retries_never_go_past_the_maximum_age():
 
 
 def test_refusals_fail_and_credentials_pause():
+    """A refused message fails with Mailgun's reason; rejected credentials pause dispatch, longer
+    after repeated faults."""
     assert backoff.decide(Failed(400, "bad"), 1, T0, T0) == backoff.Failed("bad")
     pause = backoff.decide(CredentialsRejected(401, "key"), 1, T0, T0, faults=3)
     assert pause == backoff.Pause(T0 + timedelta(minutes=2), "key")
 
 
 def test_pause_delay_doubles_up_to_its_cap():
+    """The dispatch pause doubles from 30 s with each fault, up to 15 minutes."""
     delays = [backoff.pause_delay(n, POLICY).total_seconds() for n in range(1, 8)]
     assert delays == [30, 60, 120, 240, 480, 900, 900]
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from relay.crypto import DecryptionFailed, KeyRing, generate_key, normalise_email
 from relay.errors import ConfigError
@@ -10,6 +14,8 @@ from tests.conftest import TEST_KEY, TEST_KEY_2
 
 
 def test_seal_and_open_round_trip():
+    """Sealed text holds nothing of the plaintext and opens back to it, emoji included, under the
+    same key and row."""
     ring = KeyRing.from_text(TEST_KEY)
     token = ring.seal("Zoë 👩‍🔬".encode(), b"submission:1")
     assert "Zoë".encode() not in token
@@ -25,15 +31,17 @@ def test_ciphertext_is_bound_to_its_row():
 
 
 def test_tampered_ciphertext_does_not_open():
+    """A ciphertext with one bit flipped fails authentication instead of opening."""
     ring = KeyRing.from_text(TEST_KEY)
     token = bytearray(ring.seal(b"secret", b"a"))
     token[-1] ^= 1
-    with pytest.raises(DecryptionFailed):
+    with pytest.raises(DecryptionFailed, match="failed authentication"):
         ring.open(bytes(token), b"a")
 
 
 @pytest.mark.parametrize("token", [b"", b"\x02" + b"0" * 40, b"\x01short"])
 def test_malformed_ciphertext(token):
+    """Bytes that are not relay's format (empty, another version, too short) are refused as such."""
     with pytest.raises(DecryptionFailed, match="unknown format"):
         KeyRing.from_text(TEST_KEY).open(token, b"a")
 
@@ -50,12 +58,14 @@ def test_old_key_still_opens_after_a_new_key_is_added():
 
 
 def test_unknown_key_is_named_by_id_only():
+    """A ciphertext sealed by a key the ring lacks is refused naming the key as missing."""
     token = KeyRing.from_text(TEST_KEY).seal(b"x", b"a")
     with pytest.raises(DecryptionFailed, match="not in the key ring"):
         KeyRing.from_text(TEST_KEY_2).open(token, b"a")
 
 
 def test_mac_is_keyed_and_normalised():
+    """The email MAC ignores case and spaces, differs under another key, and is one per ring key."""
     ring = KeyRing.from_text(TEST_KEY)
     assert ring.mac(" Jeanne@Example.FR ") == ring.mac("jeanne@example.fr")
     assert ring.mac("a@b.fr") != KeyRing.from_text(TEST_KEY_2).mac("a@b.fr")
@@ -64,9 +74,11 @@ def test_mac_is_keyed_and_normalised():
 
 
 def test_generated_keys_are_valid_and_distinct():
+    """`relay keys generate` gives 32 random bytes in urlsafe base64, a different key each time."""
     a, b = generate_key(), generate_key()
     assert a != b
-    KeyRing.from_text(a)
+    assert len(base64.urlsafe_b64decode(a + "=")) == 32
+    assert KeyRing.from_text(a).current_key_id != KeyRing.from_text(b).current_key_id
 
 
 @pytest.mark.parametrize(
@@ -74,11 +86,15 @@ def test_generated_keys_are_valid_and_distinct():
     [("", "no key given"), ("c2hvcnQ", "at least 32"), ("not base64 !!!", "not urlsafe base64")],
 )
 def test_bad_keys_are_explained(text, problem):
+    """An empty, short or non-base64 key is refused saying which."""
     with pytest.raises(ConfigError, match=problem):
         KeyRing.from_text(text)
 
 
 def test_signing_key_is_derived_not_the_master():
-    ring = KeyRing.from_text(TEST_KEY)
-    assert len(ring.signing_key) == 32
-    assert TEST_KEY.encode() not in ring.signing_key
+    """The signing key is the master key's HKDF for `relay/sign`, not the master key itself."""
+    master = base64.urlsafe_b64decode(TEST_KEY + "=")
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"relay/sign")
+    signing_key = KeyRing.from_text(TEST_KEY).signing_key
+    assert signing_key == derived.derive(master)
+    assert signing_key != master[:32]

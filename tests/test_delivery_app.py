@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,18 +15,10 @@ from relay.app import create_app
 from relay.config import Settings, load_settings
 from relay.errors import ConfigError
 from tests.conftest import TEST_KEY
+from tests.deliveries_helpers import drained
 from tests.fakes import FakeTransport
 from tests.helpers import ORIGIN, VALID, post_json
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float = 10.0) -> bool:
-    """Poll a condition of the outside world (a file, a log line), not a backoff."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.instances import Proc
 
 
 def state_of(settings: Settings, submission_id: str) -> str | None:
@@ -47,23 +34,25 @@ def state_of(settings: Settings, submission_id: str) -> str | None:
 
 def test_serve_delivers_to_eml_files_without_a_mailgun_key(settings_factory, clock):
     """The `make run` default: the submission becomes var/mail/<id>.eml, the row `accepted`."""
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    settings = settings_factory(dispatch_in_serve=True)
     with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
         sid = post_json(client).json()["id"]
-        path = settings.var_dir / "mail" / f"{sid}.eml"
-        assert wait_for(path.exists)
+        drained(client)
+    path = settings.var_dir / "mail" / f"{sid}.eml"
     assert b"Jeanne Martin" in path.read_bytes()
     assert state_of(settings, sid) == "accepted"
 
 
 def test_a_given_transport_is_used_by_the_dispatcher_in_serve(settings_factory, clock):
+    """The transport given to create_app is the one the in-process dispatcher sends the accepted
+    submission through."""
     transport = FakeTransport()
-    settings = settings_factory(dispatch_poll_seconds=0.01)
+    settings = settings_factory(dispatch_in_serve=True)
     app = create_app(settings, clock=clock, transport=transport)
     with TestClient(app, base_url="http://relay.test") as client:
         sid = post_json(client).json()["id"]
-        assert wait_for(lambda: len(transport.sent) == 1)
-    assert transport.sent[0].submission_id == sid
+        drained(client)
+    assert [e.submission_id for e in transport.sent] == [sid]
 
 
 def test_serve_without_the_dispatcher_leaves_rows_queued(settings_factory, clock):
@@ -76,7 +65,8 @@ def test_serve_without_the_dispatcher_leaves_rows_queued(settings_factory, clock
 
 
 def test_a_mailgun_key_without_a_domain_stops_start_up(settings_factory):
-    settings = settings_factory(mailgun_api_key="k" * 40)
+    """A Mailgun API key without RELAY_MAILGUN_DOMAIN stops the app at start, saying so."""
+    settings = settings_factory(mailgun_api_key="k" * 40, dispatch_in_serve=True)
     with pytest.raises(ConfigError, match="RELAY_MAILGUN_DOMAIN must be set"):
         create_app(settings)
 
@@ -97,80 +87,52 @@ def _env(settings: Settings) -> dict[str, str]:
         RELAY_FORMS_FILE=str(settings.forms_file),
         RELAY_SECRET_KEY=TEST_KEY,
         RELAY_LOG_FORMAT="json",
-        RELAY_DISPATCH_POLL_SECONDS="0.05",
     )
     return env
 
 
-def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-    return process.returncode, err.decode()
+def _delivered(proc: Proc, sid: str) -> None:
+    """Wait for the dispatcher's own line saying `sid` was handed over (no polling of files)."""
+    proc.wait_for(f'"submission_id": "{sid}", "form": "contact", "state": "accepted"', 20)
 
 
 @pytest.mark.slow
-def test_relay_worker_delivers_and_exits_cleanly_on_sigterm(settings_factory):
+def test_relay_worker_delivers_and_exits_cleanly_on_sigterm(settings_factory, tmp_path):
     """`relay worker` delivers what `relay serve` queued, then exits 0 on SIGTERM."""
     settings = settings_factory(dispatch_in_serve=False)
     # the real clock: the worker process has no fake one
     with TestClient(create_app(settings), base_url="http://relay.test") as client:
         sid = post_json(client).json()["id"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "relay", "worker"],
-        env=_env(settings),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
+    process = Proc("relay worker", ["worker"], _env(settings), tmp_path)
     try:
-        assert wait_for((settings.var_dir / "mail" / f"{sid}.eml").exists, 20)
+        _delivered(process, sid)
     finally:
-        code, err = _stop(process)
-    assert code == 0, err
+        process.stop()
+    err = process.output
+    assert process.popen.returncode == 0, err
     assert '"dispatcher stopped"' in err
     assert '"worker exited cleanly"' in err
+    assert (settings.var_dir / "mail" / f"{sid}.eml").exists()
     assert state_of(settings, sid) == "accepted"
     assert VALID["email"] not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
-def test_relay_serve_delivers_and_drains_the_dispatcher_on_sigterm(settings):
+def test_relay_serve_delivers_and_drains_the_dispatcher_on_sigterm(settings, tmp_path):
     """`relay serve` accepts, delivers in the same process, and on SIGTERM stops the
     dispatcher and completes shutdown. (uvicorn then re-raises the signal it caught, so process
     managers see "terminated by SIGTERM" after a clean shutdown.)"""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve", "--port", str(port)],
-        env=_env(settings),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-    )
+    process = Proc("relay serve", ["serve", "--port", "0"], _env(settings), tmp_path)
     try:
-        url = f"http://127.0.0.1:{port}/f/contact"
+        url = f"{process.url()}/f/contact"
         headers = {"Accept": "application/json", "Origin": ORIGIN}
-
-        def up() -> bool:
-            try:
-                httpx.options(url, headers={"Origin": ORIGIN}, timeout=1)
-            except httpx.HTTPError:
-                return False
-            return True
-
-        assert wait_for(up, 20)
         sid = httpx.post(url, json=VALID, headers=headers, timeout=5).json()["id"]
-        assert wait_for((Path(settings.var_dir) / "mail" / f"{sid}.eml").exists, 20)
+        _delivered(process, sid)
     finally:
-        code, err = _stop(process)
-    assert code in (0, -signal.SIGTERM), err
+        process.stop()
+    err = process.output
+    assert process.popen.returncode == -signal.SIGTERM, err
+    assert (Path(settings.var_dir) / "mail" / f"{sid}.eml").exists()
     assert '"dispatcher stopped"' in err
     assert "Application shutdown complete" in err
     assert err.index('"dispatcher stopped"') < err.index("Application shutdown complete")
@@ -178,7 +140,8 @@ def test_relay_serve_delivers_and_drains_the_dispatcher_on_sigterm(settings):
 
 def test_the_dispatcher_is_in_the_lifespan_state(settings_factory, clock):
     """Other parts (readiness) find it under "dispatcher"; None when serve does not dispatch."""
-    app = create_app(settings_factory(), clock=clock, transport=FakeTransport())
+    settings = settings_factory(dispatch_in_serve=True)
+    app = create_app(settings, clock=clock, transport=FakeTransport())
     with TestClient(app) as client:
         dispatcher = client.app_state["dispatcher"]
         assert dispatcher.running

@@ -14,8 +14,9 @@ from sqlalchemy import create_engine, text
 from starlette.testclient import TestClient
 
 from relay.app import create_app
+from tests.deliveries_helpers import drained
 from tests.helpers import post_json
-from tests.test_delivery_app import state_of, wait_for
+from tests.test_delivery_app import state_of
 
 BASE = "https://api.eu.mailgun.net"
 DOMAIN = "mg.example.com"
@@ -41,7 +42,7 @@ def test_after_an_ambiguous_timeout_the_logs_api_prevents_a_duplicate(settings_f
         mailgun_api_key="key-send-test",
         mailgun_domain=DOMAIN,
         mailgun_read_key="key-read-test",
-        dispatch_poll_seconds=0.01,
+        dispatch_in_serve=True,
         dispatch_backoff_base_seconds=1,
     )
     sid = ""
@@ -68,10 +69,11 @@ def test_after_an_ambiguous_timeout_the_logs_api_prevents_a_duplicate(settings_f
         app = create_app(settings, clock=clock)
         with TestClient(app, base_url="http://relay.test") as client:
             sid = post_json(client).json()["id"]
-            assert wait_for(lambda: send.call_count == 1)
-            assert wait_for(lambda: "ambiguous" in outcomes(settings, sid))
+            drained(client)
+            assert (send.call_count, outcomes(settings, sid)) == (1, ["ambiguous"])
             clock.now += timedelta(hours=1)  # the retry is due
-            assert wait_for(lambda: state_of(settings, sid) == "accepted")
+            drained(client)
+            assert state_of(settings, sid) == "accepted"
             metrics = client.get("/metrics").text
     assert send.call_count == 1
     assert logs.call_count >= 1

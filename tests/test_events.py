@@ -168,21 +168,27 @@ def test_logs_api_items_parse_with_iso_timestamps():
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "problem"),
     [
-        None,
-        [],
-        {"event": "delivered", "timestamp": 1.0},
-        {"id": "x", "timestamp": 1.0},
-        {"id": "x", "event": "delivered"},
-        {"id": "x", "event": "delivered", "@timestamp": "yesterday"},
-        {"id": "x" * 200, "event": "delivered", "timestamp": 1.0},
+        (None, "event-data is not an object"),
+        ([], "event-data is not an object"),
+        ({"event": "delivered", "timestamp": 1.0}, "event has no id"),
+        ({"id": "x", "timestamp": 1.0}, "event has no type"),
+        ({"id": "x", "event": "delivered"}, "event has no usable timestamp"),
+        (
+            {"id": "x", "event": "delivered", "@timestamp": "yesterday"},
+            "event has no usable timestamp",
+        ),
+        ({"id": "x" * 200, "event": "delivered", "timestamp": 1.0}, "event has no id"),
+        ({"id": "x", "event": "delivered", "timestamp": 1e300}, "event timestamp is out of range"),
     ],
 )
-def test_unusable_events_are_refused(data):
-    """Event data without id, type or timestamp raises EventInvalid (never echoing it)."""
-    with pytest.raises(EventInvalid):
+def test_unusable_events_are_refused(data, problem):
+    """Event data without id, type or timestamp raises EventInvalid saying which, in words of
+    its own (never echoing the data)."""
+    with pytest.raises(EventInvalid) as caught:
         parse_event(data)
+    assert str(caught.value) == problem
 
 
 @pytest.mark.parametrize(
@@ -270,7 +276,9 @@ def test_the_specifications_failed_without_severity_is_still_retrying():
     assert moved is not None
     assert moved.state == states.ACCEPTED
     del data["delivery-status"]["retry-seconds"]
-    assert transition(states.ACCEPTED, parse_event(data)) is not None
+    failed = transition(states.ACCEPTED, parse_event(data))
+    assert failed is not None
+    assert (failed.state, failed.final) == (states.FAILED, True)
 
 
 def test_event_keys_are_per_day():

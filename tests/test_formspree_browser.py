@@ -10,25 +10,33 @@ saying so; with CI=true it must run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import re
 import subprocess
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser_support import _free_port, relay_serving
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, _browser, _missing
+from tests.browser_support import (
+    chromium,
+    missing,
+    relay_serving,
+    reserved_port,
+    run_with_asyncio,
+)
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
-SITE_PORT = _free_port()  # nothing listens: Playwright answers for the site's origin
+SITE_PORT = reserved_port()  # nothing listens: Playwright answers for the site's origin
 SITE = f"http://127.0.0.1:{SITE_PORT}"
 FORMS = f"""
 [[forms]]
@@ -82,7 +90,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def bundle(entry: str, out: Path) -> str:
     """The page's script: our entry file and the npm clients, bundled by esbuild."""
     if not ESBUILD.exists():
-        _missing("node_modules is not installed (run `make npm`: npm ci)")
+        missing("node_modules is not installed (run `make npm`: npm ci)")
     target = out / (Path(entry).stem + ".js")
     subprocess.run(
         [
@@ -127,129 +135,132 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def site_page(relay_url: str, folder: Path, body: str, script: str) -> Iterator[Any]:
+@contextlib.asynccontextmanager
+async def site_page(relay_url: str, folder: Path, body: str, script: str) -> AsyncIterator[Page]:
     """A chromium page on the site's origin; only the site and relay are reachable."""
     (folder / "index.html").write_text(PAGE.format(body=body, relay=relay_url), "utf-8")
     (folder / "bundle.js").write_text(script, "utf-8")
-    with site_server(folder), _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            context = browser.new_context()
-            context.route(  # no other network: the clients must not need any
+    with site_server(folder):
+        async with chromium() as browser:
+            context = await browser.new_context()
+            await context.route(  # no other network: the clients must not need any
                 re.compile(r"^(?!http://127\.0\.0\.1:)"), lambda route: route.abort()
             )
-            page = context.new_page()
+            page = await context.new_page()
             page.set_default_timeout(10_000)
-            page.goto(SITE + "/index.html")
-            page.wait_for_selector("body[data-ready=yes]")
+            await page.goto(SITE + "/index.html")
+            await page.wait_for_selector("body[data-ready=yes]")
             yield page
-        finally:
-            browser.close()
 
 
-def test_formspree_core_in_a_real_browser(relay_url, tmp_path):
+@run_with_asyncio
+async def test_formspree_core_in_a_real_browser(relay_url, tmp_path):
     """@formspree/core: field errors land beside `_replyto` and the declared select; then the
     corrected form succeeds."""
     script = bundle("core_page.js", tmp_path)
-    with site_page(relay_url, tmp_path, CORE_BODY, script) as page:
-        page.fill("#email", "not-an-address")
-        page.select_option("#product", "Autre chose")
-        page.fill("#message", "Bonjour")
-        page.click("#send")
-        page.wait_for_function(
+    async with site_page(relay_url, tmp_path, CORE_BODY, script) as page:
+        await page.fill("#email", "not-an-address")
+        await page.select_option("#product", "Autre chose")
+        await page.fill("#message", "Bonjour")
+        await page.click("#send")
+        await page.wait_for_function(
             "document.getElementById('err-replyto').textContent"
             " || document.getElementById('status').textContent"
         )
-        assert page.inner_text("#status") == ""
-        assert page.inner_text("#err-replyto") == "TYPE_EMAIL: This is not a valid email address."
-        assert page.inner_text("#err-product") == "UNSPECIFIED: Choose one of the options offered."
-        assert page.inner_text("#err-message") == ""
-        page.fill("#email", "jeanne@example.fr")
-        page.select_option("#product", "Sérum")
-        page.click("#send")
-        page.wait_for_function("document.getElementById('status').textContent")
-        assert page.inner_text("#status") == "sent"
-        assert page.inner_text("#err-replyto") == ""
+        assert await page.inner_text("#status") == ""
+        assert (
+            await page.inner_text("#err-replyto")
+            == "TYPE_EMAIL: This is not a valid email address."
+        )
+        assert (
+            await page.inner_text("#err-product")
+            == "UNSPECIFIED: Choose one of the options offered."
+        )
+        assert await page.inner_text("#err-message") == ""
+        await page.fill("#email", "jeanne@example.fr")
+        await page.select_option("#product", "Sérum")
+        await page.click("#send")
+        await page.wait_for_function("document.getElementById('status').textContent")
+        assert await page.inner_text("#status") == "sent"
+        assert await page.inner_text("#err-replyto") == ""
 
 
-def test_formspree_react_in_a_real_browser(relay_url, tmp_path):
+@run_with_asyncio
+async def test_formspree_react_in_a_real_browser(relay_url, tmp_path):
     """@formspree/react with a project: ValidationError shows `_replyto` and select errors,
     success shows, and a 429 reaches the visitor as a form error."""
     script = bundle("react_page.jsx", tmp_path)
-    with site_page(relay_url, tmp_path, '<div id="root"></div>', script) as page:
-        page.fill("#email", "nope")
-        page.click("#send")
-        page.wait_for_selector("#err-replyto")
-        assert page.inner_text("#err-replyto") == "This is not a valid email address."
-        assert page.inner_text("#err-product") == "This field must not be empty."
-        assert page.inner_text("#err-message") == "This field must not be empty."
-        page.fill("#email", "jeanne@example.fr")
-        page.select_option("#product", "Sérum")
-        page.fill("#message", "Bonjour")
-        page.click("#send")
-        page.wait_for_selector("#status")
-        assert page.inner_text("#status") == "sent"
+    async with site_page(relay_url, tmp_path, '<div id="root"></div>', script) as page:
+        await page.fill("#email", "nope")
+        await page.click("#send")
+        await page.wait_for_selector("#err-replyto")
+        assert await page.inner_text("#err-replyto") == "This is not a valid email address."
+        assert await page.inner_text("#err-product") == "This field must not be empty."
+        assert await page.inner_text("#err-message") == "This field must not be empty."
+        await page.fill("#email", "jeanne@example.fr")
+        await page.select_option("#product", "Sérum")
+        await page.fill("#message", "Bonjour")
+        await page.click("#send")
+        await page.wait_for_selector("#status")
+        assert await page.inner_text("#status") == "sent"
         for _ in range(6):  # the limit is 5 a minute: the sixth post at the latest is refused
-            page.click("#send")
-            page.wait_for_function("!document.getElementById('send').disabled")
-            if page.query_selector("#form-errors"):
+            await page.click("#send")
+            await page.wait_for_function("!document.getElementById('send').disabled")
+            if await page.query_selector("#form-errors"):
                 break
-        assert "Too many submissions" in page.inner_text("#form-errors")
+        assert "Too many submissions" in await page.inner_text("#form-errors")
 
 
-def test_example_page_with_and_without_javascript(relay_url):
+@run_with_asyncio
+async def test_example_page_with_and_without_javascript(relay_url):
     """relay's own page at /: with JavaScript, errors appear beside their field and success in
     place; without it, the plain post lands on the thank-you page."""
-    with _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(10_000)
-            page.goto(f"{relay_url}/?lang=en")
-            page.fill("#f-email", "nope")
-            page.fill("#f-message", "Bonjour")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#e-email:not(:empty)")  # no string eval: the page's CSP
-            assert page.inner_text("#e-email") == "This is not a valid email address."
-            assert page.inner_text("#e-product") == "This field must not be empty."
-            page.fill("#f-email", "jeanne@example.fr")
-            page.select_option("#f-product", "Sérum")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#form-status:has-text('Thank you')")  # no eval: the CSP
-            assert page.inner_text("#form-status") == "Thank you, your message was received."
-            assert page.url == f"{relay_url}/?lang=en"
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(10_000)
+        await page.goto(f"{relay_url}/?lang=en")
+        await page.fill("#f-email", "nope")
+        await page.fill("#f-message", "Bonjour")
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#e-email:not(:empty)")  # no string eval: the page's CSP
+        assert await page.inner_text("#e-email") == "This is not a valid email address."
+        assert await page.inner_text("#e-product") == "This field must not be empty."
+        await page.fill("#f-email", "jeanne@example.fr")
+        await page.select_option("#f-product", "Sérum")
+        await page.click("button[type=submit]")
+        await page.wait_for_selector("#form-status:has-text('Thank you')")  # no eval: the CSP
+        assert await page.inner_text("#form-status") == "Thank you, your message was received."
+        assert page.url == f"{relay_url}/?lang=en"
 
-            plain = browser.new_context(java_script_enabled=False).new_page()
-            plain.goto(f"{relay_url}/?lang=fr")
-            plain.fill("#f-email", "jeanne@example.fr")
-            plain.select_option("#f-product", "Milieu")
-            plain.fill("#f-message", "Bonjour")
-            plain.click("button[type=submit]")
-            assert plain.url == f"{relay_url}/f/demo/thanks?lang=fr", plain.inner_text("body")
-            assert "Merci, votre message a bien été reçu." in plain.inner_text("h1")
-        finally:
-            browser.close()
+        plain = await (await browser.new_context(java_script_enabled=False)).new_page()
+        await plain.goto(f"{relay_url}/?lang=fr")
+        await plain.fill("#f-email", "jeanne@example.fr")
+        await plain.select_option("#f-product", "Milieu")
+        await plain.fill("#f-message", "Bonjour")
+        await plain.click("button[type=submit]")
+        assert plain.url == f"{relay_url}/f/demo/thanks?lang=fr", await plain.inner_text("body")
+        assert "Merci, votre message a bien été reçu." in await plain.inner_text("h1")
 
 
-def test_formspree_core_with_the_altcha_widget(relay_url, tmp_path):
+@run_with_asyncio
+async def test_formspree_core_with_the_altcha_widget(relay_url, tmp_path):
     """On a form with proof_of_work, the real ALTCHA widget solves relay's challenge and
     @formspree/core's post is accepted; the same solved payload sent again is refused, and the
     client shows relay's refusal (PROOF_OF_WORK_REUSED) to the visitor as a form error."""
     if not WIDGET.exists():
-        _missing("node_modules is not installed (run `make npm`: npm ci)")
+        missing("node_modules is not installed (run `make npm`: npm ci)")
     script = bundle("core_page.js", tmp_path)
     (tmp_path / "altcha.js").write_bytes(WIDGET.read_bytes())
-    with site_page(relay_url, tmp_path, POW_BODY.format(relay=relay_url), script) as page:
+    async with site_page(relay_url, tmp_path, POW_BODY.format(relay=relay_url), script) as page:
         page.set_default_timeout(60_000)  # the widget's proof takes about a second
-        page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
-        time.sleep(1.2)  # a person takes longer than min_fill_seconds to write
-        page.click("#send")
-        page.wait_for_selector("#status:not(:empty)")
-        first = page.inner_text("#status")
-        page.click("#send")
-        page.wait_for_selector("#status:has-text('already sent')")
-        second = page.inner_text("#status")
+        await page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
+        await asyncio.sleep(1.2)  # a person takes longer than min_fill_seconds to write
+        await page.click("#send")
+        await page.wait_for_selector("#status:not(:empty)")
+        first = await page.inner_text("#status")
+        await page.click("#send")
+        await page.wait_for_selector("#status:has-text('already sent')")
+        second = await page.inner_text("#status")
     assert first == "sent"
     # the client knows Formspree's own codes only: relay's PROOF_OF_WORK_REUSED reaches the
     # visitor as an unspecified form error with relay's message
@@ -272,24 +283,24 @@ min_fill_seconds = 0
 """
 
 
-def test_example_page_with_proof_of_work(tmp_path):
+@run_with_asyncio
+async def test_example_page_with_proof_of_work(tmp_path):
     """When the contact form asks for proof of work and the widget is installed, relay's own
     page at / runs the ALTCHA widget under its strict CSP and the form is accepted."""
     if not WIDGET.exists():
-        _missing("node_modules is not installed (run `make npm`: npm ci)")
-    with relay_serving(tmp_path, POW_EXAMPLE) as relay_url, _browser() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
+        missing("node_modules is not installed (run `make npm`: npm ci)")
+    with relay_serving(tmp_path, POW_EXAMPLE) as relay_url:
+        async with chromium() as browser:
+            page = await browser.new_page()
             page.set_default_timeout(60_000)
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.goto(f"{relay_url}/?lang=en")
-            page.fill("#f-email", "jeanne@example.fr")  # focus: the widget starts its work
-            page.fill("#f-message", "Bonjour")
-            page.wait_for_selector("input[name=altcha][value]:not([value=''])", state="attached")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#form-status:has-text('Thank you')")
-        finally:
-            browser.close()
+            await page.goto(f"{relay_url}/?lang=en")
+            await page.fill("#f-email", "jeanne@example.fr")  # focus: the widget starts its work
+            await page.fill("#f-message", "Bonjour")
+            await page.wait_for_selector(
+                "input[name=altcha][value]:not([value=''])", state="attached"
+            )
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("#form-status:has-text('Thank you')")
     assert [e for e in errors if "Content Security Policy" in e] == []

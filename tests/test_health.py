@@ -15,13 +15,16 @@ from tests.helpers import post_json
 
 
 def test_healthz_says_the_process_is_alive(client):
+    """/healthz answers 200 {"status": "ok"}."""
     response = client.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_ready_with_an_empty_queue(client):
+def test_ready_with_an_empty_queue(settings_factory, clock):
     """Database reachable, file transport, the dispatcher running, nothing waiting: ready."""
-    response = client.get("/readyz")
+    settings = settings_factory(dispatch_in_serve=True)
+    with TestClient(create_app(settings, clock=clock)) as client:
+        response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
@@ -98,10 +101,13 @@ def test_serve_with_dispatch_refuses_half_a_mailgun_configuration(settings_facto
     from relay.errors import ConfigError
 
     with pytest.raises(ConfigError, match="RELAY_MAILGUN_DOMAIN must be set"):
-        create_app(settings_factory(mailgun_api_key="key-test"), clock=clock)
+        create_app(
+            settings_factory(mailgun_api_key="key-test", dispatch_in_serve=True), clock=clock
+        )
 
 
 def test_ready_with_mailgun_configured(settings_factory, clock):
+    """With Mailgun settings, /readyz is 200 and names Mailgun as the transport."""
     settings = settings_factory(mailgun_api_key="key-test", mailgun_domain="mg.example.com")
     with TestClient(create_app(settings, clock=clock)) as client:
         response = client.get("/readyz")
@@ -123,8 +129,8 @@ def test_not_ready_when_the_database_is_gone(client, settings):
 def test_metrics_in_prometheus_format(client, clock):
     """Submissions by form and outcome, deliveries by state, queue depth and age, and the rest."""
     submit(client)
-    post_json(client, email="not-an-email")
-    post_json(client, "nope")
+    post_json(client, email="not-an-email", expect=422)
+    post_json(client, "nope", expect=404)
     clock.now += timedelta(seconds=30)
     response = client.get("/metrics")
     assert response.status_code == 200

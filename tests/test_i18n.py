@@ -110,7 +110,7 @@ def fixture_demo(settings_factory, tmp_path, clock) -> Iterator[TestClient]:
 
 def test_form_language_is_the_default_for_its_visitors(demo):
     """Without _language or Accept-Language, a French form answers in French (numbers too)."""
-    response = post_demo(demo, country="x" * 41)
+    response = post_demo(demo, country="x" * 41, expect=422)
     assert response.json()["error"] == "Corrigez les champs ci-dessous."
     assert response.json()["errors"] == [
         {
@@ -233,6 +233,20 @@ def test_a_malformed_body_is_explained_in_french(client):
     )
     assert response.status_code == 400
     assert response.json()["error"] == "Le corps de la requête n’est pas du JSON valide."
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (10, "Le formulaire n’est pas arrivé en 10 secondes."),
+        (2.5, "Le formulaire n’est pas arrivé en 2.5 secondes."),
+    ],
+)
+def test_a_body_timeout_is_explained_in_french(seconds, expected):
+    """The 408 message carries the body deadline, whole or not, and is translated with it."""
+    from relay.web.submit import body_timed_out
+
+    assert i18n.translate("fr", body_timed_out(seconds).message) == expected
 
 
 def test_an_unusable_withdrawal_link_is_explained_in_french(settings_factory):

@@ -37,6 +37,7 @@ def test_truncate_v6_to_64(ip, expected):
 
 
 def test_truncate_v4_to_16():
+    """A /16 truncation keeps the first two bytes of an IPv4 address."""
     assert truncate_ip("192.168.1.42", v4_prefix=16) == "192.168.0.0"
 
 

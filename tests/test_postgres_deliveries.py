@@ -11,7 +11,7 @@ from relay import states
 from relay.app import create_app
 from relay.store.deliveries import get_delivery, requeue, timeline
 from relay.store.delivery_stats import counts_by_state
-from tests.deliveries_helpers import WEBHOOK_KEY, event_data, read, sent, signed, submit, write
+from tests.deliveries_helpers import WEBHOOK_KEY, deliver, event_data, read, signed, submit, write
 
 pytestmark = pytest.mark.postgres
 
@@ -24,8 +24,7 @@ def test_webhooks_and_retry_on_postgresql(settings_factory, postgres_url, clock)
     )
     with TestClient(create_app(settings, clock=clock), base_url="http://relay.test") as client:
         ok, bad = submit(client), submit(client, "quote")
-        sent(client, ok, clock.now)
-        sent(client, bad, clock.now)
+        deliver(client)
         clock.now += timedelta(minutes=2)
         delivered = event_data(ok, "delivered", clock.now, event_id="pg-1")
         failed = event_data(bad, "failed", clock.now, severity="permanent", reason="bounce")

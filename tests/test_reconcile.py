@@ -17,7 +17,7 @@ from relay.mail.reconcile import Reconciler, sync_deliveries
 from relay.metrics import Metrics
 from relay.store.deliveries import get_delivery
 from tests.conftest import invoke
-from tests.deliveries_helpers import DOMAIN, read, sent, set_row, store, submit
+from tests.deliveries_helpers import DOMAIN, WEBHOOK_KEY, deliver, hook, read, store, submit
 from tests.mailgun_fixtures import event as mailgun_event
 from tests.mailgun_fixtures import logs_page, retarget
 
@@ -27,7 +27,9 @@ READ_KEY = "key-read-only-test"
 
 @pytest.fixture(name="settings")
 def fixture_settings(settings_factory: Any) -> Any:
-    return settings_factory(mailgun_read_key=READ_KEY, mailgun_domain=DOMAIN)
+    return settings_factory(
+        mailgun_read_key=READ_KEY, mailgun_domain=DOMAIN, mailgun_webhook_signing_key=WEBHOOK_KEY
+    )
 
 
 def _item(event: str, sid: str, at: Any, **extra: Any) -> dict[str, Any]:
@@ -149,6 +151,7 @@ def test_errors_are_translated_without_payloads(settings, clock, answer, message
 
 
 def test_client_needs_read_key_and_domain(settings_factory):
+    """The Logs API client refuses to exist without RELAY_MAILGUN_READ_KEY and _DOMAIN."""
     with pytest.raises(MailgunLogsError, match="RELAY_MAILGUN_READ_KEY and RELAY_MAILGUN_DOMAIN"):
         MailgunLogs(settings_factory())
 
@@ -167,10 +170,14 @@ def _sync(client, settings, clock) -> Any:
 
 def test_sync_applies_events_and_marks_old_silence_unknown(client, settings, clock):
     """A delivered message found in the logs becomes delivered; one too old to be found, unknown."""
-    fresh, old, queued = submit(client), submit(client), submit(client)
-    sent(client, fresh, clock.now)
-    sent(client, old, clock.now)
-    set_row(client, old, received_at=clock.now - timedelta(days=4))
+    now = clock.now
+    clock.now = now - timedelta(days=4)
+    old = submit(client)
+    deliver(client)
+    clock.now = now
+    fresh = submit(client)
+    deliver(client)
+    queued = submit(client)
     clock.now += timedelta(hours=2)
     with respx.mock(base_url=BASE, assert_all_called=True) as mg:
         mg.post("/v1/analytics/logs").mock(
@@ -197,7 +204,7 @@ def test_sync_applies_events_and_marks_old_silence_unknown(client, settings, clo
 def test_sync_is_idempotent(client, settings, clock):
     """Running sync twice over the same events records them once."""
     sid = submit(client)
-    sent(client, sid, clock.now)
+    deliver(client)
     failed = _item("failed", sid, clock.now, severity="temporary", reason="greylisted")
     with respx.mock(base_url=BASE) as mg:
         mg.post("/v1/analytics/logs").mock(side_effect=lambda _request: _page([failed]))
@@ -208,8 +215,11 @@ def test_sync_is_idempotent(client, settings, clock):
 
 
 def test_sync_stops_at_the_first_mailgun_error(client, settings, clock):
+    """A 401 from the Logs API stops the sync after that one call, and the report says the read key
+    was refused."""
     for _ in range(2):
-        sent(client, submit(client), clock.now)
+        submit(client)
+    deliver(client)
     with respx.mock(base_url=BASE) as mg:
         route = mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(401))
         report = _sync(client, settings, clock)
@@ -221,32 +231,33 @@ def test_sync_stops_at_the_first_mailgun_error(client, settings, clock):
 def test_cli_sync(cli, client, clock, monkeypatch):
     """`relay deliveries sync` runs one pass and prints what it did."""
     sid = submit(client)
-    sent(client, sid, clock.now)
+    deliver(client)
     monkeypatch.setenv("RELAY_MAILGUN_READ_KEY", READ_KEY)
     monkeypatch.setenv("RELAY_MAILGUN_DOMAIN", DOMAIN)
     with respx.mock(base_url=BASE) as mg:
         mg.post("/v1/analytics/logs").mock(return_value=_page([_item("delivered", sid, clock.now)]))
         result = invoke(cli, "deliveries", "sync")
-    assert result.exit_code == 0
     assert (
         "checked 1 unconfirmed deliveries; 1 new events; now final or moved: 1 delivered"
         in result.output
     )
     with respx.mock(base_url=BASE) as mg:
-        sent(client, submit(client), clock.now)
+        submit(client)
+        deliver(client)
         mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(503))
-        failed = invoke(cli, "deliveries", "sync")
-    assert (failed.exit_code, "sync stopped early" in failed.output) == (1, True)
+        failed = invoke(cli, "deliveries", "sync", expect=1)
+    assert "sync stopped early" in failed.output
 
 
 def test_cli_sync_without_settings(cli):
-    result = invoke(cli, "deliveries", "sync")
-    assert result.exit_code == 1
+    """`deliveries sync` without the read key and domain exits 1 saying which settings it needs."""
+    result = invoke(cli, "deliveries", "sync", expect=1)
     assert "needs RELAY_MAILGUN_READ_KEY and RELAY_MAILGUN_DOMAIN" in result.output
 
 
 def test_reconciler_runs_now_and_stops(client, settings, settings_factory, clock):
-    """The worker's periodic task runs a first pass at start and stops cleanly."""
+    """The worker's periodic task runs a first pass at start (none without the read key), and
+    stop() returns once it ends."""
 
     async def go() -> Any:
         off = Reconciler(store(client), settings_factory(), clock=clock)
@@ -261,7 +272,8 @@ def test_reconciler_runs_now_and_stops(client, settings, settings_factory, clock
 
     with respx.mock(base_url=BASE) as mg:
         mg.post("/v1/analytics/logs").mock(return_value=_page([]))
-        sent(client, submit(client), clock.now)
+        submit(client)
+        deliver(client)
         assert client.portal is not None
         report = client.portal.call(go)
     assert report is not None
@@ -287,7 +299,7 @@ def test_a_page_of_unrelated_items_moves_nothing_and_is_reported(client, setting
     """If Mailgun ignores the message_id filter, its items (a `delivered` among them) are not
     taken as ours: no event is recorded, no state moves, and the run says so."""
     sid = submit(client)
-    sent(client, sid, clock.now)
+    deliver(client)
     metrics = Metrics()
 
     async def go() -> Any:
@@ -357,7 +369,7 @@ def test_sync_finds_a_delayed_bounce_after_delivered(client, settings, clock):
     """A submission delivered within the bounce window is looked up again; Mailgun's delayed
     bounce in its logs makes it failed, with the reason, even if the webhook was lost."""
     sid = submit(client)
-    sent(client, sid, clock.now)
+    deliver(client)
     delivered = retarget(mailgun_event("event_delivered.json"), sid, clock.now)
     bounce_at = clock.now + timedelta(hours=2)
     bounce = retarget(mailgun_event("event_failed_delayed_bounce.json"), sid, bounce_at)
@@ -393,7 +405,8 @@ def test_sync_finds_a_delayed_bounce_after_delivered(client, settings, clock):
 def test_delivered_submissions_past_the_bounce_window_are_not_looked_up(client, settings, clock):
     """Once RELAY_DELIVERED_BODY_HOURS have passed since delivery, sync leaves it alone."""
     sid = submit(client)
-    sent(client, sid, clock.now, state=states.DELIVERED, final_at=clock.now)
+    deliver(client)
+    hook(client, sid, "delivered", clock.now)
     clock.now += timedelta(hours=24, minutes=1)
     with respx.mock(base_url=BASE, assert_all_called=False) as mg:
         route = mg.post("/v1/analytics/logs").mock(return_value=httpx.Response(200, json={}))

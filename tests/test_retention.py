@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.minimise import retention
 
@@ -61,3 +64,23 @@ def test_purge_report_totals():
     report = retention.PurgeReport(prospects=2, bodies_wiped=3)
     assert report.total == 5
     assert set(report.as_dict()) >= {"prospects", "delivery_log_rows", "opposition_entries"}
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 1),  # noqa: DTZ001 - hypothesis takes naive bounds
+        max_value=datetime(9000, 12, 31),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    years=st.integers(min_value=0, max_value=50),
+)
+def test_add_years_is_relativedelta_calendar_years(moment, years):
+    """add_years gives exactly dateutil's calendar years (29 February onto 28 February)."""
+    assert retention.add_years(moment, years) == moment + relativedelta(years=years)
+
+
+def test_add_years_from_29_february():
+    """29 February 2024 + 3 years is 28 February 2027; + 4 years is 29 February 2028."""
+    leap = datetime(2024, 2, 29, 13, 5, tzinfo=UTC)
+    assert retention.add_years(leap, 3) == datetime(2027, 2, 28, 13, 5, tzinfo=UTC)
+    assert retention.add_years(leap, 4) == datetime(2028, 2, 29, 13, 5, tzinfo=UTC)

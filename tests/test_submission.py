@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
 
 from relay.accept.submission import (
     LIMITS,
@@ -14,7 +13,6 @@ from relay.accept.submission import (
 )
 from relay.errors import FieldError
 from tests.helpers import VALID
-from tests.strategies import submissions
 
 
 def errors_of(**fields):
@@ -45,6 +43,7 @@ def errors_of(**fields):
         ({"company": "ACME\r\n"}, ("company", "OK")),
         ({"company": ["a"]}, ("company", "TYPE_TEXT")),
         ({"phone": "06\n12"}, ("phone", "INVALID_CHARACTERS")),
+        ({"phone": "\x07"}, ("phone", "INVALID_CHARACTERS")),
         ({"phone": "1" * (LIMITS["phone"] + 1)}, ("phone", "TOO_LONG")),
     ],
 )
@@ -53,7 +52,7 @@ def test_invalid_field_gives_its_code(fields, expected):
     if expected[1] == "OK":
         assert isinstance(validate_submission({**VALID, **fields}, phone_region="FR"), Submission)
     else:
-        assert expected in errors_of(**fields)
+        assert errors_of(**fields) == {expected}
 
 
 @pytest.mark.parametrize("missing", ["name", "email", "message"])
@@ -141,19 +140,3 @@ def test_phone_is_e164_where_parseable(typed, region, expected):
 def test_consent_checkbox(raw, given):
     """Only a ticked box (or JSON true) is consent; absence is no consent."""
     assert given == consent_from(raw, "newsletter").given
-
-
-@given(submissions)
-def test_any_input_gives_a_model_or_field_errors(raw):
-    """Property: validation never raises; errors name known fields and non-empty codes."""
-    result = validate_submission(raw, phone_region="FR")
-    if isinstance(result, Submission):
-        for value in (result.name, result.email, result.phone or "", result.company or ""):
-            assert "\n" not in value
-            assert "\r" not in value
-    else:
-        assert result
-        for error in result:
-            assert error.field in LIMITS
-            assert error.code
-            assert error.message

@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -14,7 +15,15 @@ from sqlalchemy.engine import Connection
 from relay import states
 from relay.store.deliveries import get_delivery, timeline
 from relay.store.tables import delivery_events, webhook_tokens
-from tests.deliveries_helpers import WEBHOOK_KEY, event_data, read, sent, signed, submit
+from tests.deliveries_helpers import (
+    WEBHOOK_KEY,
+    deliver,
+    event_data,
+    in_flight,
+    read,
+    signed,
+    submit,
+)
 
 
 @pytest.fixture(name="settings")
@@ -36,15 +45,15 @@ def _events(client) -> int:
 @pytest.fixture(name="accepted")
 def fixture_accepted(client, clock) -> str:
     sid = submit(client)
-    sent(client, sid, clock.now)
+    deliver(client)
     return sid
 
 
 def test_delivered_makes_delivery_final_and_keeps_the_body_for_the_bounce_window(
     client, clock, accepted
 ):
-    """`delivered` answers 200 and marks the submission delivered and final; the body stays
-    (a delayed bounce may still make it worth retrying) until RELAY_DELIVERED_BODY_HOURS."""
+    """`delivered` answers 200 and marks the submission delivered and final; the body is kept
+    for now (a delayed bounce may still make it worth retrying; the purge wipes it later)."""
     clock.now += timedelta(minutes=1)
     response = _post(client, signed(event_data(accepted, "delivered", clock.now), clock.now))
     assert (response.status_code, response.json()) == (200, {"ok": True, "verdict": "recorded"})
@@ -57,7 +66,7 @@ def test_delivered_makes_delivery_final_and_keeps_the_body_for_the_bounce_window
     )
     assert row.body_wiped_at is None
     steps = read(client, timeline(accepted)).steps
-    assert [s.what for s in steps] == ["received", "sent", "delivered"]
+    assert [s.what for s in steps] == ["received", "accepted", "delivered"]
     assert "set-cookie" not in response.headers
 
 
@@ -156,16 +165,17 @@ def test_temporary_failure_is_on_the_timeline_and_keeps_waiting(client, clock, a
     ) == ("failed/temporary", "generic - 451 4.7.652 The mail server is busy")
 
 
-def test_accepted_event_after_an_ambiguous_send_marks_it_accepted(client, clock):
-    """Mailgun's `accepted` for a message still marked sending tells relay Mailgun has it."""
-    from tests.deliveries_helpers import set_row
-
+def test_accepted_event_while_the_send_is_in_flight_marks_it_accepted(client, clock):
+    """Mailgun's `accepted` for a message still marked sending (its API has not answered yet)
+    tells relay Mailgun has it; the late answer finds the lease gone and changes nothing."""
     sid = submit(client)
-    set_row(client, sid, state=states.SENDING)
-    assert (
-        _post(client, signed(event_data(sid, "accepted", clock.now), clock.now)).status_code == 200
-    )
-    assert read(client, get_delivery(sid)).state == states.ACCEPTED
+    with in_flight(client, 503):
+        assert read(client, get_delivery(sid)).state == states.SENDING
+        response = _post(client, signed(event_data(sid, "accepted", clock.now), clock.now))
+        assert response.status_code == 200
+    row = read(client, get_delivery(sid))
+    assert (row.state, row.last_event, row.last_error) == (states.ACCEPTED, "accepted", None)
+    assert [s.what for s in read(client, timeline(sid)).steps] == ["received", "accepted"]
 
 
 def test_complaint_is_recorded_without_changing_state(client, clock, accepted):
@@ -179,11 +189,11 @@ def test_complaint_is_recorded_without_changing_state(client, clock, accepted):
 
 
 def test_event_matched_by_mailgun_message_id(client, clock):
-    """Without our custom variable, the event is matched through the stored provider id."""
-    from tests.deliveries_helpers import set_row
-
+    """Without our custom variable, the event is matched through the id Mailgun answered."""
     sid = submit(client)
-    set_row(client, sid, state=states.ACCEPTED, provider_message_id="<2026.abc@mailgun.org>")
+    queued = {"id": "<2026.abc@mailgun.org>", "message": "Queued. Thank you."}
+    deliver(client, httpx.Response(200, json=queued))
+    assert read(client, get_delivery(sid)).provider_message_id == "<2026.abc@mailgun.org>"
     data = event_data(sid, "delivered", clock.now)
     data["user-variables"] = {}
     data["message"] = {"headers": {"message-id": "2026.abc@mailgun.org"}}

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock_now, run, settings_or_exit
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
 from relay.minimise import backup as backups
@@ -64,7 +63,7 @@ def db_restore(path: Path, register_from: Path | None, yes: bool) -> None:
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
     report = run(
-        backups.restore(settings, keyring, path, now=utcnow(), register_from=register_from)
+        backups.restore(settings, keyring, path, now=clock_now(), register_from=register_from)
     )
     click.echo(f"restored {path} over {live} (schema now at {report.revision})")
     if report.register_source is None:

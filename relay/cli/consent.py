@@ -6,9 +6,8 @@ from datetime import datetime
 
 import click
 
-from relay.cli.common import settings_or_exit
+from relay.cli.common import clock_now, settings_or_exit
 from relay.cli.subject import actor_option, received_option, request_option, utc_option, with_store
-from relay.clock import utcnow
 from relay.config import is_loopback_url
 from relay.errors import RelayError
 from relay.keyfile import load_keyring
@@ -36,7 +35,7 @@ def withdraw(email: str, actor: str, request_id: int | None, received: datetime 
             keyring,
             email,
             actor=actor,
-            now=utcnow(),
+            now=clock_now(),
             source=actor,
             request_id=request_id,
             received_at=utc_option(received),
@@ -71,6 +70,6 @@ def link(email: str) -> None:
         )
         raise click.ClickException(msg)
     token = consent_link.withdrawal_token(
-        keyring, email, now=utcnow(), days=settings.consent_link_days
+        keyring, email, now=clock_now(), days=settings.consent_link_days
     )
     click.echo(f"{base}/consent/withdraw?token={token}")

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from relay import spans, states
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock_now, run, settings_or_exit
 from relay.config import Settings, load_forms
 from relay.defence.quarantine import Result, release, remove
 from relay.errors import RelayError
@@ -138,7 +137,7 @@ def deliveries(
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_or_exit()
-    now = utcnow()
+    now = clock_now()
     flt = DeliveryFilter(
         state=state,
         form=form_id,
@@ -180,7 +179,7 @@ def show(submission_id: str, as_json: bool) -> None:
     found = run(with_store(settings, lambda s: s.read(timeline(submission_id))))
     if found is None:
         raise click.ClickException(f"no submission {submission_id}")
-    now = utcnow()
+    now = clock_now()
     d = found.delivery
     if as_json:
         steps = [
@@ -208,7 +207,7 @@ def retry(submission_id: str) -> None:
     """
     settings = settings_or_exit()
     result = run(
-        with_store(settings, lambda s: s.write(requeue(submission_id, utcnow(), actor=actor())))
+        with_store(settings, lambda s: s.write(requeue(submission_id, clock_now(), actor=actor())))
     )
     explain = {
         "not_found": f"no submission {submission_id}",
@@ -234,7 +233,7 @@ def release_command(submission_id: str) -> None:
         keyring = load_keyring(settings)
     except RelayError as exc:
         raise click.ClickException(str(exc)) from None
-    job = release(submission_id, utcnow(), actor=actor(), keyring=keyring, forms=forms)
+    job = release(submission_id, clock_now(), actor=actor(), keyring=keyring, forms=forms)
     _quarantine_done(submission_id, run(with_store(settings, lambda s: s.write(job))))
 
 
@@ -246,7 +245,7 @@ def delete_command(submission_id: str) -> None:
     Example: relay deliveries delete 0193a5c8-7d1e-7c3a-9f2b-4b1d2e3f4a5b
     """
     settings = settings_or_exit()
-    job = remove(submission_id, utcnow(), actor=actor())
+    job = remove(submission_id, clock_now(), actor=actor())
     _quarantine_done(submission_id, run(with_store(settings, lambda s: s.write(job))))
 
 
@@ -270,7 +269,7 @@ def sync() -> None:
     async def go(store: Store) -> SyncReport:
         logs = MailgunLogs(settings)
         try:
-            return await sync_deliveries(store, logs, utcnow(), settings=settings)
+            return await sync_deliveries(store, logs, clock_now(), settings=settings)
         finally:
             await logs.aclose()
 

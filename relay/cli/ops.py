@@ -11,8 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from relay.accept.form_input import kept_fields
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock_now, run, settings_or_exit
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.errors import RelayError, StoreUnavailable
@@ -27,7 +26,7 @@ from relay.store.rotation import RotationReport, rotate_job
 
 
 def audit_job(action: str, detail: str) -> Callable[[Connection], None]:
-    now = utcnow()
+    now = clock_now()
 
     def job(conn: Connection) -> None:
         audit.add_entry(conn, now, "cli", action, None, detail)

@@ -6,8 +6,7 @@ import json
 
 import click
 
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock_now, run, settings_or_exit
 from relay.mail.eml import remove_expired
 from relay.minimise.housekeeping import bounds_of
 from relay.minimise.retention import PurgeReport, body_cutoff, purge, restricted_past_expiry
@@ -39,7 +38,7 @@ def purge_command(dry_run: bool, as_json: bool) -> None:
     """
     settings = settings_or_exit()
 
-    now = utcnow()
+    now = clock_now()
 
     async def go() -> tuple[PurgeReport, int]:
         store = await Store.from_settings(settings)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock, run, settings_or_exit
 from relay.config import load_forms
 from relay.deliver.send_test import send_test
 from relay.errors import RelayError
@@ -38,7 +37,7 @@ def send_test_command(form_id: str, timeout: float) -> None:
         known = ", ".join(sorted(forms))
         raise click.ClickException(f"there is no form {form_id!r} (the forms file has: {known})")
     click.echo(f"sending a test message for form {form.id} to {', '.join(form.recipients)}")
-    report = run(send_test(settings, form, clock=utcnow, wait_seconds=timeout))
+    report = run(send_test(settings, form, clock=clock(), wait_seconds=timeout))
     click.echo(f"via {report.via}; delivery log id {report.submission_id} (marked as a test)")
     for step in report.steps:
         click.echo(step)

@@ -20,8 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
-from relay.cli.common import run, settings_or_exit
-from relay.clock import utcnow
+from relay.cli.common import clock_now, run, settings_or_exit
 from relay.config import Settings
 from relay.crypto import KeyRing
 from relay.keyfile import load_keyring
@@ -119,7 +118,7 @@ def export(
             keyring,
             email,
             actor=actor,
-            now=utcnow(),
+            now=clock_now(),
             controller=controller_of(settings),
             bounds=bounds_of(settings),
             request_id=request_id,
@@ -159,7 +158,7 @@ def erase(email: str, actor: str, request_id: int | None, received: datetime | N
             keyring,
             email,
             actor=actor,
-            now=utcnow(),
+            now=clock_now(),
             mail_dir=settings.var_dir / "mail",
             request_id=request_id,
             received_at=utc_option(received),
@@ -223,7 +222,7 @@ def rectify(
             keyring,
             email,
             actor=actor,
-            now=utcnow(),
+            now=clock_now(),
             phone_region=region,
             name=name,
             company=company,
@@ -243,7 +242,7 @@ def _restrict(email: str, actor: str, restricted: bool, request_id: int | None) 
             keyring,
             email,
             actor=actor,
-            now=utcnow(),
+            now=clock_now(),
             restricted=restricted,
             request_id=request_id,
         )
@@ -288,7 +287,7 @@ def touch(email: str, at: datetime | None, client: bool, actor: str) -> None:
     when = utc_option(at)
 
     def action(store: Store, keyring: KeyRing) -> Awaitable[datetime | None]:
-        now = utcnow()
+        now = clock_now()
         return privacy.touch_subject(
             store,
             keyring,
@@ -315,7 +314,7 @@ def show(email: str, actor: str) -> None:
     """
     record = with_store(
         lambda store, keyring: privacy.find_prospect(
-            store, keyring, email, actor=actor, now=utcnow()
+            store, keyring, email, actor=actor, now=clock_now()
         )
     )
     if record is None:
@@ -333,10 +332,10 @@ def receive(kind: str, email: str, received: datetime | None, actor: str) -> Non
 
     Example: relay subject receive erase jeanne@example.fr --received 2026-11-20
     """
-    when = utc_option(received) or utcnow()
+    when = utc_option(received) or clock_now()
     request_id = with_store(
         lambda store, keyring: privacy.open_request(
-            store, keyring, email, actor=actor, now=utcnow(), kind=kind, received_at=when
+            store, keyring, email, actor=actor, now=clock_now(), kind=kind, received_at=when
         )
     )
     due = request_due(when)
@@ -365,7 +364,7 @@ def requests(ctx: click.Context, days: int, as_json: bool) -> None:
 
     Example: relay subject requests || mail -s "GDPR request overdue" dpo@example.com
     """
-    now = utcnow()
+    now = clock_now()
     rows = with_store(lambda store, _k: store.read(audit.list_requests(now - timedelta(days=days))))
     shaped = [_request_row(r, now) for r in rows]
     if as_json:

@@ -28,11 +28,12 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from altcha import Payload, create_challenge, verify_solution
+from typing import TYPE_CHECKING, Any
 
 from relay.crypto import KeyRing
+
+if TYPE_CHECKING:
+    from altcha import Payload
 
 ALGORITHM = "PBKDF2/SHA-256"
 #: The widget's default field name.
@@ -116,6 +117,8 @@ def issue(
     counter: int,
 ) -> dict[str, Any]:
     """A signed challenge for `form_id`, as the JSON the widget fetches."""
+    from altcha import create_challenge  # the library (and argon2) only once a form uses it
+
     issued = int(now.timestamp())
     challenge = create_challenge(
         ALGORITHM,
@@ -173,6 +176,8 @@ def _key_signed(decoded: dict[str, Any], keys: ProofKeys) -> bool:
 
 def _verified(payload: Payload, keys: ProofKeys) -> str | None:
     """None when a key of the ring signed the challenge and the solution is right, else a code."""
+    from altcha import verify_solution  # see issue()
+
     for sign, key_sign in zip(keys.sign, keys.key_sign, strict=True):
         try:
             result = verify_solution(payload, sign, hmac_key_secret=key_sign)
@@ -212,6 +217,8 @@ def check(payload: Any, keys: ProofKeys, form_id: str, now: datetime) -> Proof |
         return _remember(keys, payload, MALFORMED)
     if not _key_signed(decoded, keys):
         return _remember(keys, payload, INVALID)
+    from altcha import Payload  # see issue()
+
     try:
         parsed = Payload.from_dict(decoded)
     except (ValueError, KeyError, TypeError, AttributeError):

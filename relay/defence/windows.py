@@ -11,10 +11,26 @@ async locks and expiry timers; a flood is answered at the speed of this dict ins
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 #: Drop idle keys every this many hits (a key idle for two windows counts nothing any more).
 SWEEP_EVERY = 4096
+#: Seconds in each unit of a rate limit string (a month is 30 days and a year 12 such months,
+#: as the `limits` library counts them).
+UNITS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86_400,
+    "month": 30 * 86_400,
+    "year": 360 * 86_400,
+}
+#: One item: "30/minute", "30 per minute", "30/5 minutes", "30 per 5 minutes".
+_ITEM = r"\s*([0-9]+)\s*(?:/|per)\s*([0-9]+)?\s*([a-z]+)\s*"
+_ONE_ITEM = re.compile(_ITEM, re.IGNORECASE)
+#: Items separated by one of , ; | (the `limits` grammar also allows a ':' before the separator)
+_ITEMS = re.compile(rf"^{_ITEM}(?::?[,;|]{_ITEM})*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,30 @@ class Limit:
 
     amount: int
     seconds: int
+
+
+def parse_limits(text: str) -> tuple[Limit, ...]:
+    """ "30/minute;300/hour" → its limits; ValueError if it is not one.
+
+    The notation of the `limits` library (what RELAY_RATE_LIMIT_* always accepted), parsed here
+    so that relay without Redis never imports that library: tests/defence/test_windows.py
+    checks this parser against the library's on generated strings.
+    """
+    if not _ITEMS.match(text):
+        msg = f"couldn't parse rate limit string {text!r}"
+        raise ValueError(msg)
+    out = []
+    for part in re.split(r"[,;|]", text):
+        match = _ONE_ITEM.match(part)
+        if match is None:
+            continue
+        amount, multiples, unit = match.groups()
+        seconds = UNITS.get(unit.lower().removesuffix("s"), 0)  # "minutes" is "minute"
+        if not seconds:
+            msg = f"no unit matched for {unit!r}"
+            raise ValueError(msg)
+        out.append(Limit(int(amount), seconds * (int(multiples or 0) or 1)))
+    return tuple(out)
 
 
 class _Counter:

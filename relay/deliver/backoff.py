@@ -94,7 +94,9 @@ def decide(
         age = int((now - first_try_at).total_seconds() // 3600)
         return Dead(f"gave up after {attempts} attempts over {age} h; last: {result.error}")
     if result.after is not None:
-        wait = timedelta(seconds=max(0.0, result.after))
+        # Whatever wait was asked for (Retry-After: 99999999999999, a date in year 9999), it
+        # ends at the deadline: timedelta and datetime cannot even hold some of them.
+        wait = timedelta(seconds=min(max(0.0, result.after), (deadline - now).total_seconds()))
     else:
         wait = backoff_delay(attempts, policy, rand)
     # One last try at the deadline rather than none: the maximum age is when we stop.

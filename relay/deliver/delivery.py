@@ -12,8 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from relay.clock import Clock
 from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing
@@ -22,14 +20,11 @@ from relay.deliver.dispatcher import Dispatcher, Lookup, Options
 from relay.errors import ConfigError
 from relay.keyfile import load_keyring
 from relay.mail.eml import FileTransport
-from relay.mail.http import Http1Transport
-from relay.mail.mailgun import MailgunTransport
 from relay.mail.reconcile import Reconciler
 from relay.mail.render import Renderer, default_email_templates_dir
 from relay.mail.transport import Transport
 from relay.metrics import Metrics
 from relay.minimise.housekeeping import Housekeeper
-from relay.ops.alerts import Alerter
 from relay.store import Store
 
 log = logging.getLogger("relay.worker")
@@ -101,6 +96,11 @@ async def open_transport(
         yield FileTransport(settings.var_dir / "mail", clock=clock)
         return
     assert settings.mailgun_domain  # noqa: S101 - renderer_for refused a key without a domain
+    import httpx  # only with Mailgun: relay writing .eml files never loads it
+
+    from relay.mail.http import Http1Transport
+    from relay.mail.mailgun import MailgunTransport
+
     timeout = httpx.Timeout(settings.mailgun_timeout_seconds, connect=5.0)
     transport = Http1Transport(max_connections=settings.dispatch_concurrency)
     async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
@@ -182,7 +182,10 @@ async def running_delivery(
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)
-        # issue 12: the alerts watch of this process (relay.ops.alerts)
+        # issue 12: the alerts watch of this process (imported here: `relay serve` without a
+        # dispatcher never loads it)
+        from relay.ops.alerts import Alerter
+
         alerter = Alerter(
             settings,
             store,

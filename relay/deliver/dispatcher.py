@@ -8,6 +8,9 @@ one is configured) before it is sent again, and carries our own Message-Id other
 On stop (SIGTERM) the loop stops claiming, lets in-flight sends finish for a grace period,
 and releases whatever is still in flight. After 401/403 (credentials, not the message) it
 pauses with back-off; `paused_reason` says why, for logs and readiness.
+
+What it is doing is observable without polling: `stopping` is set once stop is asked, and
+`drained()` returns once the loop has found nothing more due, with nothing in flight.
 """
 
 from __future__ import annotations
@@ -118,12 +121,18 @@ class Dispatcher:
         self.paused_reason: str | None = None
         self.paused_until: datetime | None = None
         self._faults = 0
-        self._stopping = asyncio.Event()
+        #: set once `stop()` is asked: the loop claims nothing more
+        self.stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # drained(): each call asks for a fresh pass (`_asked`); a pass that begins after the
+        # ask and ends with nothing claimed and nothing in flight answers it (`_idle_upto`)
+        self._asked = 0
+        self._idle_upto = 0
+        self._idle = asyncio.Event()
         self._last_wipe: datetime | None = None
         # rows being prepared or sent (not those only waiting for their outcome to be written)
         self._in_flight = 0
-        self._room = False  # a slot freed (or stop was asked) since the loop last looked
+        self._woken = False  # a slot freed, stop or a pass was asked, since the loop looked
         self._waiter: asyncio.Future[None] | None = None
         self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
         self._pacer = Pacer()
@@ -136,7 +145,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Run the loop in the background until `stop()`."""
-        self._stopping.clear()
+        self.stopping.clear()
         await self._peers.check(self.clock())
         self._task = asyncio.create_task(self._run(), name="relay-dispatcher")
         log.info(
@@ -148,7 +157,7 @@ class Dispatcher:
         """Stop claiming; finish in-flight sends within the grace period, release the rest."""
         if self._task is None:
             return
-        self._stopping.set()
+        self.stopping.set()
         self._wake()
         await self._task
         self._task = None
@@ -157,6 +166,25 @@ class Dispatcher:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    async def drained(self) -> None:
+        """Until the running loop has delivered (or scheduled) everything due now.
+
+        Wakes the loop at once (not at its next poll) and returns when a pass that began after
+        this call found nothing to claim and nothing is in flight, or when the loop has stopped.
+        Rows retrying later, or held back by a pause, are not waited for.
+        """
+        self._asked += 1
+        asked = self._asked
+        self._wake()
+        while self._idle_upto < asked and self.running:
+            assert self._task is not None  # noqa: S101 - running says so
+            self._idle.clear()
+            idle = asyncio.ensure_future(self._idle.wait())
+            try:
+                await asyncio.wait({idle, self._task}, return_when="FIRST_COMPLETED")
+            finally:
+                idle.cancel()
 
     async def run_once(self) -> int:
         """Claim what is due now and process it all; returns how many rows were handled.
@@ -174,7 +202,7 @@ class Dispatcher:
     # --- the loop --------------------------------------------------------------------------
 
     def _may_claim(self) -> bool:
-        if self._stopping.is_set():
+        if self.stopping.is_set():
             return False
         return self.paused_until is None or self.clock() >= self.paused_until
 
@@ -241,14 +269,17 @@ class Dispatcher:
         tasks: set[asyncio.Task[None]] = set()
         ready: deque[db.Claimed] = deque()
         try:
-            while not self._stopping.is_set():
-                self._room = False  # a send ending from here on wakes the wait below
+            while not self.stopping.is_set():
+                serving = self._asked  # the drained() calls this pass can answer
+                self._woken = False  # what happens from here on ends the wait below
                 if self.paused_reason is not None and ready:
                     await self._give_back(ready)
                 free = self._limit(self._in_flight) if self._may_claim() else 0
+                claimed: list[db.Claimed] = []
                 if free > len(ready):
                     ahead = self.options.concurrency if self.paused_reason is None else 0
-                    ready.extend(await self._claim(free - len(ready) + ahead))
+                    claimed = await self._claim(free - len(ready) + ahead)
+                    ready.extend(claimed)
                 while free > 0 and ready:
                     admitted = await self._pacer.admit()  # requests on this loop go first
                     if not self._may_claim():
@@ -256,17 +287,27 @@ class Dispatcher:
                     for _ in range(min(admitted, free, len(ready))):
                         self._in_flight += 1
                         free -= 1
-                        tasks.add(asyncio.create_task(self._paced(ready.popleft())))
+                        task = asyncio.create_task(self._paced(ready.popleft()))
+                        task.add_done_callback(self._row_done)
+                        tasks.add(task)
                 await self.wipe_due()
                 await self._peers.check(self.clock())
-                await self._wait()
                 tasks = _reap(tasks)
+                if not claimed and not ready and not tasks:
+                    self._idle_upto = serving
+                    self._idle.set()
+                await self._wait()
         finally:
             await self._give_back(ready)
             await self._drain(tasks)
 
     async def _paced(self, row: db.Claimed) -> None:
         await self._pacer.metered(self._process(row))
+
+    def _row_done(self, _task: asyncio.Task[None]) -> None:
+        """A row is settled (its outcome written): a drained() waiting may be answered."""
+        if self._idle_upto < self._asked:
+            self._wake()
 
     async def _give_back(self, ready: deque[db.Claimed]) -> None:
         """Release rows claimed ahead but not started: due again at once, no attempt counted."""
@@ -275,12 +316,13 @@ class Dispatcher:
         await asyncio.gather(*(self._release(row, None) for row in rows))
 
     async def _wait(self) -> None:
-        """Until a send finishes, stop is asked, or the poll interval (or pause) runs out."""
+        """Until a send finishes, stop or a pass is asked, or the poll interval (or pause) runs
+        out."""
         timeout = self.options.poll_seconds
         if self.paused_until is not None:
             remaining = (self.paused_until - self.clock()).total_seconds()
             timeout = max(0.0, min(timeout, remaining))
-        if self._room or self._stopping.is_set():
+        if self._woken or self.stopping.is_set():
             return
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
@@ -292,8 +334,8 @@ class Dispatcher:
             self._waiter = None
 
     def _wake(self) -> None:
-        """A slot is free or stop was asked: the loop's wait ends."""
-        self._room = True
+        """A slot is free, or stop or a pass was asked: the loop's wait ends."""
+        self._woken = True
         if self._waiter is not None:
             _resolve(self._waiter)
 

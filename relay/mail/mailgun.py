@@ -86,7 +86,7 @@ def retry_after(response: httpx.Response, now: datetime) -> float | None:
     header = response.headers.get("retry-after")
     if header is not None:
         header = header.strip()
-        if header.isdigit():
+        if header.isascii() and header.isdigit():  # "²" and "١٢" are digits to str.isdigit
             return float(header)
         try:
             when = parsedate_to_datetime(header)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from relay import states
 from relay.clock import Clock, utcnow
@@ -23,7 +24,6 @@ from relay.config import Settings
 from relay.deliver.outcomes import provider_transition
 from relay.errors import RelayError
 from relay.mail.events import token_memory
-from relay.mail.mailgun_logs import MailgunLogs, MailgunLogsError
 from relay.metrics import Metrics
 from relay.store import Store
 from relay.store.deliveries import (
@@ -33,6 +33,9 @@ from relay.store.deliveries import (
     purge_tokens,
     record_event,
 )
+
+if TYPE_CHECKING:
+    from relay.mail.mailgun_logs import MailgunLogs
 
 log = logging.getLogger("relay.sync")
 #: Look a little before a message was received: clocks differ.
@@ -74,6 +77,8 @@ async def sync_deliveries(
     metrics: Metrics | None = None,
 ) -> SyncReport:
     """One pass over unconfirmed submissions; stops at the first Mailgun error (reported)."""
+    from relay.mail.mailgun_logs import MailgunLogsError  # loaded with `logs` (httpx)
+
     report = SyncReport()
     hold = timedelta(hours=settings.delivered_body_hours) if settings else timedelta(hours=24)
     max_age = timedelta(seconds=settings.webhook_max_age_seconds) if settings else None
@@ -158,6 +163,8 @@ class Reconciler:
             log.info("reconciliation off: RELAY_MAILGUN_READ_KEY or RELAY_MAILGUN_DOMAIN not set")
             return
         if self._logs is None:
+            from relay.mail.mailgun_logs import MailgunLogs  # only with a read key: httpx
+
             self._logs = MailgunLogs(self.settings, metrics=self.metrics, clock=self.clock)
         self._task = asyncio.create_task(self._loop(), name="relay-reconciler")
 

@@ -37,8 +37,15 @@ CLIENT = "client"
 
 
 def add_years(moment: datetime, years: int) -> datetime:
-    """`moment` plus calendar years; 29 February lands on 28 February."""
-    return moment + relativedelta(years=years)
+    """`moment` plus calendar years; 29 February lands on 28 February.
+
+    What `moment + relativedelta(years=years)` gives (a property test compares them), at a
+    tenth of its cost: every accepted submission computes two of these.
+    """
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:  # 29 February into a year that has none
+        return moment.replace(year=moment.year + years, day=28)
 
 
 def prospect_expiry(last_interaction: datetime, status: str = PROSPECT) -> datetime:

@@ -21,9 +21,7 @@ import html
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relay.clock import Clock
 from relay.config import Settings
@@ -38,13 +36,16 @@ from relay.ops.alert_policy import (
     Alert,
     AlertPolicy,
 )
-from relay.rights.erasure import ERASED
+from relay.states import ERASED
 from relay.store import Store
 from relay.store.delivery_stats import queue_stats
 from relay.store.failures import failed_since
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger("relay.alerts")
-WEBHOOK_TIMEOUT = httpx.Timeout(10.0)
+WEBHOOK_TIMEOUT_SECONDS = 10.0
 ALERT_FORM = "relay-alerts"
 
 
@@ -151,7 +152,9 @@ class Alerter:
     async def start(self) -> None:
         self._since = self.clock()
         if self.settings.alert_webhook_url:
-            self._client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT)
+            import httpx  # only with a webhook to call: relay without one never loads it
+
+            self._client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS)
         self._task = asyncio.create_task(self._loop(), name="relay-alerts")
 
     async def stop(self) -> None:
@@ -248,6 +251,8 @@ class Alerter:
     async def _post(self, data: dict[str, Any]) -> None:
         assert self._client is not None  # noqa: S101 - checked by the caller
         assert self.settings.alert_webhook_url is not None  # noqa: S101 - same
+        import httpx  # loaded by start() with the client
+
         try:
             response = await self._client.post(self.settings.alert_webhook_url, json=data)
         except httpx.HTTPError as exc:

@@ -29,7 +29,7 @@ from relay.store.tables import (
     submissions,
 )
 
-ERASED = "erased at the person's request"
+ERASED = states.ERASED
 log = logging.getLogger("relay.privacy")
 
 

@@ -17,11 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.minimise.retention import opposition_keep_until
+from relay.store.db import insert_for
 from relay.store.tables import consent_events, consent_wordings, opposition
 
 GRANTED = "granted"
@@ -225,7 +224,7 @@ def register_wordings_job(
             return []
         # Several instances start at once on one database: the first insert wins, the others
         # insert nothing (ON CONFLICT DO NOTHING), then every one checks what is stored.
-        insert_fn = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        insert_fn = insert_for(conn.dialect.name)
         for w in missing:
             conn.execute(
                 insert_fn(consent_wordings)

@@ -1,12 +1,15 @@
 """The async engine (SQLite in WAL mode by default, or PostgreSQL) and schema upgrades.
 
-SQLite gets one pragma set per connection: WAL so readers never block the writer, the chosen
-`synchronous` level, a busy timeout, and foreign keys. Schema changes go through Alembic only.
+SQLite gets one pragma set per connection: a busy timeout, WAL so readers never block the
+writer, the chosen `synchronous` level, and foreign keys. The group writer's transactions begin
+IMMEDIATE (they take the write lock first), so several processes may write one database file.
+Schema changes go through Alembic only.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.schema import Table
 
 from relay.config import DATABASE_URL_TIMEOUTS, Settings, url_timeout
 from relay.errors import ConfigError, SchemaNotReady, StoreUnavailable
@@ -40,13 +44,28 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+def insert_for(dialect: str) -> Callable[[Table], Any]:
+    """The dialect's INSERT (with ON CONFLICT) for a connection's `dialect.name`.
+
+    PostgreSQL's dialect module is imported only when relay runs on PostgreSQL (on SQLite it
+    would cost 25 ms and a few MB at every start).
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: the next may wait
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # erased and purged rows are overwritten with zeros, not left in free pages
         cursor.execute("PRAGMA secure_delete=ON")
@@ -111,9 +130,24 @@ def create_sqlite_writer_engine(url: str, *, synchronous: str, busy_timeout_ms: 
 
     Why: through aiosqlite every statement is a hop between the event loop and aiosqlite's
     thread; the writer instead runs a whole group of statements in one hop on its thread.
+
+    Its transactions begin with BEGIN IMMEDIATE (SQLAlchemy's recipe for pysqlite, which
+    otherwise begins only at the first INSERT/UPDATE/DELETE): a job that reads, then writes
+    (a dispatcher's claim, an idempotency check) holds the write lock from its first read, so
+    another process writing the same file (`relay serve --workers`, `relay worker`) cannot
+    change what it read before it commits; the lock is awaited up to the busy timeout.
     """
     engine = sqlalchemy.create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
     _sqlite_pragmas(engine, synchronous, busy_timeout_ms)
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # pysqlite issues no BEGIN of its own
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 

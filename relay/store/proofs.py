@@ -11,15 +11,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from relay.store.db import insert_for
 from relay.store.tables import proof_nonces
 
 
 def _insert(dialect: str) -> Any:
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert_fn = insert_for(dialect)
     return insert_fn(proof_nonces).on_conflict_do_nothing(index_elements=["nonce_id"])
 
 

@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, case, false, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from relay.crypto import normalise_email
 from relay.minimise.retention import CLIENT, PROSPECT, prospect_expiry
+from relay.store.bulk import BulkStatement
 from relay.store.consent import GRANTED, ConsentGrant, append_event, lift_opposition
+from relay.store.db import insert_for
 from relay.store.tables import UTC_TS, consent_events, opposition, prospects
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def _fast_statement(dialect: str) -> Any:
     parameters: building a statement with `.values(**row)` costs more CPU than running it."""
     if dialect in _FAST:
         return _FAST[dialect]
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert_fn = insert_for(dialect)
     stmt = insert_fn(prospects).values({name: bindparam(name) for name in _FAST_COLUMNS})
     new, old = stmt.excluded, prospects.c
     later_on_record = old.last_interaction_at > new.last_interaction_at
@@ -166,7 +166,20 @@ def fast_upsert_many(conn: Connection, items: Sequence[tuple[ProspectUpsert, dat
     group ends with the later values), for the group-commit writer."""
     if items:
         params = [_fast_params(p, now) for p, now in items]
-        conn.execute(_fast_statement(conn.dialect.name), params)
+        _fast_bulk(conn.dialect.name).execute(conn, params)
+
+
+_BULK: dict[str, BulkStatement] = {}
+
+
+def _fast_bulk(dialect: str) -> BulkStatement:
+    """The fast upsert as one driver executemany (relay.store.bulk), built once per dialect."""
+    bulk = _BULK.get(dialect)
+    if bulk is None:
+        bulk = _BULK[dialect] = BulkStatement(
+            _fast_statement(dialect), (*_FAST_COLUMNS, "client_expires_at")
+        )
+    return bulk
 
 
 def upsert(conn: Connection, p: ProspectUpsert, submission_id: str, now: datetime) -> str:

@@ -42,7 +42,13 @@ MAX_FORM = 4096
 
 
 def auth_of(request: Request) -> AdminAuth:
-    return request.app.state.admin_auth  # type: ignore[no-any-return]  # set by create_app
+    """The app's AdminAuth, made at the first admin request (relay.web.routes.on_first_use)."""
+    state = request.app.state
+    auth: AdminAuth | None = getattr(state, "admin_auth", None)
+    if auth is None:
+        deps = deps_of(request)
+        auth = state.admin_auth = AdminAuth(deps.settings, deps.keyring, deps.clock)
+    return auth
 
 
 def _page(

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from relay.clock import Clock, utcnow
 from relay.config import AdminUser, Settings
 from relay.crypto import KeyRing
 from relay.web.deps import client_of
@@ -52,15 +53,26 @@ class Session:
         return ROLES[self.user.role] >= ROLES[role]
 
 
+def _signer_on(clock: Clock) -> type[TimestampSigner]:
+    """itsdangerous's timestamp signer, dating and ageing tokens by the app's clock."""
+
+    class OnClock(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock().timestamp())
+
+    return OnClock
+
+
 class AdminAuth:
     """Per-app login state: the users, the session signer and the failed-login limiter."""
 
-    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
+    def __init__(self, settings: Settings, keyring: KeyRing, clock: Clock = utcnow) -> None:
         self.settings = settings
         self.users = {u.name: u for u in settings.admin_users}
         secret = hmac.new(keyring.signing_key, b"relay/admin-session", hashlib.sha256).digest()
-        self._signer = URLSafeTimedSerializer(secret, salt="relay-admin-session")
-        self._login_signer = URLSafeTimedSerializer(secret, salt="relay-admin-login")
+        signer = _signer_on(clock)
+        self._signer = URLSafeTimedSerializer(secret, salt="relay-admin-session", signer=signer)
+        self._login_signer = URLSafeTimedSerializer(secret, salt="relay-admin-login", signer=signer)
         self._session_key = hmac.new(secret, b"relay/admin-session-id", hashlib.sha256).digest()
         self._hasher = PasswordHasher()
 

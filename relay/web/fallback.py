@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relay.errors import SubmissionRejected
-from relay.metrics import UNKNOWN_FORM
 from relay.web.deps import deps_of
-from relay.web.submit import Answer
+from relay.web.submit import Answer, refused
 
 #: Every method a client may use (Starlette defaults a function route to GET only).
 ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -61,7 +60,7 @@ async def fallback(request: Request) -> Response:
     exc, allow = _problem(request.url.path)
     if exc.status == 405 and match and form is None:
         exc, allow = _problem("/")  # an unknown form is a 404 whatever the method
-    deps.metrics.submission(form.id if form else UNKNOWN_FORM, exc.code.lower())
+    refused(deps, form, exc)  # counted and logged like every other refusal (README)
     response = Answer(deps, request, form).rejected(exc)
     if allow is not None:
         response.headers["Allow"] = allow

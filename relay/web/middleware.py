@@ -149,12 +149,23 @@ class LastResort:
                 await send({"type": "http.response.body", "body": b"Internal error.\n"})
 
 
+#: Asks the server to close the connection once the answer is sent (RFC 9110, 9.6 and 15.5.9).
+CLOSE = (b"connection", b"close")
+
+
 class BodyDeadline:
-    """Every request body must arrive within `seconds` of the app's first read of it.
+    """Every request body must arrive within `seconds` of the app's first read of it, and an
+    answer that leaves a body unread closes the connection.
 
     Why here: a client that sends its body a byte at a time would hold a connection (and a
     task) for as long as it likes; every endpoint that reads a body shares this deadline.
     Waiting for a disconnect after the body is complete is not limited.
+
+    Why close: once the app has answered, uvicorn reads and drops whatever body still comes,
+    for as long as it comes, with no deadline. So an answer given while a body the app began
+    to read is still arriving (408, a streamed 413, a webhook too large), or refusing the
+    length a body declared (413), says `Connection: close`: the server stops reading there,
+    as the README promises, instead of draining the rest.
     """
 
     def __init__(self, app: ASGIApp, *, deadlines: ReadDeadlines) -> None:
@@ -179,7 +190,16 @@ class BodyDeadline:
                 complete = True
             return message
 
-        await self.app(scope, timed_receive, send)
+        async def closing_send(message: Message) -> None:
+            if (
+                message["type"] == "http.response.start"
+                and not complete
+                and (deadline is not None or message["status"] == 413)
+            ):
+                message = {**message, "headers": [*message.get("headers", []), CLOSE]}
+            await send(message)
+
+        await self.app(scope, timed_receive, closing_send)
 
 
 async def client_gone(_request: Request, _exc: Exception) -> Response:

@@ -38,33 +38,30 @@ import logging
 import math
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, cast
-
-from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
-from redis.exceptions import RedisError
 
 from relay.clock import Clock
 from relay.config import Settings
-from relay.defence.windows import Limit, MemoryWindows
+from relay.defence.windows import Limit, MemoryWindows, parse_limits
 from relay.errors import SubmissionRejected
 from relay.i18n import N_
 from relay.metrics import Metrics
-from relay.ops.redis_conn import redis_client, redis_connection_kwargs
 
 if TYPE_CHECKING:
+    from limits import RateLimitItem
+    from limits.aio.storage import RedisStorage
+    from limits.aio.strategies import SlidingWindowCounterRateLimiter
     from starlette.requests import Request
 
 log = logging.getLogger("relay.ratelimit")
 DAY_KEY_TTL_SECONDS = 2 * 86_400
 KEY_CHARS = 22
 LOGIN_WINDOW_MINUTES = 15
-#: After Redis fails, checks skip it (and apply RELAY_REDIS_FAIL) for this long, so a hanging
-#: Redis costs one timeout per few seconds instead of one or two per request.
-REDIS_RETRY_SECONDS = 5.0
+#: After Redis fails, checks skip it (and apply RELAY_REDIS_FAIL) for this long (by the app's
+#: clock), so a hanging Redis costs one timeout per few seconds instead of one or two per
+#: request; the skips do not extend it, so Redis is tried again however busy the form.
+REDIS_RETRY = timedelta(seconds=5)
 Budget = Literal["deliver", "quarantine"]
 
 
@@ -115,8 +112,17 @@ def network_of(ip: str) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
-def _limits(items: list[RateLimitItem]) -> list[tuple[RateLimitItem, Limit]]:
-    return [(item, Limit(item.amount, item.get_expiry())) for item in items]
+#: An item of a rate limit: the `limits` library's (for Redis) or None, and relay's own.
+Item = tuple["RateLimitItem | None", Limit]
+
+
+def _items(text: str, *, shared: bool) -> list[Item]:
+    """A RELAY_RATE_LIMIT_* string's limits; with Redis, the `limits` library's items too."""
+    if not shared:
+        return [(None, limit) for limit in parse_limits(text)]
+    from limits import parse_many  # only with Redis: relay alone never loads the library
+
+    return [(item, Limit(item.amount, item.get_expiry())) for item in parse_many(text)]
 
 
 class RateLimiter:
@@ -127,19 +133,30 @@ class RateLimiter:
         self._metrics = metrics
         self._prefix = settings.redis_key_prefix
         self._fail_closed = settings.redis_fail == "closed"
-        self._client = _limits(parse_many(settings.rate_limit_client))
-        self._budgets: dict[Budget, list[tuple[RateLimitItem, Limit]]] = {
-            "deliver": _limits(parse_many(settings.rate_limit_form)),
-            "quarantine": _limits(parse_many(settings.rate_limit_quarantine)),
+        shared = bool(settings.redis_url)
+        self._client = _items(settings.rate_limit_client, shared=shared)
+        self._budgets: dict[Budget, list[Item]] = {
+            "deliver": _items(settings.rate_limit_form, shared=shared),
+            "quarantine": _items(settings.rate_limit_quarantine, shared=shared),
         }
-        self._login = _limits(
-            [RateLimitItemPerMinute(settings.admin_login_attempts, LOGIN_WINDOW_MINUTES)]
-        )
+        login = f"{settings.admin_login_attempts} per {LOGIN_WINDOW_MINUTES} minutes"
+        self._login = _items(login, shared=shared)
         self._memory = MemoryWindows()
         self._redis: Any = None
         self._shared: SlidingWindowCounterRateLimiter | None = None
         self._storage: RedisStorage | None = None
+        #: What a failing counter store raises (caught, then RELAY_REDIS_FAIL decides).
+        self._failures: tuple[type[Exception], ...] = (OSError,)
         if settings.redis_url:
+            # Redis and `limits` are imported only when configured: ~100 ms and several MB less
+            # for every relay that runs alone.
+            from limits.aio.storage import RedisStorage
+            from limits.aio.strategies import SlidingWindowCounterRateLimiter
+            from limits.errors import StorageError
+            from redis.exceptions import RedisError
+
+            from relay.ops.redis_conn import redis_client, redis_connection_kwargs
+
             self._redis = redis_client(settings)  # bounded waits: a hanging Redis costs ~1 s
             self._storage = RedisStorage(
                 "async+" + settings.redis_url,
@@ -149,12 +166,20 @@ class RateLimiter:
                 **redis_connection_kwargs(settings),
             )
             self._shared = SlidingWindowCounterRateLimiter(self._storage)
+            self._failures = (StorageError, RedisError, OSError)
         self._ordinal = 0
         self._day_key = b""
-        self._down_until = 0.0
+        self._down_until: datetime | None = None  # by the injected clock, like the windows
 
-    def _redis_down(self) -> bool:
-        return self._shared is not None and time.monotonic() < self._down_until
+    def _redis_down(self, now: datetime) -> bool:
+        return self._down_until is not None and now < self._down_until
+
+    def _refuse_while_down(self, now: datetime) -> None:
+        """Raise the counter store's error while Redis is given a rest after a failure."""
+        if self._redis_down(now):
+            from limits.errors import StorageError  # loaded with the shared counters
+
+            raise StorageError(ConnectionError("Redis failed moments ago"))
 
     async def day_key(self, now: datetime) -> bytes:
         """Today's key (UTC day), made once and shared through Redis when there is one."""
@@ -162,8 +187,7 @@ class RateLimiter:
         if ordinal == self._ordinal:
             return self._day_key
         day = now.strftime("%Y%m%d")
-        if self._redis_down():
-            raise StorageError(ConnectionError("Redis failed moments ago"))
+        self._refuse_while_down(now)
         fresh = os.urandom(32)
         if self._redis is not None:
             name = f"{self._prefix}rlkey:{day}"
@@ -181,7 +205,7 @@ class RateLimiter:
             now = self._clock()
             key = client_key(await self.day_key(now), ip)
             await self._spend(self._client, ("client", form_id, key), now)
-        except (StorageError, RedisError, OSError) as exc:
+        except self._failures as exc:
             self._unavailable(exc)
 
     async def check_form(self, form_id: str, budget: Budget) -> int:
@@ -194,7 +218,7 @@ class RateLimiter:
             await self._spend(self._budgets[budget], (budget, form_id), self._clock())
         except RateLimited as exc:
             return exc.retry_after
-        except (StorageError, RedisError, OSError) as exc:
+        except self._failures as exc:
             self._unavailable(exc)
         return 0
 
@@ -213,7 +237,7 @@ class RateLimiter:
             for key in keys:
                 if not await self._test(self._login, key, now):
                     return True
-        except (StorageError, RedisError, OSError) as exc:
+        except self._failures as exc:
             self._unavailable(exc)
         return False
 
@@ -223,16 +247,12 @@ class RateLimiter:
             now = self._clock()
             for key in self._login_keys(await self.day_key(now), ip, name):
                 await self._count(self._login, key, now)
-        except (StorageError, RedisError, OSError) as exc:
+        except self._failures as exc:
             self._unavailable(exc)
 
     # --- counting, in memory or in Redis ---
 
-    async def _spend(
-        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
-    ) -> None:
-        if self._redis_down():
-            raise StorageError(ConnectionError("Redis failed moments ago"))
+    async def _spend(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> None:
         if self._shared is None:
             stamp = now.timestamp()
             for _, limit in limits:
@@ -240,33 +260,35 @@ class RateLimiter:
                 if wait:
                     raise RateLimited(wait)
             return
+        self._refuse_while_down(now)
         for item, _ in limits:
+            assert item is not None  # noqa: S101 - shared counters are built with their items
             if not await self._shared.hit(item, *key):
                 stats = await self._shared.get_window_stats(item, *key)
+                # Redis times these windows itself (key TTLs); `limits` dates reset_time by
+                # the system clock, so the wait is measured against that same clock
                 raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
 
-    async def _test(
-        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
-    ) -> bool:
-        if self._redis_down():
-            raise StorageError(ConnectionError("Redis failed moments ago"))
+    async def _test(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> bool:
         if self._shared is None:
             return all(self._memory.test(key, limit, now.timestamp()) for _, limit in limits)
+        self._refuse_while_down(now)
         for item, _ in limits:
+            assert item is not None  # noqa: S101 - shared counters are built with their items
             if not await self._shared.test(item, *key):
                 return False
         return True
 
-    async def _count(
-        self, limits: list[tuple[RateLimitItem, Limit]], key: tuple[str, ...], now: datetime
-    ) -> None:
+    async def _count(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> None:
         try:
             await self._spend(limits, key, now)
         except RateLimited:
             return  # already over: nothing more to count
 
     def _unavailable(self, exc: BaseException) -> None:
-        self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+        now = self._clock()
+        if not self._redis_down(now):  # a real failure, not one of the skips it causes
+            self._down_until = now + REDIS_RETRY
         mode = "closed" if self._fail_closed else "open"
         if self._metrics is not None:
             self._metrics.rate_limit_unavailable.labels(mode).inc()

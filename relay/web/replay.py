@@ -12,8 +12,6 @@ import logging
 from datetime import datetime
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from relay.config import Settings
@@ -28,9 +26,14 @@ class ProofLedger:
 
     def __init__(self, settings: Settings) -> None:
         self._prefix = f"{settings.redis_key_prefix}pow:"
-        self._redis: Any = (
-            aioredis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-        )
+        self._redis: Any = None
+        self._failures: tuple[type[Exception], ...] = (OSError,)
+        if settings.redis_url:  # redis is imported only when configured
+            import redis.asyncio as aioredis
+            from redis.exceptions import RedisError
+
+            self._redis = aioredis.Redis.from_url(settings.redis_url)
+            self._failures = (RedisError, OSError)
 
     async def first_use(self, store: Store, nonce_id: str, expires_at: datetime) -> bool:
         if self._redis is not None:
@@ -39,7 +42,7 @@ class ProofLedger:
                     self._prefix + nonce_id, b"1", nx=True, exat=int(expires_at.timestamp()) + 1
                 )
                 return bool(stored)
-            except (RedisError, OSError) as exc:
+            except self._failures as exc:
                 log.warning(
                     "proof record not in Redis (%s); using the database", type(exc).__name__
                 )

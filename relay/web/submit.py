@@ -132,9 +132,25 @@ class Answer:
 
     def accepted(self, next_url: str, submission_id: str) -> Response:
         if self.json:
-            body = {"ok": True, "next": next_url, "id": submission_id}
-            return JSONResponse(body, status_code=202, headers=self.headers)
+            body = accepted_json(next_url, submission_id)
+            return Response(body, 202, self.headers, media_type="application/json")
         return RedirectResponse(next_url, status_code=303, headers=self.headers)
+
+
+#: `{"ok":true,"next":<url>,"id":"` by next URL: every success (and every caught bot) of a
+#: form gets the same few, so each is encoded once (bounded: `_next` comes from the visitor).
+_ACCEPTED_HEADS: dict[str, bytes] = {}
+
+
+def accepted_json(next_url: str, submission_id: str) -> bytes:
+    """The JSON of a success, `{"ok":true,"next":…,"id":…}`, as JSONResponse would render it."""
+    head = _ACCEPTED_HEADS.get(next_url)
+    if head is None:
+        if len(_ACCEPTED_HEADS) >= MAX_LINES:
+            _ACCEPTED_HEADS.clear()
+        encoded = json.dumps(next_url, ensure_ascii=False)
+        head = _ACCEPTED_HEADS[next_url] = f'{{"ok":true,"next":{encoded},"id":"'.encode()
+    return head + submission_id.encode("ascii") + b'"}'
 
 
 def refusal_body(exc: SubmissionRejected, language: str) -> dict[str, Any]:
@@ -334,13 +350,18 @@ def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> Non
 def _line(level: int, message: str, **extra: object) -> None:
     """Emit one of the few lines a flood repeats, each built once (relay.logs.RepeatedLine):
     ids, forms, codes and rule names only."""
+    _line_for(level, message, **extra).emit()
+
+
+def _line_for(level: int, message: str, **extra: object) -> RepeatedLine:
+    """The line for (level, message, extras), built on first use (a bounded set of them)."""
     key = (level, message, *extra.items())
     line = _LINES.get(key)
     if line is None:
         if len(_LINES) >= MAX_LINES:
             _LINES.clear()
         line = _LINES[key] = RepeatedLine(log, level, message, extra)
-    line.emit()
+    return line
 
 
 async def _store_and_answer(
@@ -391,12 +412,10 @@ async def _store_and_answer(
         return _replay(earlier, answer, deps, key_mac)
     if quarantined:
         deps.metrics.caught(form.id, QUARANTINED, verdict.rules)
-        log.info(
-            "submission quarantined",
-            extra={"submission_id": submission_id, "form": form.id, "rules": verdict.reason},
-        )
+        line = _line_for(logging.INFO, "submission quarantined", form=form.id, rules=verdict.reason)
     else:
-        log.info("submission accepted", extra={"submission_id": submission_id, "form": form.id})
+        line = _line_for(logging.INFO, "submission accepted", form=form.id)
+    line.emit(submission_id=submission_id)
     return answer.accepted(next_url, submission_id)
 
 

@@ -4,63 +4,37 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.instances import Proc
+
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"relay serve exited early with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("relay serve did not start listening")
-
-
 def test_serve_on_embedded_defaults_creates_trial_key_and_accepts(tmp_path: Path):
-    """With no settings at all, `relay serve` creates var/secret.key (0600), says so,
-    accepts a submission to the shipped `contact` form, and stops cleanly on SIGTERM."""
-    port = free_port()
+    """With no settings at all, `relay serve --port 0` listens on a free port and names it,
+    creates var/secret.key (0600), says so, accepts a submission to the shipped `contact`
+    form, and stops cleanly on SIGTERM."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env["RELAY_LOG_FORMAT"] = "json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = Proc("relay serve", ["serve", "--port", "0"], env, tmp_path)
     try:
-        wait_until_up(port, proc)
         response = httpx.post(
-            f"http://127.0.0.1:{port}/f/contact",
+            f"{proc.url()}/f/contact",
             json={"name": "Jeanne", "email": "jeanne@example.fr", "message": "Bonjour"},
             headers={"Accept": "application/json", "Origin": "http://localhost:8000"},
         )
         assert response.status_code == 202, response.text
     finally:
-        proc.send_signal(signal.SIGTERM)
-        output = proc.communicate(timeout=20)[0].decode()
+        proc.stop()
+    output = proc.output
     # uvicorn re-raises the SIGTERM it handled once shutdown is complete: -15 is a clean stop.
-    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert proc.popen.returncode == -signal.SIGTERM, output
     assert "Application shutdown complete" in output
     key_file = tmp_path / "var" / "secret.key"
     assert key_file.exists()
@@ -77,7 +51,7 @@ def test_serve_refuses_to_start_with_a_bad_forms_file(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env["RELAY_FORMS_FILE"] = str(bad)
     result = subprocess.run(
-        [sys.executable, "-m", "relay", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "relay", "serve", "--port", "0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -87,3 +61,27 @@ def test_serve_refuses_to_start_with_a_bad_forms_file(tmp_path: Path):
     )
     assert result.returncode == 1
     assert f"{bad}: forms[0].recipients: Field required" in result.stderr
+
+
+def test_serve_exits_3_when_its_port_is_taken(tmp_path: Path):
+    """A port already in use stops start-up with uvicorn's exit code 3 and its reason, and no
+    `serving` line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env["RELAY_LOG_FORMAT"] = "json"
+    first = Proc("first", ["serve", "--port", "0"], env, tmp_path)
+    try:
+        taken = str(first.port())
+        result = subprocess.run(
+            [sys.executable, "-m", "relay", "serve", "--port", taken],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        first.stop()
+    assert result.returncode == 3, result.stderr
+    assert "address already in use" in result.stderr.lower()
+    assert '"serving"' not in result.stderr

@@ -6,17 +6,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
-import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.test_serve import free_port, wait_until_up
 from tests.conftest import FORMS_TOML, TEST_KEY, service_missing
 from tests.helpers import ORIGIN, VALID
+from tests.instances import Proc
 
 pytestmark = [pytest.mark.slow, pytest.mark.proxy]
 
@@ -36,6 +37,27 @@ CADDYFILE = """{{
 """
 
 
+def _caddy_port() -> int:
+    """A port for caddy, which cannot report one it chose: the only bind-close-reuse left."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    """Caddy logs nothing we could wait on (its log is discarded): poll its port, bounded."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"caddy exited early with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("caddy did not start listening")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> str:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -53,7 +75,6 @@ def fixture_proxied_relay(tmp_path: Path) -> Iterator[str]:
         service_missing("caddy (Debian package)", FileNotFoundError("caddy"))
     forms = tmp_path / "forms.toml"
     forms.write_text(FORMS_TOML, encoding="utf-8")
-    relay_port, proxy_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env.update(
         RELAY_FORMS_FILE=str(forms),
@@ -64,35 +85,32 @@ def fixture_proxied_relay(tmp_path: Path) -> Iterator[str]:
         RELAY_RATE_LIMIT_CLIENT="2/minute",
         RELAY_LOG_FORMAT="json",
     )
-    relay = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve", "--port", str(relay_port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    config = tmp_path / "Caddyfile"
-    config.write_text(CADDYFILE.format(proxy_port=proxy_port, relay_port=relay_port))
-    caddy_env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
-    }
-    proxy = subprocess.Popen(
-        [str(caddy), "run", "--config", str(config), "--adapter", "caddyfile"],
-        env=caddy_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    relay = Proc("relay serve", ["serve", "--port", "0"], env, tmp_path)
     try:
-        wait_until_up(relay_port, relay)
-        wait_until_up(proxy_port, proxy)
-        yield f"http://127.0.0.1:{proxy_port}"
+        proxy_port = _caddy_port()
+        config = tmp_path / "Caddyfile"
+        config.write_text(CADDYFILE.format(proxy_port=proxy_port, relay_port=relay.port()))
+        caddy_env = {
+            **os.environ,
+            "HOME": str(tmp_path),
+            "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        }
+        proxy = subprocess.Popen(
+            [str(caddy), "run", "--config", str(config), "--adapter", "caddyfile"],
+            env=caddy_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(proxy_port, proxy)
+            yield f"http://127.0.0.1:{proxy_port}"
+        finally:
+            _stop(proxy)
     finally:
-        _stop(proxy)
-        output = _stop(relay)
-        assert VISITOR_A not in output
-        assert VISITOR_B not in output
+        relay.stop()
+    assert VISITOR_A not in relay.output
+    assert VISITOR_B not in relay.output
 
 
 def _post(base: str, source: str, headers: dict[str, str] | None = None) -> int:

@@ -172,6 +172,8 @@ async def test_a_crash_between_claim_and_send_is_sent_once_after_the_lease(outbo
 
 
 async def test_400_fails_the_message_with_mailguns_reason(outbox, clock, mailgun):
+    """A 400 from Mailgun fails the message at once, with Mailgun's reason in last_error and one
+    failed attempt."""
     sid = await outbox.add(clock.now)
     mailgun.post(URL).respond(400, json={"message": "to parameter is not a valid address"})
     async with httpx.AsyncClient() as client:

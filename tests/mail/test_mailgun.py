@@ -209,6 +209,8 @@ async def test_domain_not_found_says_the_domain_is_probably_in_the_other_region(
 
 
 async def test_a_404_without_json_is_a_wrong_url(mailgun):
+    """A 404 page that is not Mailgun's JSON is a wrong RELAY_MAILGUN_BASE_URL, not a wrong
+    region."""
     mailgun.post(URL).respond(404, text="404 page not found")
     result = await send()
     assert isinstance(result, CredentialsRejected)

@@ -12,10 +12,10 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.config import FormConfig, load_forms
+from relay.config import load_forms
 from relay.deliver.delivery import renderer_for
 from relay.errors import RenderError
 from relay.mail.eml import build_eml
@@ -141,7 +141,9 @@ def test_the_html_part_is_outlook_safe(renderer, forms):
     assert hrefs == ["mailto:jeanne.martin@example.fr", "tel:+33612345678"]
     assert not re.search(r"(src|background)\s*=", html, re.IGNORECASE)
     assert "url(" not in html
-    assert all("style" in attrs for tag, attrs in collect.tags if tag == "td")
+    cells = [attrs for tag, attrs in collect.tags if tag == "td"]
+    assert cells
+    assert all("style" in attrs for attrs in cells)
     assert "14/07/2026 10:05:09 CEST" in html
     assert SID in html
 
@@ -220,6 +222,8 @@ def test_a_subject_template_with_an_unknown_name_is_a_render_error(renderer, for
 
 
 def test_an_empty_subject_falls_back_to_the_form_and_id(renderer, forms):
+    """A subject template that renders empty falls back to the form's id and the short submission
+    id."""
     form = forms["contact"].model_copy(update={"subject": "{{ company }}"})
     assert renderer.render(view(company=None), form).subject == "Form contact submission 0000abcd"
 
@@ -269,7 +273,9 @@ def test_internationalised_addresses_still_make_a_reply_to():
     )
     assert reply_to_header('Jo "J" <x>', "jo@example.fr") == "Jo J x <jo@example.fr>"
     assert reply_to_header("", "jo@exämple.fr") == "jo@xn--exmple-cua.fr"
-    with pytest.raises(HeaderError):
+    with pytest.raises(
+        HeaderError, match=r"^not an address that can be written in a 7-bit header$"
+    ):
         reply_to_header("Jo", "jö@exämple.fr")
 
 
@@ -306,36 +312,3 @@ def test_header_safe_never_leaves_a_line_break(value):
     assert len(line) <= 200
     assert "\r" not in tidy_subject(value)
     assert "\n" not in tidy_subject(value)
-
-
-@settings(max_examples=60)  # each example renders both templates
-@given(name=hostile_text, company=hostile_text, message=st.one_of(hostile_text, long_line))
-def test_rendered_headers_and_html_are_always_safe(name, company, message):
-    """Property: rendered headers never contain CR/LF; the HTML never has an unescaped `<`
-    from the input (every `<` in it starts one of the template's own tags)."""
-    renderer = Renderer(
-        default_email_templates_dir(), sender="relay@mg.example.com", domain="mg.example.com"
-    )
-    form = _FORMS["contact"]
-    rendered = renderer.render(
-        view(name=name or "x", company=company or None, message=message or "x"), form
-    )
-    for header in (rendered.subject, rendered.reply_to, rendered.sender, rendered.message_id):
-        assert "\r" not in header
-        assert "\n" not in header
-    html = rendered.html or ""
-    for match in re.finditer("<", html):
-        following = html[match.start() + 1 : match.start() + 12]
-        assert re.match(r"(/?[a-z]+[ >]|!--|!\[endif\]|!DOCTYPE)", following), following
-
-
-def _load_forms() -> dict[str, FormConfig]:
-    import tomllib
-
-    from relay.config import FormsFile
-    from tests.conftest import FORMS_TOML
-
-    return FormsFile.model_validate(tomllib.loads(FORMS_TOML)).by_id()
-
-
-_FORMS = _load_forms()

@@ -83,20 +83,19 @@ def test_every_path_finds_a_unicode_submission_by_its_ascii_spelling(client, cli
     """Submitted with the Unicode domain; withdraw, export, show, the admin lookup, a withdrawal
     link and erase typed with xn-- (and other case) all reach the same person."""
     with at(clock, D0):
-        assert post_json(client, email=UNICODE, newsletter="on").status_code == 202
+        post_json(client, email=UNICODE, newsletter="on")
         withdrawn = invoke(cli, "consent", "withdraw", ASCII.upper())
         data = export(cli, f" {ASCII} ")
-        shown = invoke(cli, "subject", "show", ASCII)
+        invoke(cli, "subject", "show", ASCII)
         admin = Admin(client)
         admin.login("diane")
-        page = admin.post("/admin/prospects", {"email": ASCII})
+        page = admin.post("/admin/prospects", {"email": ASCII}, expect=200)
     assert "consent withdrawn" in withdrawn.output
     assert data["found"] is True
     assert data["subject"]["email"] == CANONICAL
     assert data["prospect"]["email"] == CANONICAL
     assert [e["event"] for e in data["consent_events"]] == ["granted", "withdrawn"]
     assert data["marketing"]["consent"] == "withdrawn"
-    assert shown.exit_code == 0
     assert "Nothing is held" not in page.text
     assert CANONICAL in page.text
     with at(clock, D0):

@@ -16,7 +16,7 @@ D0 = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 def test_submission_creates_minimal_record(client, cli, clock):
     """An accepted submission creates the record: fields, dates, basis, expiry; no message."""
     with at(clock, D0):
-        assert post_json(client).status_code == 202
+        post_json(client)
         data = export(cli, EMAIL)
     prospect = data["prospect"]
     assert prospect == {
@@ -65,7 +65,7 @@ def test_only_prospect_initiated_contacts_move_the_expiry(client, cli, clock):
     assert data["prospect"]["last_legal_basis"] == "contract"
     assert data["prospect"]["first_seen_at"] == D0.isoformat()
     with at(clock, D0 + timedelta(days=500)):
-        assert invoke(cli, "consent", "withdraw", EMAIL).exit_code == 0
+        invoke(cli, "consent", "withdraw", EMAIL)
         again = export(cli, EMAIL)
     assert again["prospect"]["expires_at"] == data["prospect"]["expires_at"]
     assert again["prospect"]["last_interaction_at"] == later.isoformat()
@@ -77,12 +77,11 @@ def test_admin_touch_and_client_status(client, cli, clock):
         post_json(client)
     with at(clock, D0 + timedelta(days=10)):
         result = invoke(cli, "subject", "touch", EMAIL, "--at", "2027-01-10")
-        assert result.exit_code == 0
         assert "2030-01-10" in result.output
         result = invoke(cli, "subject", "touch", EMAIL, "--at", "2028-02-29", "--client")
         assert "2033-02-28" in result.output
         assert export(cli, EMAIL)["prospect"]["relationship"] == "client"
-    assert invoke(cli, "subject", "touch", "nobody@x.fr").exit_code == 1
+    invoke(cli, "subject", "touch", "nobody@x.fr", expect=1)
 
 
 def test_marketing_consent_event_is_provable(client, cli, settings, clock):
@@ -149,7 +148,6 @@ def test_no_ip_address_is_written_anywhere(settings, clock, caplog):
     app = create_app(settings, clock=clock)
     with at(clock, D0), TestClient(app, client=("203.0.113.77", 50000)) as client:
         response = post_json(client, newsletter="on")
-    assert response.status_code == 202
     assert "set-cookie" not in response.headers
     assert b"203.0.113" not in raw_bytes(settings.var_dir)
     assert "203.0.113" not in caplog.text

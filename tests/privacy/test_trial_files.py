@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from relay.errors import ConfigError
 from relay.mail.eml import FileTransport
 from relay.mail.transport import RenderedEmail
 from tests.conftest import TEST_KEY, invoke
+from tests.deliveries_helpers import drained
 from tests.helpers import post_json
 
 PRODUCTION = {
@@ -53,22 +53,15 @@ def test_files_are_written_for_the_owner_only(tmp_path, clock):
     assert stat.S_IMODE((tmp_path / "mail").stat().st_mode) == 0o700
 
 
-def _wait_for(path: Path) -> None:
-    deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert path.exists()
-
-
 def test_erasure_deletes_the_persons_files_only(settings_factory, cli, clock):
     """Erasure deletes the files written for the person; another person's file stays."""
-    settings = settings_factory(dispatch_poll_seconds=0.05)
+    settings = settings_factory(dispatch_in_serve=True)  # `make run`: serve writes the files
     mail = settings.var_dir / "mail"
     with TestClient(create_app(settings, clock=clock)) as client:
         mine = post_json(client).json()["id"]
         other = post_json(client, email="other@example.fr").json()["id"]
-        _wait_for(mail / f"{mine}.eml")
-        _wait_for(mail / f"{other}.eml")
+        drained(client)
+    assert sorted(p.name for p in mail.iterdir()) == sorted([f"{mine}.eml", f"{other}.eml"])
     erased = invoke(cli, "subject", "erase", "jeanne.martin@example.fr")
     assert "mail_files_deleted: 1" in erased.output
     assert sorted(p.name for p in mail.iterdir()) == [f"{other}.eml"]
@@ -117,10 +110,8 @@ def test_relay_check_fails_on_the_file_transport_in_production(cli, monkeypatch)
     monkeypatch.setenv("RELAY_ALLOWED_HOSTS", "forms.example.com")
     monkeypatch.setenv("RELAY_CONTROLLER_NAME", "Biosera")
     monkeypatch.setenv("RELAY_PRIVACY_CONTACT", "privacy@example.com")
-    result = invoke(cli, "check")
-    assert result.exit_code == 1
+    result = invoke(cli, "check", expect=1)
     assert "RELAY_ALLOW_FILE_TRANSPORT" in result.output
     monkeypatch.setenv("RELAY_ALLOW_FILE_TRANSPORT", "true")
     allowed = invoke(cli, "check")
-    assert allowed.exit_code == 0, allowed.output
     assert "transport: files under" in allowed.output

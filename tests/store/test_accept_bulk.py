@@ -8,14 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from relay.accept.submission import Submission, validate_submission
 from relay.config import load_forms
 from relay.crypto import KeyRing
 from relay.ids import new_submission_id
+from relay.minimise.retention import CLIENT
 from relay.store import Store, outbox
+from relay.store import prospects as prospects_module
 from relay.store.tables import consent_events, idempotency_keys, prospects, submissions
 from relay.web.prospect import prospect_of
 from tests.conftest import TEST_KEY
@@ -102,3 +104,52 @@ def _mixed_group(url: str, forms_file: Path) -> None:
         "consent_events": 1,
         "idempotency_keys": 1,
     }
+
+
+def test_the_driver_executemany_stores_what_sqlalchemy_stores(tmp_path, forms_file):
+    """relay.store.bulk hands SQLite the very values SQLAlchemy's own executemany would: the
+    same submissions and prospect records, column for column, for a new person, the same
+    person twice, and a client's record (the upsert's literal `client` and its own expiry)."""
+    jobs = [
+        job_for(forms_file, email)
+        for email in ("a@example.fr", "b@example.fr", "a@example.fr", "client@example.fr")
+    ]
+    client_mac = jobs[3].prospect.email_mac
+
+    def make_client(conn: Connection) -> None:
+        prospects_module.upsert(conn, jobs[3].prospect, "earlier", NOW - timedelta(days=9))
+        conn.execute(
+            update(prospects).where(prospects.c.email_mac == client_mac).values(status=CLIENT)
+        )
+
+    def through_relay(conn: Connection) -> None:
+        outbox.AcceptJob.run_many(conn, jobs)
+
+    def through_sqlalchemy(conn: Connection) -> None:
+        conn.execute(outbox._INSERT_SUBMISSION, [outbox._submission_params(j.sub) for j in jobs])
+        statement = prospects_module._fast_statement("sqlite")
+        params = [prospects_module._fast_params(j.prospect, j.sub.received_at) for j in jobs]
+        conn.execute(statement, params)
+
+    def everything(conn: Connection) -> list[list[tuple[object, ...]]]:
+        return [
+            [tuple(r) for r in conn.execute(select(table).order_by(*table.primary_key))]
+            for table in (submissions, prospects)
+        ]
+
+    async def stored(name: str, write: object) -> list[list[tuple[object, ...]]]:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / name}", migrate=True)
+        try:
+            await store.write(make_client)
+            await store.write(write)  # type: ignore[arg-type]
+            return await store.read(everything)
+        finally:
+            await store.close()
+
+    by_relay = asyncio.run(stored("relay.db", through_relay))
+    by_sqlalchemy = asyncio.run(stored("sqlalchemy.db", through_sqlalchemy))
+    assert by_relay == by_sqlalchemy
+    assert [len(rows) for rows in by_relay] == [4, 3]
+    mac_at, status_at = (list(prospects.c.keys()).index(n) for n in ("email_mac", "status"))
+    [client] = [r for r in by_relay[1] if r[mac_at] == client_mac]
+    assert client[status_at] == CLIENT

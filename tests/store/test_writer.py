@@ -118,6 +118,8 @@ def test_a_job_error_reaches_only_its_caller(tmp_path):
 
 
 def test_writes_after_close_are_refused(tmp_path):
+    """A write after the store closed is StoreUnavailable saying it is closed, not a hang."""
+
     async def go() -> None:
         store = await open_store(sqlite_url(tmp_path))
         await store.close()
@@ -146,6 +148,8 @@ def test_close_commits_what_is_queued(tmp_path):
 
 
 def test_read_failure_is_store_unavailable(tmp_path):
+    """A failing read is translated to StoreUnavailable naming only the driver error's class."""
+
     def bad_query(conn: Connection) -> None:
         conn.exec_driver_sql("SELECT * FROM no_such_table")
 

@@ -35,7 +35,7 @@ def test_example_page_in_english_on_request(shipped):
     response = shipped.get("/?lang=en")
     assert "<h1>Contact us</h1>" in response.text
     assert '<label for="f-email">Email *</label>' in response.text
-    assert shipped.get("/", headers={"Accept-Language": "en-GB"}).text.count("Contact us") >= 1
+    assert "<h1>Contact us</h1>" in shipped.get("/", headers={"Accept-Language": "en-GB"}).text
 
 
 def test_example_page_shows_declared_fields_and_consent(shipped):

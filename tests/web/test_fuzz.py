@@ -317,7 +317,7 @@ ADMIN_QUERIES = st.fixed_dictionaries(
 def test_admin_filters_never_answer_5xx(fuzz_client, errors):
     """Logged in, any filter values on the delivery log answer a page, never a 5xx."""
     admin = Admin(fuzz_client)
-    assert admin.login("vera").status_code == 303
+    admin.login("vera")
 
     @settings(max_examples=300, database=None, deadline=None)
     @given(query=ADMIN_QUERIES)

@@ -40,7 +40,8 @@ def check_page_headers(response) -> None:
 
 
 def test_public_pages_carry_the_security_headers(client):
-    """Thank-you page, error pages (422, 404) and the withdrawal page."""
+    """The thank-you page, the 404 and 422 error pages and the withdrawal page each carry the
+    CSP (no script, hashed styles only), nosniff, DENY framing and no referrer."""
     pages = [
         client.get("/f/contact/thanks"),
         client.get("/f/nope/thanks"),
@@ -53,7 +54,7 @@ def test_public_pages_carry_the_security_headers(client):
 
 
 def test_admin_pages_carry_the_security_headers(settings_factory, clock):
-    """The login page and the pages behind it."""
+    """The admin login page and the pages behind it carry the same headers."""
     app = create_app(settings_factory(admin_users=USERS), clock=clock)
     with TestClient(app, base_url="http://localhost") as client:
         check_page_headers(client.get("/admin/login"))
