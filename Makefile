@@ -7,7 +7,7 @@ RUNSTAMP := $(VENV)/.installed-run
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test check lint pytest bench bench-dispatch bench-webhooks clean messages tools npm
+.PHONY: run test check lint pytest bench bench-dispatch bench-deployment bench-webhooks clean messages tools npm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,10 @@ clean:
 ## bench-dispatch: the delivery benchmark against bench/fake_mailgun.py (prints its figures)
 bench-dispatch: $(STAMP)
 	$(BIN)/python bench/dispatch.py
+
+## bench-deployment: `relay serve` with the dispatcher inside under a burst (needs wrk)
+bench-deployment: $(STAMP)
+	$(BIN)/python bench/deployment.py
 
 ## messages: refresh the gettext catalogues (relay/locale) from the code and templates; then
 ## translate the new entries (tests/test_i18n.py fails while one is missing)

@@ -1,4 +1,8 @@
-"""The delivery stack as `relay serve` runs it: Mailgun send, Logs API lookup, metrics."""
+"""The delivery stack as `relay serve` runs it: Mailgun send, Logs API lookup, metrics.
+
+respx mocks at the httpx client (`using="httpx"`): the sending client's transport is
+relay.mail.http's (tests/mail/test_http.py drives it against real local servers).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ def test_after_an_ambiguous_timeout_the_logs_api_prevents_a_duplicate(settings_f
         dispatch_backoff_base_seconds=1,
     )
     sid = ""
-    with respx.mock(base_url=BASE, assert_all_called=True) as mailgun:
+    with respx.mock(base_url=BASE, assert_all_called=True, using="httpx") as mailgun:
         send = mailgun.post(f"/v3/{DOMAIN}/messages").mock(
             side_effect=httpx.ReadTimeout("no answer")
         )

@@ -34,6 +34,7 @@ async def test_concurrent_claimers_never_claim_the_same_row(two: Any, clock: Any
     """Two workers claiming in small batches at the same time split the rows: no row twice."""
     first, second = two
     ids = {await first.add(clock.now) for _ in range(120)}
+    await second.store.write(lambda _conn: None)  # both connections open before the race
 
     async def drain(box: Any, owner: str) -> list[str]:
         got: list[str] = []
@@ -103,3 +104,29 @@ async def test_two_dispatchers_deliver_every_row_exactly_once(two: Any, clock: A
     assert sorted(sent) == sorted(ids)
     assert all(t.sent for t in transports)
     assert {(await first.row(s))["state"] for s in ids} == {states.ACCEPTED}
+
+
+async def test_claims_take_the_oldest_due_rows_across_states(two: Any, clock: Any) -> None:
+    """Queued, retrying and lease-expired rows are claimed in the order they fell due, at most
+    `limit` of them, and a row not due yet stays (each state is read off its index)."""
+    await oldest_due_first(two[0], clock)
+
+
+async def oldest_due_first(box: Any, clock: Any) -> None:
+    """The claim-order check, shared with tests/test_dispatcher.py (SQLite)."""
+    now = clock.now
+    retrying = await box.add(now - timedelta(minutes=8))  # failed once, due again at -6
+    await box.store.write(db.claim("w", now - timedelta(minutes=8), LEASE, 1))
+    attempt = db.Attempt(now - timedelta(minutes=8), db.RETRY, 500, 1, "server error")
+    due_at = now - timedelta(minutes=6)
+    assert await box.store.write(db.mark_retry(retrying, "w", due_at, attempt))
+    expired = await box.add(now - timedelta(minutes=10))  # sending, its lease ran out at -9
+    await box.store.write(db.claim("gone", now - timedelta(minutes=10), timedelta(minutes=1), 1))
+    queued = await box.add(now - timedelta(minutes=7))
+    later = await box.add(now - timedelta(minutes=5))
+    await box.add(now + timedelta(minutes=1))  # not due yet
+    first = await box.store.write(db.claim("me", now, LEASE, 3))
+    assert [row.id for row in first] == [expired, queued, retrying]
+    assert [row.taken_over for row in first] == [True, False, False]
+    rest = await box.store.write(db.claim("me", now, LEASE, 3))
+    assert [row.id for row in rest] == [later]

@@ -361,6 +361,55 @@ async def test_stop_releases_what_is_still_in_flight_after_the_grace(outbox, clo
     assert (again.id, again.maybe_sent) == (sid, True)
 
 
+async def test_rows_claimed_ahead_are_given_back_at_stop(outbox, clock):
+    """The loop claims `concurrency` rows ahead of its free slots (one claim, one transaction,
+    for many sends); at stop, a row claimed but not started goes back to `queued` with
+    nothing counted or logged, and the send in flight finishes."""
+    started = await outbox.add(clock.now - timedelta(seconds=2))
+    ahead = await outbox.add(clock.now - timedelta(seconds=1))
+    untouched = await outbox.add(clock.now)
+    transport = FakeTransport()
+    transport.gate = asyncio.Event()
+    dispatcher = make(outbox, transport, clock, dispatch_poll_seconds=0.01, dispatch_concurrency=1)
+    await dispatcher.start()
+    await transport.in_flight.wait()
+    assert [(await outbox.row(s))["state"] for s in (started, ahead, untouched)] == [
+        states.SENDING,
+        states.SENDING,
+        states.QUEUED,
+    ]
+    assert transport.started == 1
+    stopping = asyncio.create_task(dispatcher.stop())
+    await asyncio.sleep(0.02)
+    transport.gate.set()
+    await stopping
+    assert (await outbox.row(started))["state"] == states.ACCEPTED
+    row = await outbox.row(ahead)
+    assert (row["state"], row["attempts"], row["lease_owner"]) == (states.QUEUED, 0, None)
+    assert row["first_attempt_at"] is None
+    assert await outbox.attempts(ahead) == []
+    assert [e.submission_id for e in transport.sent] == [started]
+
+
+async def test_a_pause_gives_back_the_rows_claimed_ahead(outbox, clock):
+    """After a credentials fault the rows claimed ahead are released at once (not held for
+    the length of the pause, when another worker could send them)."""
+    first = await outbox.add(clock.now - timedelta(seconds=1))
+    ahead = [await outbox.add(clock.now) for _ in range(2)]
+    transport = FakeTransport([CredentialsRejected(401, "Mailgun refused the API key (401)")])
+    dispatcher = make(outbox, transport, clock, dispatch_poll_seconds=0.01, dispatch_concurrency=1)
+    await dispatcher.start()
+    try:
+        async with asyncio.timeout(5):
+            while {(await outbox.row(s))["state"] for s in [first, *ahead]} != {states.QUEUED}:  # noqa: ASYNC110 - rows, no event
+                await asyncio.sleep(0.01)
+        assert dispatcher.paused_reason is not None
+    finally:
+        await dispatcher.stop()
+    assert transport.started == 1
+    assert [await outbox.attempts(s) for s in ahead] == [[], []]
+
+
 async def test_the_loop_delivers_everything_due(outbox, clock):
     """Started in the background, the dispatcher empties the outbox by itself."""
     ids = [await outbox.add(clock.now) for _ in range(25)]
@@ -613,3 +662,11 @@ async def test_an_outcome_after_a_lost_lease_is_dropped_and_logged(outbox, clock
     assert (row["state"], row["lease_owner"]) == (states.SENDING, "fast")
     # the only line is the takeover "fast" logged; the slow worker wrote nothing
     assert [a["outcome"] for a in await outbox.attempts(sid)] == [db.TAKEN_OVER]
+
+
+async def test_claims_take_the_oldest_due_rows_across_states(outbox, clock):
+    """Queued, retrying and lease-expired rows are claimed in the order they fell due, at most
+    `limit` of them, and a row not due yet stays (each state is read off its index)."""
+    from tests.test_dispatch_postgres import oldest_due_first
+
+    await oldest_due_first(outbox, clock)

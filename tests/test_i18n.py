@@ -6,10 +6,19 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from jinja2 import (
+    DictLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    meta,
+    select_autoescape,
+)
 from starlette.testclient import TestClient
 
 from relay import i18n
@@ -17,6 +26,7 @@ from relay.app import create_app
 from relay.config import load_forms, load_settings
 from relay.deliver.delivery import renderer_for
 from relay.errors import ConfigError
+from relay.mail.render import label
 from tests.formspree_forms import post_demo, write_forms
 from tests.helpers import ORIGIN, VALID
 from tests.test_fields import demo_view
@@ -261,3 +271,81 @@ def test_the_withdrawal_page_names_the_controller(settings_factory):
         "Responsable du traitement : Biosera, 15 Rue du Mans, 49300 Cholet. "
         "Questions sur vos données : dpo@example.com"
     ) in page
+
+
+def _unfolded(language: str, loader: Any, autoescape: Any) -> Environment:
+    """Jinja's own i18n environment, as relay used it before translations were folded."""
+    env = Environment(
+        loader=loader,
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        autoescape=autoescape,  # noqa: S701 - select_autoescape, as relay's own
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["label"] = label  # as relay.mail.render.Renderer provides it
+    return env
+
+
+@pytest.mark.parametrize("language", i18n.available())
+def test_translations_folded_at_compile_time_render_exactly_as_before(language):
+    """Every page and email template renders the same text with `_()` folded at compile time
+    as through Jinja's i18n calls, markup and escaping of the arguments included."""
+    for folder in (ROOT / "templates" / "email", ROOT / "templates" / "pages"):
+        loader = FileSystemLoader(folder)
+        autoescape = select_autoescape(enabled_extensions=("html", "html.j2"), default=False)
+        folded = i18n.environment(
+            language, loader, autoescape=autoescape, keep_trailing_newline=True
+        )
+        folded.globals["label"] = label
+        plain = _unfolded(language, loader, autoescape)
+        paths = sorted([*folder.glob("*.j2"), *folder.glob("*.html")])
+        used: set[str] = set()
+        for path in paths:  # a page's variables and its base template's
+            used |= meta.find_undeclared_variables(plain.parse(path.read_text(encoding="utf-8")))
+        context = dict.fromkeys(used - {"_"}, _HOSTILE) | _SHAPED
+        for name in (path.name for path in paths):
+            assert folded.get_template(name).render(context) == plain.get_template(name).render(
+                context
+            ), name
+
+
+class _Hostile(str):
+    """Text that needs escaping, whose every attribute is such text too (`form.id`, …)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> _Hostile:
+        if name.startswith("__"):  # __html__ and friends: plain text, escaped like any
+            raise AttributeError(name)
+        return self
+
+
+_HOSTILE = _Hostile('<b>Tom & "Jerry"</b>')
+_SHAPED: dict[str, Any] = {
+    "fields": [("<i>Label</i>", "<value>")],
+    "message_lines": ["<one>", "two & three"],
+    "errors": [_HOSTILE],
+    "languages": ["fr", "en"],
+    "built_in": [],
+    "declared": [],
+    "consent_wording": None,
+}
+
+
+def test_a_template_that_binds_underscore_keeps_it():
+    """`{% set _ = … %}` in a template: its `_()` calls what it bound, not the catalogue."""
+    env = i18n.environment(
+        "fr", DictLoader({"t": '{% set _ = shout %}{{ _("Name") }}'}), autoescape=False
+    )
+    assert env.get_template("t").render(shout=str.upper) == "NAME"
+    assert i18n.environment(
+        "fr", DictLoader({"t": '{{ _("Name") }}'}), autoescape=False
+    ).get_template("t").render() == i18n.translate("fr", "Name")
+
+
+def test_a_message_that_cannot_be_formatted_fails_as_it_did():
+    """`_("50% off")` is not a format string: it is left to Jinja, whose rendering fails."""
+    env = i18n.environment("en", DictLoader({"t": '{{ _("50% off") }}'}), autoescape=False)
+    with pytest.raises(TypeError, match="format"):
+        env.get_template("t").render()

@@ -1,6 +1,8 @@
 """`relay send-test`: a marked test message through the real transport, and Mailgun's verdict.
 
-respx stands in for Mailgun (Messages and Logs APIs); without a key the file transport runs.
+respx stands in for Mailgun (Messages and Logs APIs), at the httpx client (`using="httpx"`:
+the sending client's transport is relay.mail.http's, not httpcore's); without a key the file
+transport runs.
 Mailgun's answers are those its docs and relay.mail.mailgun name: `{"id", "message"}` on
 200, `{"message": "Domain not found: …"}` on a wrong-region 404, plain `Forbidden` on 401,
 and the 403 "not allowed to send: The domain is unverified" text; the Logs API items have the
@@ -71,7 +73,7 @@ def logs_answer(*events: tuple[str, dict[str, Any]]) -> Any:
 def test_delivered_to_microsoft_365_is_reported_and_logged_as_a_test(mailgun, settings):
     """Accepted, then delivered by Microsoft 365's MX (from the Logs API): the command says
     so, the delivery log holds it as a test row, and no prospect is created."""
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(assert_all_called=True, using="httpx") as mock:
         sent = mock.post(MESSAGES).mock(
             return_value=httpx.Response(200, json={"id": "<x@mg>", "message": "Queued. Thank you."})
         )
@@ -119,7 +121,7 @@ def test_common_set_up_mistakes_get_their_fix(mailgun, settings, status, answer,
         if isinstance(answer, dict)
         else httpx.Response(status, text=answer)
     )
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(assert_all_called=True, using="httpx") as mock:
         mock.post(MESSAGES).mock(return_value=response)
         result = invoke(mailgun, "send-test", "--form", "contact", expect=1)
     assert "refused by Mailgun" in result.output
@@ -131,7 +133,7 @@ def test_a_bounce_from_microsoft_365_says_why(mailgun):
     """A permanent failure reported by the Logs API is printed with Microsoft 365's reason."""
     status = {"code": 550, "message": "5.1.10 RESOLVER.ADR.RecipientNotFound; not found"}
     failed = {"severity": "permanent", "reason": "bounce", "delivery-status": status}
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(assert_all_called=True, using="httpx") as mock:
         mock.post(MESSAGES).mock(return_value=httpx.Response(200, json={"id": "<x@mg>"}))
         mock.post(LOGS).mock(side_effect=logs_answer(("failed", failed)))
         result = invoke(mailgun, "send-test", "--form", "contact", "--timeout", "5", expect=1)
@@ -144,7 +146,7 @@ def test_no_verdict_in_time_says_how_to_get_one(mailgun, monkeypatch):
     """Accepted but nothing heard within --timeout: the command says how relay would learn
     the outcome (webhooks or the Logs API) and how to look later."""
     monkeypatch.delenv("RELAY_MAILGUN_READ_KEY")
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(assert_all_called=True, using="httpx") as mock:
         mock.post(MESSAGES).mock(return_value=httpx.Response(200, json={"id": "<x@mg>"}))
         result = invoke(mailgun, "send-test", "--form", "contact", "--timeout", "0")
     assert "accepted by Mailgun; not confirmed yet" in result.output
@@ -175,7 +177,7 @@ def test_an_unknown_form_is_refused(cli):
 
 def test_a_logs_api_refusal_while_waiting_is_reported(mailgun):
     """A read key Mailgun refuses is said, and the wait goes on without it until the timeout."""
-    with respx.mock(assert_all_called=True) as mock:
+    with respx.mock(assert_all_called=True, using="httpx") as mock:
         mock.post(MESSAGES).mock(return_value=httpx.Response(200, json={"id": "<x@mg>"}))
         mock.post(LOGS).mock(return_value=httpx.Response(401, text="Forbidden"))
         result = invoke(mailgun, "send-test", "--form", "contact", "--timeout", "0.2")

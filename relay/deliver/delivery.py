@@ -88,18 +88,22 @@ def options_for(settings: Settings) -> Options:
 async def open_transport(
     settings: Settings, clock: Clock, metrics: Metrics | None = None
 ) -> AsyncIterator[Transport]:
-    """Mailgun when RELAY_MAILGUN_API_KEY is set (one AsyncClient, closed on exit), else files."""
+    """Mailgun when RELAY_MAILGUN_API_KEY is set (one AsyncClient, closed on exit), else files.
+
+    The client's transport is relay.mail.http's (HTTP/1.1 on asyncio, one connection per
+    concurrent send): httpx's own cost about ten times the CPU per send."""
     if settings.mailgun_api_key is None:
         yield FileTransport(settings.var_dir / "mail", clock=clock)
         return
     assert settings.mailgun_domain  # noqa: S101 - renderer_for refused a key without a domain
     import httpx  # only with Mailgun: relay writing .eml files never loads it
 
+    from relay.mail.http import Http1Transport
     from relay.mail.mailgun import MailgunTransport
 
     timeout = httpx.Timeout(settings.mailgun_timeout_seconds, connect=5.0)
-    limits = httpx.Limits(max_connections=settings.dispatch_concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+    transport = Http1Transport(max_connections=settings.dispatch_concurrency)
+    async with httpx.AsyncClient(timeout=timeout, transport=transport) as client:
         yield MailgunTransport(
             client,
             api_key=settings.mailgun_api_key.get_secret_value(),

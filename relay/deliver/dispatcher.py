@@ -22,6 +22,7 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from relay.config import FormConfig
 from relay.crypto import DecryptionFailed, KeyRing
 from relay.deliver import backoff
 from relay.deliver.outcomes import OutcomeWriter, log_attempt
+from relay.deliver.pacing import Pacer
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
@@ -71,6 +73,11 @@ class Options:
     lookup_delay: timedelta = timedelta(minutes=15)
     wipe_every: timedelta = timedelta(minutes=1)
     policy: backoff.Policy = field(default_factory=backoff.Policy)
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _reap(tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -121,10 +128,14 @@ class Dispatcher:
         # ask and ends with nothing claimed and nothing in flight answers it (`_idle_upto`)
         self._asked = 0
         self._idle_upto = 0
-        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._last_wipe: datetime | None = None
-        self._outcomes = OutcomeWriter(store)
+        # rows being prepared or sent (not those only waiting for their outcome to be written)
+        self._in_flight = 0
+        self._woken = False  # a slot freed, stop or a pass was asked, since the loop looked
+        self._waiter: asyncio.Future[None] | None = None
+        self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
+        self._pacer = Pacer()
         self.metrics = metrics
         self._claim_failing_since: datetime | None = None
         self._claim_logged_at: datetime | None = None
@@ -147,7 +158,7 @@ class Dispatcher:
         if self._task is None:
             return
         self.stopping.set()
-        self._wake.set()
+        self._wake()
         await self._task
         self._task = None
         log.info("dispatcher stopped", extra={"worker": self.owner})
@@ -165,7 +176,7 @@ class Dispatcher:
         """
         self._asked += 1
         asked = self._asked
-        self._wake.set()
+        self._wake()
         while self._idle_upto < asked and self.running:
             assert self._task is not None  # noqa: S101 - running says so
             self._idle.clear()
@@ -183,6 +194,7 @@ class Dispatcher:
         if not self._may_claim():
             return 0
         claimed = await self._claim(self._limit(0))
+        self._in_flight += len(claimed)
         await asyncio.gather(*(self._process(row) for row in claimed))
         await self.wipe_due()
         return len(claimed)
@@ -204,6 +216,7 @@ class Dispatcher:
         if limit <= 0:
             return []
         now = self.clock()
+        self._outcomes.flush()  # the finished sends' outcomes go in the claim's transaction
         try:
             claimed = await self.store.write(db.claim(self.owner, now, self.options.lease, limit))
         except StoreUnavailable as exc:
@@ -244,42 +257,87 @@ class Dispatcher:
         )
 
     async def _run(self) -> None:
+        """Claim a batch ahead of the free slots and start rows as slots free up.
+
+        Why ahead: sends end one by one (each at its own Mailgun latency), so claiming only
+        for the slots just freed meant claims of a few rows, each a transaction (a commit
+        costs as much CPU as rendering a message). With up to `concurrency` rows claimed
+        ahead in `ready`, a claim takes about twenty rows, and the outcomes written meanwhile
+        share its transaction. A row waits in `ready` at most until a slot frees (one send),
+        well inside its lease; on pause or stop the rows not started are given back.
+        """
         tasks: set[asyncio.Task[None]] = set()
-        batch_min = max(1, self.options.concurrency // 4)
+        ready: deque[db.Claimed] = deque()
         try:
             while not self.stopping.is_set():
                 serving = self._asked  # the drained() calls this pass can answer
-                self._wake.clear()
-                limit = self._limit(len(tasks)) if self._may_claim() else 0
+                self._woken = False  # what happens from here on ends the wait below
+                if self.paused_reason is not None and ready:
+                    await self._give_back(ready)
+                free = self._limit(self._in_flight) if self._may_claim() else 0
                 claimed: list[db.Claimed] = []
-                if limit >= batch_min or (limit > 0 and not tasks):
-                    claimed = await self._claim(limit)
-                    for row in claimed:
-                        tasks.add(asyncio.create_task(self._process(row)))
+                if free > len(ready):
+                    ahead = self.options.concurrency if self.paused_reason is None else 0
+                    claimed = await self._claim(free - len(ready) + ahead)
+                    ready.extend(claimed)
+                while free > 0 and ready:
+                    admitted = await self._pacer.admit()  # requests on this loop go first
+                    if not self._may_claim():
+                        break  # stopping, or paused meanwhile: `ready` is given back
+                    for _ in range(min(admitted, free, len(ready))):
+                        self._in_flight += 1
+                        free -= 1
+                        task = asyncio.create_task(self._paced(ready.popleft()))
+                        task.add_done_callback(self._row_done)
+                        tasks.add(task)
                 await self.wipe_due()
                 await self._peers.check(self.clock())
-                if claimed and len(claimed) == limit and self.paused_reason is None:
-                    continue  # more may be due and there may be room: claim again at once
-                if not claimed and not tasks:
+                tasks = _reap(tasks)
+                if not claimed and not ready and not tasks:
                     self._idle_upto = serving
                     self._idle.set()
-                await self._wait(tasks)
-                tasks = _reap(tasks)
+                await self._wait()
         finally:
+            await self._give_back(ready)
             await self._drain(tasks)
 
-    async def _wait(self, tasks: set[asyncio.Task[None]]) -> None:
+    async def _paced(self, row: db.Claimed) -> None:
+        await self._pacer.metered(self._process(row))
+
+    def _row_done(self, _task: asyncio.Task[None]) -> None:
+        """A row is settled (its outcome written): a drained() waiting may be answered."""
+        if self._idle_upto < self._asked:
+            self._wake()
+
+    async def _give_back(self, ready: deque[db.Claimed]) -> None:
+        """Release rows claimed ahead but not started: due again at once, no attempt counted."""
+        rows = list(ready)
+        ready.clear()
+        await asyncio.gather(*(self._release(row, None) for row in rows))
+
+    async def _wait(self) -> None:
         """Until a send finishes, stop or a pass is asked, or the poll interval (or pause) runs
         out."""
         timeout = self.options.poll_seconds
         if self.paused_until is not None:
             remaining = (self.paused_until - self.clock()).total_seconds()
             timeout = max(0.0, min(timeout, remaining))
-        waker = asyncio.ensure_future(self._wake.wait())  # stop() and drained() set it
+        if self._woken or self.stopping.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
         try:
-            await asyncio.wait({*tasks, waker}, timeout=timeout, return_when="FIRST_COMPLETED")
+            await waiter
         finally:
-            waker.cancel()
+            timer.cancel()
+            self._waiter = None
+
+    def _wake(self) -> None:
+        """A slot is free, or stop or a pass was asked: the loop's wait ends."""
+        self._woken = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     async def _drain(self, tasks: set[asyncio.Task[None]]) -> None:
         pending = {task for task in tasks if not task.done()}
@@ -312,7 +370,10 @@ class Dispatcher:
     # --- one row ---------------------------------------------------------------------------
 
     async def _process(self, row: db.Claimed) -> None:
+        """One claimed row, counted in `_in_flight` by the caller until its send is over: its
+        slot is free while its outcome waits to be written with others."""
         sending = False
+        counted = True
         try:
             if row.maybe_sent and await self._too_soon_to_ask(row):
                 return
@@ -327,11 +388,20 @@ class Dispatcher:
                 duration = int((time.monotonic() - started) * 1000)
             else:
                 result, duration = email, None
+            counted = self._free_slot()
             await self._settle(row, result, duration)
         except asyncio.CancelledError:
             outcome = db.INTERRUPTED if sending else None
             await asyncio.shield(self._release(row, outcome))
             raise
+        finally:
+            if counted:
+                self._free_slot()
+
+    def _free_slot(self) -> bool:
+        self._in_flight -= 1
+        self._wake()
+        return False
 
     async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
         """A send that may have reached Mailgun began less than `lookup_delay` ago (a worker

@@ -12,8 +12,10 @@ echoes in a reason is redacted.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import secrets
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -131,6 +133,19 @@ def form_fields(email: RenderedEmail, *, tag: bool = True) -> list[tuple[str, st
     return fields
 
 
+def multipart(fields: list[tuple[str, str]], boundary: str) -> bytes:
+    """multipart/form-data as httpx lays it out for `files=[(name, (None, bytes))]`, built in
+    one join (httpx's encoder cost a fifth of a send). `boundary` is 32 random hex digits,
+    as httpx's: a value holding it by chance is not a concern."""
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="'
+    parts = [
+        f'{head}{name}"\r\n\r\n'.encode("ascii") + value.encode("utf-8") + b"\r\n"
+        for name, value in fields
+    ]
+    parts.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(parts)
+
+
 class MailgunTransport:
     """POST {base}/v3/{domain}/messages as multipart/form-data with HTTP Basic api:KEY."""
 
@@ -145,7 +160,8 @@ class MailgunTransport:
         metrics: Metrics | None = None,
     ) -> None:
         self._client = client
-        self._auth = httpx.BasicAuth("api", api_key)
+        token = base64.b64encode(f"api:{api_key}".encode()).decode("ascii")
+        self._authorization = f"Basic {token}"  # what httpx.BasicAuth sends, computed once
         self.domain = domain
         self.url = f"{base_url.rstrip('/')}/v3/{domain}/messages"
         self._clock = clock
@@ -153,14 +169,15 @@ class MailgunTransport:
 
     async def send(self, email: RenderedEmail) -> SendResult:
         """One request, one result; never raises for anything the network or Mailgun does."""
-        files = [(name, (None, value.encode("utf-8"))) for name, value in form_fields(email)]
+        boundary = secrets.token_hex(16)
+        body = multipart(form_fields(email), boundary)
+        headers = {
+            "Authorization": self._authorization,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        }
         started = time.perf_counter()
         try:
-            request = self._client.build_request("POST", self.url, files=files)
-            # Materialise the multipart body: streamed, httpx writes each part's pieces in
-            # separate socket sends (about fifty per message), which dominated the CPU cost.
-            request.read()
-            response = await self._client.send(request, auth=self._auth)
+            response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             result = self._network_error(exc)
         else:

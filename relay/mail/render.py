@@ -108,10 +108,14 @@ def header_safe(value: str, limit: int = MAX_SUBJECT) -> str:
     return cleaned
 
 
+def _first_group(match: re.Match[str]) -> str:
+    return match.group(1)
+
+
 def tidy_subject(value: str) -> str:
     """Drop the separators an empty optional field leaves behind, then make it header-safe."""
     line = header_safe(value, limit=10 * MAX_SUBJECT)
-    line = _EMPTY_SLOTS.sub(r"\1", line)
+    line = _EMPTY_SLOTS.sub(_first_group, line)  # a function: no replacement template to parse
     line = _EDGE_SEPARATORS.sub("", line)
     return header_safe(line)
 
@@ -172,6 +176,12 @@ def phone_display(phone: str | None) -> str | None:
         )
     except phonenumbers.NumberParseException:
         return phone
+
+
+def label(text: str, width: int = 10) -> str:
+    """`Text:` padded to `width`: the plain-text email's aligned columns (a template's own
+    `label` macro, if it defines one, takes precedence)."""
+    return f"{text}:".ljust(width - 1) + " "
 
 
 def local_time(moment: datetime, zone: ZoneInfo = DISPLAY_ZONE) -> str:
@@ -243,8 +253,11 @@ class Renderer:
             )
             for language in i18n.available()
         }
+        for env in self._envs.values():
+            env.globals["label"] = label
         self._subjects = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
         self._subject_templates: dict[str, Template] = {}  # compiled once per subject
+        self._recipients: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._templates_dir = templates_dir
         self.sender = sender_header(sender)
         self.domain = domain
@@ -326,7 +339,10 @@ class Renderer:
         try:
             reply_to = reply_to_header(sub.name, sub.email)
             text_words(subject)
-            recipients = tuple(ascii_address(address) for address in form.recipients)
+            recipients = self._recipients.get(form.recipients)
+            if recipients is None:  # the forms file's, checked once (not personal data)
+                recipients = tuple(ascii_address(address) for address in form.recipients)
+                self._recipients[form.recipients] = recipients
         except HeaderError as exc:
             msg = f"form {form.id!r}: a header cannot be written ({exc})"
             raise RenderError(msg) from None

@@ -11,17 +11,19 @@ These are synchronous Core jobs of a `Connection`: run them with Store.write / S
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, Update, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from relay import states
 from relay.clock import as_utc
-from relay.store.tables import delivery_attempts, submissions
+from relay.store.tables import UTC_TS, delivery_attempts, submissions
 
 #: delivery_attempts.outcome values. "ambiguous" and "interrupted" mean the message may have
 #: reached the provider: the next attempt asks the lookup (if any) before sending again.
@@ -91,11 +93,60 @@ _CLAIMED_COLUMNS = [
 ]
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        and_(submissions.c.state.in_(states.DUE), submissions.c.next_attempt_at <= now),
-        and_(submissions.c.state == states.SENDING, submissions.c.lease_expires_at <= now),
+def _pick(state: str) -> Select[Any]:
+    """Due rows of one state, oldest first, straight off ix_submissions_due (state,
+    next_attempt_at): the index gives them in order, so a claim reads `limit` rows, not the
+    whole backlog (one query with an OR over the states read and sorted every due row)."""
+    c = submissions.c
+    expired = c.lease_expires_at if state == states.SENDING else c.next_attempt_at
+    return (
+        select(c.id, c.state, c.updated_at, c.lease_owner, c.next_attempt_at)
+        .where(c.state == state, expired <= bindparam("now", type_=UTC_TS))
+        .order_by(c.next_attempt_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Built once: a statement object used again hits SQLAlchemy's compiled cache with its cache
+#: key memoised, so a claim or an outcome costs parameter processing, not statement building.
+_PICKS = [_pick(state) for state in (states.SENDING, *states.DUE)]
+_TAKE = (
+    update(submissions)
+    .where(submissions.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=states.SENDING,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("until", type_=UTC_TS),
+        attempts=submissions.c.attempts + 1,
+        first_attempt_at=func.coalesce(
+            submissions.c.first_attempt_at, bindparam("now", type_=UTC_TS)
+        ),
+        updated_at=bindparam("now", type_=UTC_TS),
+    )
+    .returning(*_CLAIMED_COLUMNS)
+)
+_LATEST_ATTEMPTS = select(
+    delivery_attempts.c.submission_id, delivery_attempts.c.attempted_at
+).where(
+    delivery_attempts.c.id.in_(
+        select(func.max(delivery_attempts.c.id))
+        .where(delivery_attempts.c.submission_id.in_(bindparam("ids", expanding=True)))
+        .group_by(delivery_attempts.c.submission_id)
+        .scalar_subquery()
+    ),
+    delivery_attempts.c.outcome.in_(MAYBE_SENT),
+)
+_INSERT_ATTEMPTS = insert(delivery_attempts)
+_OWNERS = (
+    select(submissions.c.id, submissions.c.lease_owner)
+    .where(
+        submissions.c.id.in_(bindparam("ids", expanding=True)),
+        submissions.c.state == states.SENDING,
+    )
+    .with_for_update()
+)
 
 
 def claim(
@@ -104,18 +155,10 @@ def claim(
     """Take up to `limit` due rows (oldest first), or rows whose lease expired, for `owner`."""
 
     def job(conn: Connection) -> list[Claimed]:
-        picked = conn.execute(
-            select(
-                submissions.c.id,
-                submissions.c.state,
-                submissions.c.updated_at,
-                submissions.c.lease_owner,
-            )
-            .where(_due(now))
-            .order_by(submissions.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        candidates = [
+            row for pick in _PICKS for row in conn.execute(pick, {"now": now, "limit": limit}).all()
+        ]
+        picked = sorted(candidates, key=_oldest_first)[:limit]
         if not picked:
             return []
         ids = [row.id for row in picked]
@@ -127,17 +170,7 @@ def claim(
         if lost:
             _record_takeovers(conn, taken_over, began, owner, now)
         rows = conn.execute(
-            update(submissions)
-            .where(submissions.c.id.in_(ids))
-            .values(
-                state=states.SENDING,
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                attempts=submissions.c.attempts + 1,
-                first_attempt_at=func.coalesce(submissions.c.first_attempt_at, now),
-                updated_at=now,
-            )
-            .returning(*_CLAIMED_COLUMNS)
+            _TAKE, {"ids": ids, "owner": owner, "until": now + lease, "now": now}
         ).all()
         order = {sid: index for index, sid in enumerate(ids)}
         return [
@@ -151,6 +184,10 @@ def claim(
         ]
 
     return job
+
+
+def _oldest_first(row: Row[Any]) -> datetime:
+    return row.next_attempt_at or _EPOCH  # a row without a due time (none expected): first
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -179,20 +216,11 @@ def _record_takeovers(
         )
         for sid, old in previous.items()
     ]
-    conn.execute(insert(delivery_attempts), rows)
+    conn.execute(_INSERT_ATTEMPTS, rows)
 
 
 def _last_attempt_maybe_sent(conn: Connection, ids: list[str]) -> dict[str, datetime]:
-    latest = (
-        select(func.max(delivery_attempts.c.id))
-        .where(delivery_attempts.c.submission_id.in_(ids))
-        .group_by(delivery_attempts.c.submission_id)
-    )
-    rows = conn.execute(
-        select(delivery_attempts.c.submission_id, delivery_attempts.c.attempted_at).where(
-            delivery_attempts.c.id.in_(latest), delivery_attempts.c.outcome.in_(MAYBE_SENT)
-        )
-    ).all()
+    rows = conn.execute(_LATEST_ATTEMPTS, {"ids": ids}).all()
     return {row.submission_id: row.attempted_at for row in rows}
 
 
@@ -229,7 +257,8 @@ def _attempt_row(submission_id: str, attempt: Attempt) -> dict[str, object]:
     }
 
 
-def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
+@dataclass(frozen=True)
+class Finish:
     """Write many outcomes in one job: rows still owned are updated and their attempts logged.
 
     Why batched: one dispatcher finishes hundreds of sends a second, and a statement per row
@@ -239,19 +268,13 @@ def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
     since the row now belongs to that worker.
     """
 
-    def job(conn: Connection) -> list[bool]:
+    outcomes: Sequence[Outcome]
+
+    def __call__(self, conn: Connection) -> list[bool]:
+        outcomes = self.outcomes
         if not outcomes:
             return []
-        owners = dict(
-            conn.execute(
-                select(submissions.c.id, submissions.c.lease_owner)
-                .where(
-                    submissions.c.id.in_([o.submission_id for o in outcomes]),
-                    submissions.c.state == states.SENDING,
-                )
-                .with_for_update()
-            ).all()
-        )
+        owners = dict(conn.execute(_OWNERS, {"ids": [o.submission_id for o in outcomes]}).all())
         owned = [owners.get(o.submission_id) == o.owner for o in outcomes]
         groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
         attempts = []
@@ -269,17 +292,25 @@ def finish(outcomes: Sequence[Outcome]) -> Callable[[Connection], list[bool]]:
             groups.setdefault(tuple(sorted(values)), []).append(params)
             attempts.append(_attempt_row(outcome.submission_id, outcome.attempt))
         for keys, rows in groups.items():
-            statement = (
-                update(submissions)
-                .where(submissions.c.id == bindparam("k_id"))
-                .values({key: bindparam(f"v_{key}") for key in keys})
-            )
-            conn.execute(statement, rows)
+            conn.execute(_set_statement(keys), rows)
         if attempts:
-            conn.execute(insert(delivery_attempts), attempts)
+            conn.execute(_INSERT_ATTEMPTS, attempts)
         return owned
 
-    return job
+
+def finish(outcomes: Sequence[Outcome]) -> Finish:
+    """The write job for these outcomes (see Finish)."""
+    return Finish(outcomes)
+
+
+@functools.cache
+def _set_statement(keys: tuple[str, ...]) -> Update:
+    """UPDATE submissions SET <keys> WHERE id = :k_id, built once per set of columns."""
+    return (
+        update(submissions)
+        .where(submissions.c.id == bindparam("k_id"))
+        .values({key: bindparam(f"v_{key}") for key in keys})
+    )
 
 
 def _one(outcome: Outcome) -> Callable[[Connection], bool]:

@@ -250,6 +250,22 @@ def test_a_templates_dir_can_replace_the_shipped_one(settings_factory, tmp_path,
     assert (default_email_templates_dir() / "submission.html.j2").is_file()
 
 
+def test_a_copied_template_with_its_own_label_macro_renders_as_the_shipped_one(tmp_path, forms):
+    """The plain-text template used to define `label` as a macro; relay now provides it as a
+    function. A template copied from then, macro and all, renders the same text as today's."""
+    shipped = default_email_templates_dir()
+    macro = '{% macro label(text, width=10) %}{{ "%-*s"|format(width - 1, text ~ ":") }} '
+    macro += "{% endmacro -%}\n"
+    text = (shipped / "submission.txt.j2").read_text(encoding="utf-8")
+    (tmp_path / "submission.txt.j2").write_text(macro + text, encoding="utf-8")
+    (tmp_path / "submission.html.j2").write_text("<p>{{ name }}</p>", encoding="utf-8")
+    kwargs: dict[str, Any] = {"sender": "relay@mg.example.com", "domain": "mg.example.com"}
+    submission = view(phone=None)
+    old = Renderer(tmp_path, **kwargs).render(submission, forms["contact"]).text
+    assert old == Renderer(shipped, **kwargs).render(submission, forms["contact"]).text
+    assert "Nom:      Jeanne Martin\n" in old  # "Nom:" padded to the column
+
+
 def test_internationalised_addresses_still_make_a_reply_to():
     """IDN domains are punycoded and names encoded by relay; a non-ASCII local part is refused."""
     assert (
