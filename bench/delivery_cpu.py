@@ -49,7 +49,6 @@ from relay.config import Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.deliver.delivery import build_dispatcher, open_transport, renderer_for
 from relay.deliver.outcomes import log_attempt
-from relay.ids import new_submission_id
 from relay.mail import eml
 from relay.mail.eml import build_eml
 from relay.mail.mailgun import MailgunTransport
@@ -63,35 +62,7 @@ from relay.store.delivery_stats import queue_stats
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from dispatch import BODY, configure, free_port  # noqa: E402 - the bench's own module
-
-
-def seed(keyring: KeyRing, count: int) -> Callable[[Connection], None]:
-    """`count` queued submissions, written as the accept endpoint writes them."""
-    now = utcnow()
-    jobs = []
-    for _ in range(count):
-        sid = new_submission_id()
-        jobs.append(
-            outbox.accept(
-                outbox.NewSubmission(
-                    id=sid,
-                    form_id="contact",
-                    received_at=now,
-                    legal_basis="legitimate_interest",
-                    notice_version="2026-03-20",
-                    consent_given=False,
-                    consent_wording_version="v1",
-                    body_enc=outbox.seal_body(keyring, sid, BODY),
-                    subject_mac=keyring.mac(BODY["email"]),
-                )
-            )
-        )
-
-    def job(conn: Connection) -> None:
-        outbox.AcceptJob.run_many(conn, jobs)
-
-    return job
+from dispatch import configure, free_port, seed  # noqa: E402 - the bench's own module
 
 
 def settings_for(folder: Path, database_url: str | None, port: int | None) -> Settings:

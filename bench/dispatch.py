@@ -75,9 +75,10 @@ def seed(keyring: KeyRing, count: int) -> Callable[[Connection], None]:
             )
         )
 
+    jobs = [outbox.accept(row) for row in rows]
+
     def job(conn: Connection) -> None:
-        for row in rows:
-            outbox.accept(row)(conn)
+        outbox.AcceptJob.run_many(conn, jobs)  # in bulk, as the group writer runs accepts
 
     return job
 
