@@ -191,19 +191,20 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
     def _add(self, line: str, level: int) -> None:
         self._lines.append(line)
         if level >= logging.ERROR or len(self._lines) >= self.max_lines:
-            try:
-                self._write_out()
-            except (OSError, ValueError):  # as StreamHandler.handleError: never raise
-                self._lines.clear()
+            self._write_out()
         elif len(self._lines) == 1:
             self._wake.set()
 
     def _write_out(self) -> None:
-        """Write what is buffered (with the lock held)."""
+        """Write what is buffered (with the lock held); a stream closed or gone loses the
+        batch, as a StreamHandler's failed write loses its line, and never raises."""
         lines, self._lines = self._lines, []
         if lines:
-            self.stream.write(self.terminator.join(lines) + self.terminator)
-            self.stream.flush()
+            try:
+                self.stream.write(self.terminator.join(lines) + self.terminator)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def _write_batches(self) -> None:
         while not self._stopped:
@@ -211,10 +212,7 @@ class BufferedStream(logging.StreamHandler):  # type: ignore[type-arg]
             time.sleep(self.interval)
             with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
                 self._wake.clear()
-                try:
-                    self._write_out()
-                except (OSError, ValueError):  # stream closed or gone: nothing to write to
-                    self._lines.clear()
+                self._write_out()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

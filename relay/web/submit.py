@@ -290,13 +290,14 @@ async def _accept(
         if earlier is not None:
             return _replay(earlier, answer, deps, key_mac), ACCEPTED
     screened = request.scope.get(SCREENED)  # relay.web.floodgate parsed and checked it
-    if isinstance(screened, Screened):
-        raw = screened.raw
-    else:
+    if not isinstance(screened, Screened):
+        screened = None
         body = await read_body(request, form.max_body_bytes, deps.settings.body_timeout_seconds)
         raw = parse_body(content_type, body)
+    else:
+        raw = screened.raw
     answer.asked_language = language_tag(raw.get("_language"), i18n.available())
-    defended = defend(deps, form, raw, now, screened if isinstance(screened, Screened) else None)
+    defended = defend(deps, form, raw, now, screened)
     # The verdict is known here, before anything is stored or spent: certain spam is dropped;
     # what is delivered or quarantined spends its own form-wide budget first, so spam the
     # defences caught never uses up the budget of real visitors (relay.web.ratelimit).
