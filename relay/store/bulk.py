@@ -40,15 +40,15 @@ _UNSET = object()
 class BulkStatement:
     """An INSERT (or upsert) whose rows all carry the same keys, run as one executemany."""
 
-    def __init__(self, statement: Insert, keys: Sequence[str]) -> None:
+    def __init__(self, statement: Insert) -> None:
         self.statement = statement
-        self.keys = tuple(keys)
-        self._plans: dict[str, _Plan] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
 
-    def _plan(self, dialect: Dialect) -> _Plan:
-        plan = self._plans.get(dialect.name)
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        """The statement compiled for `dialect` and rows with these `keys` (made once)."""
+        plan = self._plans.get((dialect.name, keys))
         if plan is None:
-            compiled = self.statement.compile(dialect=dialect, column_keys=list(self.keys))
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
             assert isinstance(compiled, SQLCompiler)  # noqa: S101 - an INSERT compiles to SQL
             names: list[str] = []
             convert: list[tuple[int, Callable[[Any], Any]]] = []
@@ -56,7 +56,7 @@ class BulkStatement:
             for position, name in enumerate(compiled.positiontup or ()):
                 bind = compiled.binds[name]
                 processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-                if name not in self.keys:
+                if name not in keys:
                     value = bind.effective_value
                     if value is None:
                         msg = f"bulk statement: no value for parameter {name!r}"
@@ -68,17 +68,17 @@ class BulkStatement:
                 names.append(name)
             take = _taker(names)
             plan = _Plan(compiled.string, take, tuple(convert), tuple(fixed))
-            self._plans[dialect.name] = plan
+            self._plans[dialect.name, keys] = plan
         return plan
 
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert `rows` (each with exactly `keys`) in the connection's transaction."""
+        """Insert `rows` (all with the same keys) in the connection's transaction."""
         if not rows:
             return
         if conn.dialect.name != "sqlite":
             conn.execute(self.statement, list(rows))
             return
-        plan = self._plan(conn.dialect)
+        plan = self._plan(conn.dialect, tuple(rows[0]))
         # a row repeats its moment (received, updated, next attempt, …) and a group shares
         # it often: each distinct value goes through its processor once per call
         converted: dict[tuple[int, Any], Any] = {}

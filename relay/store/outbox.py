@@ -27,27 +27,8 @@ QUEUED = states.QUEUED
 #: Built once: a statement object reused with new parameters hits SQLAlchemy's compiled cache.
 _INSERT_SUBMISSION = insert(submissions)
 _INSERT_IDEMPOTENCY = insert(idempotency_keys)
-#: the keys of _submission_params, every column given (no default left to compute per row)
-_SUBMISSION_KEYS = (
-    "id",
-    "form_id",
-    "received_at",
-    "legal_basis",
-    "notice_version",
-    "consent_given",
-    "consent_wording_version",
-    "consent_at",
-    "body_enc",
-    "subject_mac",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "updated_at",
-    "test",
-    "quarantine_reason",
-)
 #: a group's simple accepts in one driver executemany (relay.store.bulk)
-_BULK_SUBMISSIONS = BulkStatement(_INSERT_SUBMISSION, _SUBMISSION_KEYS)
+_BULK_SUBMISSIONS = BulkStatement(_INSERT_SUBMISSION)
 
 
 def body_context(submission_id: str) -> bytes:
@@ -165,7 +146,7 @@ def _submission_params(sub: NewSubmission) -> dict[str, Any]:
         "attempts": 0,
         "next_attempt_at": sub.received_at if sub.quarantine_reason is None else None,
         "updated_at": sub.received_at,
-        "test": False,
+        "test": False,  # given, not defaulted: the driver's executemany computes no default
         "quarantine_reason": sub.quarantine_reason,
     }
 

@@ -176,9 +176,7 @@ def _fast_bulk(dialect: str) -> BulkStatement:
     """The fast upsert as one driver executemany (relay.store.bulk), built once per dialect."""
     bulk = _BULK.get(dialect)
     if bulk is None:
-        bulk = _BULK[dialect] = BulkStatement(
-            _fast_statement(dialect), (*_FAST_COLUMNS, "client_expires_at")
-        )
+        bulk = _BULK[dialect] = BulkStatement(_fast_statement(dialect))
     return bulk
 
 
