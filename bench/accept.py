@@ -109,6 +109,32 @@ class Result:
     requests: int
 
 
+#: One load generator is one client: the limits are lifted so the limiter still runs on every
+#: request (its cost is measured) but never refuses.
+LIFTED_LIMITS = {
+    "RELAY_RATE_LIMIT_CLIENT": "100000000/minute",
+    "RELAY_RATE_LIMIT_FORM": "100000000/minute",
+}
+
+
+def relay_env(var: Path, forms: Path, *, limited: bool = False, **settings: str) -> dict[str, str]:
+    """The environment of a benched `relay serve`: this shell's without RELAY_*, then its own
+    var/, forms file and a fresh key, JSON logs, no dispatcher, the limits lifted (unless
+    `limited`), and `settings` over all that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(
+        RELAY_VAR_DIR=str(var),
+        RELAY_FORMS_FILE=str(forms),
+        RELAY_SECRET_KEY=generate_key(),
+        RELAY_LOG_FORMAT="json",
+        RELAY_DISPATCH_IN_SERVE="false",
+    )
+    if not limited:
+        env.update(LIFTED_LIMITS)
+    env.update(settings)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -308,21 +334,9 @@ def run_relay(
     forms = workdir / "forms.toml"
     forms.write_text(FORMS, encoding="utf-8")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
-        RELAY_VAR_DIR=str(var),
-        RELAY_FORMS_FILE=str(forms),
-        RELAY_SECRET_KEY=generate_key(),
-        RELAY_LOG_FORMAT="json",
-        RELAY_LOG_LEVEL=args.log_level,
-        # one load generator is one client: lift the per-client limit so the limiter still
-        # runs on every request (its cost is measured) but never refuses
-        RELAY_RATE_LIMIT_CLIENT="100000000/minute",
-        RELAY_RATE_LIMIT_FORM="100000000/minute",
-        # the accept path alone: delivery is measured by bench/dispatch.py (in a real
-        # deployment under load, `relay worker` processes deliver beside `relay serve`)
-        RELAY_DISPATCH_IN_SERVE="false",
-    )
+    # the accept path alone: delivery is measured by bench/dispatch.py (in a real deployment
+    # under load, `relay worker` processes deliver beside `relay serve`)
+    env = relay_env(var, forms, RELAY_LOG_LEVEL=args.log_level)
     before = 0
     if database_url is not None:
         env["RELAY_DATABASE_URL"] = database_url

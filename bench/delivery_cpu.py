@@ -48,11 +48,11 @@ from relay.clock import utcnow
 from relay.config import Settings, load_forms
 from relay.crypto import KeyRing, generate_key
 from relay.deliver.delivery import build_dispatcher, open_transport, renderer_for
+from relay.deliver.dispatcher import view_of
 from relay.deliver.outcomes import log_attempt
 from relay.mail import eml
 from relay.mail.eml import build_eml
 from relay.mail.mailgun import MailgunTransport
-from relay.mail.render import SubmissionView
 from relay.mail.transport import RenderedEmail
 from relay.store import Store, outbox
 from relay.store import dispatch as db
@@ -231,17 +231,7 @@ async def budget(settings: Settings, store: Store, count: int, transport_name: s
     done = timed("render")
     emails: list[RenderedEmail] = []
     for row, fields in zip(rows, bodies, strict=True):
-        view = SubmissionView.from_fields(
-            fields,
-            id=row.id,
-            form_id=row.form_id,
-            received_at=row.received_at,
-            legal_basis=row.legal_basis,
-            notice_version=row.notice_version,
-            consent_given=row.consent_given,
-            consent_wording_version=row.consent_wording_version,
-        )
-        emails.append(renderer.render(view, forms[row.form_id]))
+        emails.append(renderer.render(view_of(row, fields), forms[row.form_id]))
     done()
 
     if transport_name == "file":

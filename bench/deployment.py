@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -46,6 +45,7 @@ from accept import (  # the accept bench's helpers: one copy
     FORMS,
     cpu_seconds,
     free_port,
+    relay_env,
     start,
     stop,
     write_lua,
@@ -103,17 +103,7 @@ def wait_drained(db: Path, total: int) -> float:
 
 
 def environment(var: Path, forms: Path, dispatch: bool) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
-        RELAY_VAR_DIR=str(var),
-        RELAY_FORMS_FILE=str(forms),
-        RELAY_SECRET_KEY=generate_key(),
-        RELAY_LOG_FORMAT="json",
-        RELAY_RATE_LIMIT_CLIENT="100000000/minute",
-        RELAY_RATE_LIMIT_FORM="100000000/minute",
-        RELAY_DISPATCH_IN_SERVE="true" if dispatch else "false",
-    )
-    return env
+    return relay_env(var, forms, RELAY_DISPATCH_IN_SERVE="true" if dispatch else "false")
 
 
 def burst(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -35,8 +34,6 @@ from pathlib import Path
 import accept  # bench/accept.py: the same bare app, wrk runner conventions and process helpers
 import httpx
 from altcha import Challenge, Payload, solve_challenge
-
-from relay.crypto import generate_key
 
 FIELDS = {k: v for k, v in accept.FIELDS.items() if k != "message"} | {
     "message": "Bonjour, je voudrais un devis pour 200 flacons. Merci."
@@ -193,19 +190,8 @@ def relay_env(workdir: Path, name: str, limited: bool) -> tuple[dict[str, str], 
     var = workdir / f"var-{name}"
     forms = workdir / "forms.toml"
     forms.write_text(FORMS, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
-        RELAY_VAR_DIR=str(var),
-        RELAY_FORMS_FILE=str(forms),
-        RELAY_SECRET_KEY=generate_key(),
-        RELAY_LOG_FORMAT="json",
-        RELAY_LOG_LEVEL="WARNING",  # one line per caught request would measure the disk
-        RELAY_DISPATCH_IN_SERVE="false",
-    )
-    if not limited:  # one load generator is one client: lift the limits (still checked)
-        env.update(
-            RELAY_RATE_LIMIT_CLIENT="100000000/minute", RELAY_RATE_LIMIT_FORM="100000000/minute"
-        )
+    # WARNING: one line per caught request would measure the disk
+    env = accept.relay_env(var, forms, limited=limited, RELAY_LOG_LEVEL="WARNING")
     return env, var
 
 

@@ -38,9 +38,7 @@ import time
 from pathlib import Path
 
 import httpx
-from accept import FORMS  # the same form as the accept bench (bench/ is on sys.path)
-
-from relay.crypto import generate_key
+from accept import FORMS, relay_env  # the accept bench's form and environment
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {
@@ -91,17 +89,7 @@ def healthz_ok(port: int) -> bool:
 def environment(workdir: Path, var: Path) -> dict[str, str]:
     forms = workdir / "forms.toml"
     forms.write_text(FORMS, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
-        RELAY_VAR_DIR=str(var),
-        RELAY_FORMS_FILE=str(forms),
-        RELAY_SECRET_KEY=generate_key(),
-        RELAY_LOG_FORMAT="json",
-        RELAY_LOG_LEVEL="WARNING",
-        RELAY_RATE_LIMIT_CLIENT="100000000/minute",
-        RELAY_RATE_LIMIT_FORM="100000000/minute",
-    )
-    return env
+    return relay_env(var, forms, RELAY_LOG_LEVEL="WARNING", RELAY_DISPATCH_IN_SERVE="true")
 
 
 def time_help(env: dict[str, str]) -> float:

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay import states
 from relay.clock import Clock, utcnow
@@ -448,18 +448,8 @@ class Dispatcher:
             return t.Retry(None, None, f"cannot decrypt the body ({exc}); check RELAY_SECRET_KEY")
         except (ValueError, TypeError):
             return t.Failed(None, "the decrypted body is not valid JSON")
-        view = SubmissionView.from_fields(
-            fields,
-            id=row.id,
-            form_id=row.form_id,
-            received_at=row.received_at,
-            legal_basis=row.legal_basis,
-            notice_version=row.notice_version,
-            consent_given=row.consent_given,
-            consent_wording_version=row.consent_wording_version,
-        )
         try:
-            return self.renderer.render(view, form)
+            return self.renderer.render(view_of(row, fields), form)
         except RenderError as exc:
             return t.Retry(None, None, str(exc))
 
@@ -570,3 +560,17 @@ class Dispatcher:
                 "lease lost before the outcome was recorded", extra={"submission_id": row.id}
             )
         return owned
+
+
+def view_of(row: db.Claimed, fields: dict[str, Any]) -> SubmissionView:
+    """What the templates render for a claimed row whose body opened to `fields`."""
+    return SubmissionView.from_fields(
+        fields,
+        id=row.id,
+        form_id=row.form_id,
+        received_at=row.received_at,
+        legal_basis=row.legal_basis,
+        notice_version=row.notice_version,
+        consent_given=row.consent_given,
+        consent_wording_version=row.consent_wording_version,
+    )
