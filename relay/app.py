@@ -137,7 +137,7 @@ def create_app(
         hosts=settings.trusted_hosts,
         deadlines=reads,
     )
-    app.front = LastResort(gate)
+    app.front = gate  # it guards itself as LastResort would (relay.web.floodgate)
     app.state.deps = deps
     app.state.limiter = limiter
     app.state.proof_ledger = ProofLedger(settings)  # single-use proofs of work

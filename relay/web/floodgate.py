@@ -15,7 +15,9 @@ verified, the body replayed and the per-client limit marked as spent, so no requ
 twice): the middleware between has nothing left to do for it (the Host is vouched for, the body
 read within its deadline, and the answer is JSON, given `nosniff` here as SecurityHeaders
 would), and skipping it and the router is a tenth of a submission's cost. Its JSON answers
-carry `nosniff`; an exception escaping it reaches LastResort like any other.
+carry `nosniff`. An exception escaping the gate's own code is answered as LastResort answers
+one (relay.web.middleware.last_resort), without LastResort's wrapper around every send of a
+flood's answers; what it passes on is guarded by the LastResort in Starlette's stack.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from relay.web import submit
 from relay.web.deadlines import BodyTimeout, ReadDeadlines
 from relay.web.defend import Screened, check_proof
 from relay.web.deps import Deps, client_from
-from relay.web.middleware import CLOSE
+from relay.web.middleware import CLOSE, last_resort
 from relay.web.ratelimit import RateLimited, RateLimiter
 
 #: The two routes of relay.web.routes served by relay.web.submit.submit (project, form).
@@ -53,6 +55,8 @@ _JSON_HEADERS = [(b"content-type", b"application/json"), _NOSNIFF]
 _VARY = (b"vary", b"Origin")
 #: Bounds of the caches keyed by what clients send (Accept-Language): cleared when full.
 _CACHE_MAX = 1024
+#: Set in the scope once the gate (or the endpoint it called) has started an answer.
+_STARTED = "relay.gate.started"
 
 
 #: JSON as Starlette's JSONResponse renders it, with one encoder made once.
@@ -111,7 +115,10 @@ class FloodGate:
         ) or not self._host_trusted(headers.get(b"host")):
             await self.app(scope, receive, send)
             return
-        await self._submit(match, scope, receive, send, headers, forwarded)
+        try:
+            await self._submit(match, scope, receive, send, headers, forwarded)
+        except Exception as exc:  # noqa: BLE001 - as LastResort: every exception, logged once
+            await last_resort(exc, scope, send, started=_STARTED in scope)
 
     def _host_trusted(self, host: str | None) -> bool:
         """Whether TrustedHostMiddleware would let this Host through (unsure: no)."""
@@ -161,16 +168,18 @@ class FloodGate:
             if verdict is not None:
                 submit.dropped(deps, form, verdict)
                 url = submit.next_url(deps, form, raw, asked, scope, headers.get(b"host"))
-                await _answer(send, 202, cors, submit.accepted_json(url, new_submission_id()))
+                await _answer(
+                    scope, send, 202, cors, submit.accepted_json(url, new_submission_id())
+                )
                 deps.metrics.submission(form.id, submit.DROPPED)
                 return
             proof = check_proof(deps, form, raw, deps.clock())
         except SubmissionRejected as exc:
             submit.refused(deps, form, exc)
             if isinstance(exc, submit.ClientGone):
-                await _answer(send, 400, [], b"", json=False)  # nobody is listening any more
+                await _answer(scope, send, 400, [], b"", json=False)  # nobody is listening any more
                 return
-            await self._refuse(send, exc, form, cors, asked, headers)
+            await self._refuse(scope, send, exc, form, cors, asked, headers)
             return
         # not caught here: a person's submission, or a bot the later checks are for; the
         # endpoint reuses what was parsed and verified here (the body is replayed all the same)
@@ -190,7 +199,13 @@ class FloodGate:
         response = await submit.submit(Request(scope, receive))
         if not any(name == b"x-content-type-options" for name, _ in response.raw_headers):
             response.raw_headers.append(_NOSNIFF)
-        await response(scope, receive, send)
+
+        async def tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                scope[_STARTED] = True
+            await send(message)
+
+        await response(scope, receive, tracked)
 
     async def _read(self, receive: Receive) -> bytes:
         """The whole body, within RELAY_BODY_TIMEOUT_SECONDS (relay.web.middleware.BodyDeadline)."""
@@ -210,6 +225,7 @@ class FloodGate:
 
     async def _refuse(
         self,
+        scope: Scope,
         send: Send,
         exc: SubmissionRejected,
         form: FormConfig | None,
@@ -225,7 +241,7 @@ class FloodGate:
             extra.append((b"retry-after", submit.RETRY_AFTER_SECONDS.encode("ascii")))
         elif exc.status == 408:  # the rest of the body is not waited for (BodyDeadline)
             extra.append(CLOSE)
-        await _answer(send, exc.status, extra, self._refusal(exc, language))
+        await _answer(scope, send, exc.status, extra, self._refusal(exc, language))
 
     def _language(self, asked: str | None, accept_language: str, form: FormConfig | None) -> str:
         form_language = form.language if form is not None else None
@@ -256,8 +272,15 @@ class FloodGate:
 
 
 async def _answer(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, json: bool = True
+    scope: Scope,
+    send: Send,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    *,
+    json: bool = True,
 ) -> None:
+    scope[_STARTED] = True  # from here on, a failure cannot be answered with a 500
     length = (b"content-length", str(len(body)).encode("ascii"))
     extra = _JSON_HEADERS if json else _JSON_HEADERS[1:]
     start = {"type": "http.response.start", "status": status, "headers": [*headers, length, *extra]}

@@ -130,23 +130,30 @@ class LastResort:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:  # noqa: BLE001 - the last resort: every exception, logged once
-            endpoint = scope.get("endpoint")
-            log.error(  # noqa: TRY400 - a traceback could carry submitted data
-                "unexpected error",
-                extra={
-                    "error": type(exc).__name__,
-                    "endpoint": getattr(endpoint, "__qualname__", "unknown"),
-                },
-            )
-            if not started:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"text/plain; charset=utf-8")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": b"Internal error.\n"})
+            await last_resort(exc, scope, send, started=started)
+
+
+async def last_resort(exc: Exception, scope: Scope, send: Send, *, started: bool) -> None:
+    """What LastResort does with an exception: one line naming its class and the endpoint
+    (never its message or traceback, which could carry submitted data), then a plain 500
+    unless the answer had `started` (then the server closes the connection)."""
+    endpoint = scope.get("endpoint")
+    log.error(  # the class only: a traceback could carry submitted data
+        "unexpected error",
+        extra={
+            "error": type(exc).__name__,
+            "endpoint": getattr(endpoint, "__qualname__", "unknown"),
+        },
+    )
+    if not started:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"Internal error.\n"})
 
 
 #: Asks the server to close the connection once the answer is sent (RFC 9110, 9.6 and 15.5.9).

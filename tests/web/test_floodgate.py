@@ -153,3 +153,49 @@ def test_a_client_gone_at_the_gate_leaves_one_line_and_an_empty_400(client, capl
     assert (sent[0]["status"], sent[1]["body"]) == (400, b"")
     metric = b'relay_submissions_total{form="contact",outcome="client_disconnected"} 1.0'
     assert metric in client.get("/metrics").content
+
+
+def test_an_exception_in_the_gate_is_answered_as_the_last_resort_answers(
+    guarded, caplog, monkeypatch
+):
+    """A failure inside the gate's own path (here counting a caught bot) is one error line
+    naming its class, never its message, and a plain 500 (relay.web.middleware.last_resort)."""
+    from relay.web import submit
+
+    def broken(*_args: Any) -> None:
+        msg = "CANARY jeanne@example.fr"
+        raise RuntimeError(msg)
+
+    monkeypatch.setattr(submit, "dropped", broken)
+    caplog.set_level(logging.INFO, logger="relay")
+    answer = guarded.post("/f/guarded", json={**VALID, "_gotcha": "x"}, headers=JSON_HEADERS)
+    assert (answer.status_code, answer.text) == (500, "Internal error.\n")
+    [line] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert (line.error, line.endpoint, line.exc_info) == ("RuntimeError", "unknown", None)
+    assert "CANARY" not in caplog.text
+
+
+def test_an_exception_after_the_endpoint_answered_leaves_its_answer(client, caplog, monkeypatch):
+    """A failure once the screened submission's answer has started (a background task) is
+    logged, and no second answer is begun over the first: the 202 stands."""
+    from starlette.background import BackgroundTask
+
+    from relay.web import submit
+
+    real = submit.submit
+
+    async def then_fails(request: Any) -> Any:
+        response = await real(request)
+
+        def task() -> None:
+            raise ValueError
+
+        response.background = BackgroundTask(task)
+        return response
+
+    monkeypatch.setattr(submit, "submit", then_fails)
+    caplog.set_level(logging.INFO, logger="relay")
+    answer = client.post("/f/contact", json=VALID, headers=JSON_HEADERS)
+    assert answer.status_code == 202
+    [line] = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert (line.error, line.endpoint) == ("ValueError", then_fails.__qualname__)
