@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.accept.intake import parse_body
+from relay.accept.intake import loads, parse_body
 from tests.strategies import SubmissionCase, submission_cases
 
 
@@ -60,3 +60,36 @@ def test_the_fields_read_from_a_body_are_the_fields_sent(case, encode):
     fields = text_fields(case)
     content_type, body = encode(fields)
     assert parse_body(content_type, body) == fields
+
+
+def _outcome(decode: Any, body: bytes) -> tuple[str, Any]:
+    try:
+        return "ok", decode(body)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+        return "error", type(exc).__name__
+
+
+json_bytes = st.one_of(
+    st.binary(max_size=64),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(st.characters(exclude_categories=())),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=8,
+    ).flatmap(
+        lambda value: st.sampled_from(["utf-8", "utf-16-le", "utf-32-be", "utf-8-sig"]).map(
+            lambda codec: json.dumps(value, ensure_ascii=False).encode(codec, "surrogatepass")
+        )
+    ),
+    st.binary(max_size=32).map(lambda tail: b"{" + tail),
+    st.dictionaries(st.text(max_size=3), st.text(st.characters(categories=["Cs"]), min_size=1))
+    .filter(bool)
+    .map(lambda fields: json.dumps(fields, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+)
+
+
+@given(body=json_bytes)
+def test_relays_json_decoding_is_json_loads(body):
+    """Property: relay.accept.intake.loads, json.loads without its encoding detection for an
+    object, decodes any bytes (objects, arrays, UTF-16, BOMs, lone surrogates, junk after a
+    brace) to what json.loads gives, or fails where it fails, with the same kind of error."""
+    assert _outcome(loads, body) == _outcome(json.loads, body)
