@@ -25,7 +25,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._children: dict[tuple[object, ...], Any] = {}
+        # Children kept by their label values: labels() costs a few µs a call, and a flood
+        # counts through submission() and caught() (label values are bounded: forms,
+        # outcomes, verdicts, rules).
+        self._submissions: dict[tuple[str, str], Any] = {}
+        self._caught: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
         reg = self.registry
         self.submissions = Counter(
             "relay_submissions",
@@ -127,8 +131,12 @@ class Metrics:
 
     def caught(self, form: str, verdict: str, rules: tuple[str, ...]) -> None:
         """Count one submission caught by the spam defence, once per rule that caught it."""
-        for rule in rules:
-            self._child(self.spam, form, verdict, rule).inc()
+        key = (form, verdict, rules)
+        children = self._caught.get(key)
+        if children is None:
+            children = self._caught[key] = [self.spam.labels(form, verdict, r) for r in rules]
+        for child in children:
+            child.inc()
 
     def challenge(self, form: str | None, outcome: str) -> None:
         """Count one challenge request; unknown form ids are counted as UNKNOWN_FORM."""
@@ -136,16 +144,11 @@ class Metrics:
 
     def submission(self, form: str, outcome: str) -> None:
         """Count one submission; `form` must be a configured form id (or UNKNOWN_FORM)."""
-        self._child(self.submissions, form, outcome).inc()
-
-    def _child(self, counter: Counter, *labels: str) -> Any:
-        """`counter.labels(*labels)`, kept: labels() costs a few µs a call, and a flood counts
-        through here (label values are bounded: forms, outcomes, rules)."""
-        key = (id(counter), *labels)
-        child = self._children.get(key)
+        key = (form, outcome)
+        child = self._submissions.get(key)
         if child is None:
-            child = self._children[key] = counter.labels(*labels)
-        return child
+            child = self._submissions[key] = self.submissions.labels(form, outcome)
+        child.inc()
 
     def observe_queue(self, stats: QueueStats, now: datetime) -> None:
         """Set the scrape-time gauges from one read of the database."""

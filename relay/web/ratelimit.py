@@ -201,8 +201,13 @@ class RateLimiter:
 
     async def check_client(self, ip: str, form_id: str) -> None:
         """Count one submission of `ip` to `form_id`; RateLimited if over a per-client limit."""
+        now = self._clock()
+        if self._shared is None and now.toordinal() == self._ordinal:
+            # in memory with today's key already made: no awaits (a flood's every request)
+            counted = ("client", form_id, client_key(self._day_key, ip))
+            self._spend_in_memory(self._client, counted, now.timestamp())
+            return
         try:
-            now = self._clock()
             key = client_key(await self.day_key(now), ip)
             await self._spend(self._client, ("client", form_id, key), now)
         except self._failures as exc:
@@ -254,11 +259,7 @@ class RateLimiter:
 
     async def _spend(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> None:
         if self._shared is None:
-            stamp = now.timestamp()
-            for _, limit in limits:
-                wait = self._memory.hit(key, limit, stamp)
-                if wait:
-                    raise RateLimited(wait)
+            self._spend_in_memory(limits, key, now.timestamp())
             return
         self._refuse_while_down(now)
         for item, _ in limits:
@@ -268,6 +269,12 @@ class RateLimiter:
                 # Redis times these windows itself (key TTLs); `limits` dates reset_time by
                 # the system clock, so the wait is measured against that same clock
                 raise RateLimited(max(1, math.ceil(stats.reset_time - time.time())))
+
+    def _spend_in_memory(self, limits: list[Item], key: tuple[str, ...], stamp: float) -> None:
+        for _, limit in limits:
+            wait = self._memory.hit(key, limit, stamp)
+            if wait:
+                raise RateLimited(wait)
 
     async def _test(self, limits: list[Item], key: tuple[str, ...], now: datetime) -> bool:
         if self._shared is None:

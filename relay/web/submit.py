@@ -350,8 +350,9 @@ def refused(deps: Deps, form: FormConfig | None, exc: SubmissionRejected) -> Non
 
 def _line(level: int, message: str, **extra: object) -> None:
     """Emit one of the few lines a flood repeats, each built once (relay.logs.RepeatedLine):
-    ids, forms, codes and rule names only."""
-    _line_for(level, message, **extra).emit()
+    ids, forms, codes and rule names only; nothing is built for a level that is not logged."""
+    if log.isEnabledFor(level):
+        _line_for(level, message, **extra).emit()
 
 
 def _line_for(level: int, message: str, **extra: object) -> RepeatedLine:
