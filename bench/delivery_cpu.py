@@ -279,7 +279,7 @@ async def budget(settings: Settings, store: Store, count: int, transport_name: s
 
 
 async def main(args: argparse.Namespace) -> None:
-    logs.configure("INFO", "json")
+    logs.configure("INFO", "json", buffered=True)  # as `relay worker` and `relay serve` do
     with tempfile.TemporaryDirectory() as tmp, fake_mailgun(args.transport == "mailgun") as port:
         if port is not None:
             await wait_for_fake(port, args.latency_ms)

@@ -16,6 +16,7 @@ import email
 import functools
 import re
 import ssl
+import string
 import unicodedata
 from datetime import UTC, datetime
 from email import policy
@@ -28,13 +29,16 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import respx
+from email_validator import EmailNotValidError, validate_email
 from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.accept.form_input import read_form
 from relay.config import FormConfig, Settings, load_forms
 from relay.deliver.delivery import renderer_for
+from relay.mail import headers
 from relay.mail.eml import build_eml
+from relay.mail.headers import HeaderError, ascii_address
 from relay.mail.mailgun import MailgunTransport
 from relay.mail.render import Renderer, SubmissionView, reply_to_header, tel_uri
 from relay.mail.transport import Accepted, RenderedEmail
@@ -343,3 +347,53 @@ def test_a_reply_to_parses_back_as_the_submitters_one_address(mail, name, case):
     assert [key.lower() for key in parsed] == ["reply-to"]
     check_one_line_headers(parsed)
     check_reply_to(parsed, name, case.address.ascii)
+
+
+def _by_the_validator(address: str) -> str | None:
+    """What relay.mail.headers.ascii_address gives without its fast path: email-validator's
+    7-bit address, or None where it refuses."""
+    try:
+        checked = validate_email(
+            address, check_deliverability=False, allow_smtputf8=False, globally_deliverable=False
+        )
+    except EmailNotValidError:
+        return None
+    return str(checked.ascii_email)
+
+
+def _by_relay(address: str) -> str | None:
+    try:
+        return ascii_address(address)
+    except HeaderError:
+        return None
+
+
+_ATOM_TEXT = st.text(
+    alphabet=string.ascii_letters + string.digits + "!#$%&'*+/^_`{|}~=?-", min_size=1, max_size=12
+)
+_LABEL = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True)
+plain_addresses = st.builds(
+    lambda atoms, labels, top: ".".join(atoms) + "@" + ".".join([*labels, top]),
+    st.lists(_ATOM_TEXT, min_size=1, max_size=6),
+    st.lists(_LABEL, min_size=1, max_size=3),
+    st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8),
+)
+near_plain = st.one_of(
+    plain_addresses.map(str.upper),  # an upper-case domain: the validator's path
+    plain_addresses.map(lambda a: a.replace("@", "@xn--", 1)),  # an IDN label
+    plain_addresses.map(lambda a: a.replace(".", "..", 1)),
+    plain_addresses.map(lambda a: "a" * 60 + a),  # a local part over 64 characters
+    plain_addresses.map(lambda a: a + "\n"),
+    st.text(max_size=40),
+)
+
+
+@given(address=st.one_of(plain_addresses, near_plain))
+def test_the_reply_to_fast_path_gives_what_email_validator_gives(address):
+    """Property: an address the fast path of ascii_address takes as it is (a plain dot-atom
+    at a lower-case LDH domain) is one email-validator returns unchanged, and on any text
+    ascii_address answers as email-validator does (the same address, or a refusal)."""
+    if headers._PLAIN_ADDRESS.fullmatch(address) and len(address) <= headers._MAX_ADDRESS:
+        assert _by_the_validator(address) == address
+    if "=?" not in address:  # refused by relay before either path
+        assert _by_relay(address) == _by_the_validator(address)
