@@ -106,6 +106,7 @@ def create_app(
                             lookup=lookup,
                             renderer=renderer,
                             housekeeper=housekeeper,
+                            visitors=deps.visitors.waiting,  # they go first (pacing)
                         )
                     )
                 yield {"store": store, "dispatcher": dispatcher}

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from relay.deliver.pacing import BUSY_AFTER, BUSY_BATCH, IDLE_BATCH, MAX_PAUSE, Pacer
+from relay.deliver.pacing import (
+    BUSY_AFTER,
+    BUSY_BATCH,
+    IDLE_BATCH,
+    MAX_PAUSE,
+    Pacer,
+    Visitors,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,8 +39,10 @@ class Loop:
             self.now += self.others
 
 
-def pacer(loop: Loop, share: float = 0.2) -> Pacer:
-    return Pacer(share=share, clock=loop.clock, sleep=loop.sleep)
+def pacer(loop: Loop, share: float = 0.2, visitors: Visitors | None = None) -> Pacer:
+    if visitors is None:
+        return Pacer(share=share, clock=loop.clock, sleep=loop.sleep)
+    return Pacer(share=share, clock=loop.clock, sleep=loop.sleep, visitors=visitors.waiting)
 
 
 async def test_on_an_idle_loop_everything_starts_at_once():
@@ -143,3 +152,20 @@ async def test_a_metered_coroutine_closed_unfinished_is_closed_too():
     next(steps)
     steps.close()
     assert cleaned == ["closed"]
+
+
+async def test_visitors_waiting_make_an_idle_loop_busy():
+    """Submissions waiting on their commit run nothing on the loop: while the app counts one,
+    the dispatcher keeps to its share as on a busy loop; once none is left, it goes at full
+    speed again."""
+    loop = Loop(others=0.0)
+    visitors = Visitors()
+    pace = pacer(loop, share=0.2, visitors=visitors)
+    visitors.count = 3
+    pace.spent(0.010)
+    assert await pace.admit() == BUSY_BATCH
+    assert sum(loop.pauses) == pytest.approx(0.040)
+    visitors.count = 0
+    pace.spent(0.010)
+    assert await pace.admit() == IDLE_BATCH
+    assert sum(loop.pauses) == pytest.approx(0.040)  # no pause more

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -125,8 +125,10 @@ def build_dispatcher(
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
     metrics: Metrics | None = None,
+    visitors: Callable[[], bool] | None = None,
 ) -> Dispatcher:
-    """The dispatcher as settings describe it (the renderer may be built earlier, to fail fast)."""
+    """The dispatcher as settings describe it (the renderer may be built earlier, to fail fast);
+    `visitors` says whether submissions are being answered on its loop (relay serve)."""
     return Dispatcher(
         store,
         transport,
@@ -137,6 +139,7 @@ def build_dispatcher(
         lookup=lookup,
         options=options_for(settings),
         metrics=metrics,
+        visitors=visitors,
     )
 
 
@@ -153,6 +156,7 @@ async def running_delivery(
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
     housekeeper: Housekeeper | None = None,
+    visitors: Callable[[], bool] | None = None,
 ) -> AsyncIterator[Dispatcher]:
     """Everything that delivers, started together and stopped in reverse order.
 
@@ -179,6 +183,7 @@ async def running_delivery(
             lookup=lookup,
             renderer=renderer,
             metrics=metrics,
+            visitors=visitors,
         )
         await dispatcher.start()
         stack.push_async_callback(dispatcher.stop)

@@ -107,6 +107,7 @@ class Dispatcher:
         owner: str | None = None,
         rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
+        visitors: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -135,7 +136,7 @@ class Dispatcher:
         self._woken = False  # a slot freed, stop or a pass was asked, since the loop looked
         self._waiter: asyncio.Future[None] | None = None
         self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
-        self._pacer = Pacer()
+        self._pacer = Pacer() if visitors is None else Pacer(visitors=visitors)
         self.metrics = metrics
         self._claim_failing_since: datetime | None = None
         self._claim_logged_at: datetime | None = None

@@ -7,6 +7,10 @@ step of its coroutine runs on the loop), and before a message starts, the dispat
 whether anything else was waiting to run: if not, the loop is idle and it goes at full
 speed; if so, it pauses long enough that its share of the loop stays under `share` (the
 requests get the rest), then goes on. `relay worker`, alone on its loop, never waits.
+
+A loop can look idle while visitors wait: a submission waiting for its group commit (the
+database's fsync, in the writer thread) runs nothing on the loop. So the app also counts the
+submissions it is answering (`Visitors`), and while any is, the loop counts as busy.
 """
 
 from __future__ import annotations
@@ -28,6 +32,22 @@ BUSY_BATCH = 1
 MAX_PAUSE = 0.05
 
 
+class Visitors:
+    """How many submissions the app on this loop is answering now (relay.web.submit counts)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def waiting(self) -> bool:
+        return self.count > 0
+
+
+def _nobody() -> bool:
+    return False
+
+
 class Pacer:
     """Meters the dispatcher's work and admits messages one at a time (see module doc)."""
 
@@ -35,10 +55,12 @@ class Pacer:
         self,
         *,
         share: float = SHARE,
+        visitors: Callable[[], bool] = _nobody,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.share = share
+        self._visitors = visitors
         self._clock = clock
         self._sleep = sleep
         self._spent = 0.0  # all metered work so far
@@ -56,13 +78,14 @@ class Pacer:
 
     async def admit(self) -> int:
         """How many messages may start now: all of them on an idle loop (they are then
-        rendered and written together), `BUSY_BATCH` on a busy one once the work already
-        done fits the share (one message's work is the longest the requests wait)."""
+        rendered and written together), `BUSY_BATCH` on a busy one (other callbacks ran
+        while it yielded, or visitors are waiting) once the work already done fits the
+        share (one message's work is the longest the requests wait)."""
         while True:
             mine, started = self._spent, self._clock()
             await self._sleep(0)
             others = (self._clock() - started) - (self._spent - mine)
-            if others < BUSY_AFTER:
+            if others < BUSY_AFTER and not self._visitors():
                 self._debt = 0.0  # idle: what was spent then took nothing from anyone
                 return IDLE_BATCH
             if self._debt <= 0:

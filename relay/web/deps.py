@@ -12,6 +12,7 @@ from relay.config import FormConfig, Settings
 from relay.crypto import KeyRing
 from relay.defence.pow import ProofKeys
 from relay.defence.proxies import Network, client_address
+from relay.deliver.pacing import Visitors
 from relay.metrics import Metrics
 from relay.web.pages import Pages
 
@@ -33,6 +34,8 @@ class Deps:
     trusted_proxies: tuple[Network, ...] = ()
     trusted_proxy_header: str = "x-forwarded-for"
     proof_keys: ProofKeys = field(init=False)  # ALTCHA keys, derived from the key ring
+    #: submissions being answered now, which an in-process dispatcher lets go first
+    visitors: Visitors = field(default_factory=Visitors)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "proof_keys", ProofKeys.of(self.keyring))

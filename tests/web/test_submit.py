@@ -285,3 +285,43 @@ def test_the_replayed_answer_keeps_no_submitted_value_in_clear(client, settings)
     earlier = StoredAnswer(first.json()["id"], 202, row["response"])
     replay = open_answer(KeyRing.from_text(TEST_KEY_2), row["key_mac"], earlier)
     assert json.loads(replay) == {"ok": True, "id": first.json()["id"]}
+
+
+# --- the dispatcher's signal -------------------------------------------------------------
+
+
+def test_each_submission_is_counted_while_it_is_answered(client, monkeypatch):
+    """A JSON post (through the flood gate), a form post (through Starlette) and a refused
+    one each count as one visitor while relay answers them, and none once answered: what an
+    in-process dispatcher reads to let them go first (relay.deliver.pacing.Visitors)."""
+    from relay.web import submit
+
+    visitors = client.app.state.deps.visitors
+    seen: list[int] = []
+    real = submit._accept
+
+    async def watched(*args, **kwargs):
+        seen.append(visitors.count)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(submit, "_accept", watched)
+    post_json(client)
+    post_form(client)
+    post_json(client, email="not an address", expect=422)
+    assert seen == [1, 1, 1]
+    assert (visitors.count, visitors.waiting()) == (0, False)
+
+
+def test_the_in_process_dispatcher_paces_itself_by_the_apps_visitors(settings_factory):
+    """relay serve's dispatcher is given the app's count of visitors (not a pacer that only
+    watches the loop): while one is counted, it keeps to its share."""
+    app = create_app(settings_factory(dispatch_in_serve=True))
+    from starlette.testclient import TestClient
+
+    with TestClient(app) as client:
+        dispatcher = client.app_state["dispatcher"]
+        visitors = app.state.deps.visitors
+        visitors.count = 1
+        assert dispatcher._pacer._visitors() is True
+        visitors.count = 0
+        assert dispatcher._pacer._visitors() is False
