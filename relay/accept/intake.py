@@ -35,14 +35,19 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
-def wants_json(accept: str, content_type: str) -> bool:
-    """JSON answers for scripts (Accept: application/json, or a JSON body); HTML for browsers."""
-    return "application/json" in accept.lower() or media_type(content_type) == JSON
+def wants_json(accept: str, content_type: str, kind: str | None = None) -> bool:
+    """JSON answers for scripts (Accept: application/json, or a JSON body); HTML for browsers.
+
+    `kind`, in these functions: media_type(content_type), when the caller has it already.
+    """
+    if kind is None:
+        kind = media_type(content_type)
+    return "application/json" in accept.lower() or kind == JSON
 
 
-def require_supported(content_type: str) -> None:
+def require_supported(content_type: str, kind: str | None = None) -> None:
     """Refuse (415) a media type relay cannot read, before any of the body is read."""
-    if media_type(content_type) not in SUPPORTED:
+    if (media_type(content_type) if kind is None else kind) not in SUPPORTED:
         raise SubmissionRejected(
             415,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -51,9 +56,10 @@ def require_supported(content_type: str) -> None:
         )
 
 
-def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
+def parse_body(content_type: str, body: bytes, kind: str | None = None) -> dict[str, Any]:
     """Decode a request body into its fields, or raise SubmissionRejected (400 / 415)."""
-    kind = media_type(content_type)
+    if kind is None:
+        kind = media_type(content_type)
     if kind == JSON:
         return _parse_json(body)
     if kind == URLENCODED:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relay import i18n
 from relay.accept.formspree import language_tag
-from relay.accept.intake import parse_body, require_supported, wants_json
+from relay.accept.intake import media_type, parse_body, require_supported, wants_json
 from relay.config import FormConfig
 from relay.defence.verdict import screen_raw
 from relay.errors import SubmissionRejected
@@ -110,13 +110,14 @@ class FloodGate:
             elif name in _ELSEWHERE:
                 await self.app(scope, receive, send)
                 return
-        if not wants_json(
-            headers.get(b"accept", ""), headers.get(b"content-type", "")
-        ) or not self._host_trusted(headers.get(b"host")):
+        kind = media_type(headers.get(b"content-type", ""))
+        if not wants_json(headers.get(b"accept", ""), "", kind) or not self._host_trusted(
+            headers.get(b"host")
+        ):
             await self.app(scope, receive, send)
             return
         try:
-            await self._submit(match, scope, receive, send, headers, forwarded)
+            await self._submit(match, scope, receive, send, headers, forwarded, kind)
         except Exception as exc:  # noqa: BLE001 - as LastResort: every exception, logged once
             await last_resort(exc, scope, send, started=_STARTED in scope)
 
@@ -137,6 +138,7 @@ class FloodGate:
         send: Send,
         headers: dict[bytes, str],
         forwarded: list[str],
+        kind: str,
     ) -> None:
         deps = self.deps
         project, form_id = match.groups()
@@ -156,13 +158,13 @@ class FloodGate:
             scope[submit.CLIENT_COUNTED] = True
             submit.check_origin(form, origin)
             content_type = headers.get(b"content-type", "")
-            require_supported(content_type)
+            require_supported(content_type, kind)
             declared = headers.get(b"content-length", "")
             if not declared.isdigit() or int(declared) > form.max_body_bytes:
                 await self.app(scope, receive, send)  # the app says 400 / 413
                 return
             body = await self._read(receive)
-            raw = parse_body(content_type, body)
+            raw = parse_body(content_type, body, kind)
             asked = language_tag(raw.get("_language"), i18n.available())
             verdict = screen_raw(raw, form)
             if verdict is not None:
