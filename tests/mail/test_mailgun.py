@@ -89,6 +89,28 @@ async def test_the_request_is_exactly_what_mailgun_needs(mailgun):
     assert [name for name, _ in fields_of(request) if name.startswith("v:")] == ["v:submission_id"]
 
 
+async def test_the_request_carries_what_the_client_would_have_added():
+    """Built once per transport and sent with client.send: the client's own headers and its
+    timeouts (what client.post would have merged in), through the client's transport."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"id": "<x@mg>", "message": "Queued. Thank you."})
+
+    timeout = httpx.Timeout(7.0, connect=2.0)
+    mock = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=mock, timeout=timeout) as client:
+        transport = MailgunTransport(client, api_key=KEY, domain="mg.example.com")
+        assert await transport.send(EMAIL) == Accepted("<x@mg>")
+        [request] = seen
+        assert str(request.url) == URL
+        assert request.extensions["timeout"] == timeout.as_dict()
+        for name, value in client.headers.items():
+            assert request.headers[name] == value
+        assert request.headers["content-length"] == str(len(request.content))
+
+
 @pytest.mark.parametrize(
     ("status", "body", "headers", "expected"),
     [
