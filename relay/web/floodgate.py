@@ -90,6 +90,7 @@ class FloodGate:
         self._hosts = frozenset(h.lower() for h in hosts if not h.startswith("*"))
         self._suffixes = tuple(h[1:].lower() for h in hosts if h.startswith("*.") and h != "*")
         self._languages: dict[tuple[str | None, str, str | None], str] = {}
+        self._heads: dict[tuple[str, str | None, str | None, str], bytes] = {}
         self._refusals: dict[tuple[str, str, str], bytes] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -169,10 +170,8 @@ class FloodGate:
             verdict = screen_raw(raw, form)
             if verdict is not None:
                 submit.dropped(deps, form, verdict)
-                url = submit.next_url(deps, form, raw, asked, scope, headers.get(b"host"))
-                await _answer(
-                    scope, send, 202, cors, submit.accepted_json(url, new_submission_id())
-                )
+                head = self._success_head(form, raw, asked, scope, headers.get(b"host"))
+                await _answer(scope, send, 202, cors, head + new_submission_id().encode() + b'"}')
                 deps.metrics.submission(form.id, submit.DROPPED)
                 return
             proof = check_proof(deps, form, raw, deps.clock())
@@ -244,6 +243,28 @@ class FloodGate:
         elif exc.status == 408:  # the rest of the body is not waited for (BodyDeadline)
             extra.append(CLOSE)
         await _answer(scope, send, exc.status, extra, self._refusal(exc, language))
+
+    def _success_head(
+        self,
+        form: FormConfig,
+        raw: dict[str, Any],
+        asked: str | None,
+        scope: Scope,
+        host: str | None,
+    ) -> bytes:
+        """The success JSON up to its id, as relay.web.submit answers it: for a submission
+        without `_next` (what a flood sends) found by form, Host, language and scheme (all
+        the thank-you URL depends on then) instead of built per request."""
+        if "_next" in raw:
+            return submit.accepted_head(submit.next_url(self.deps, form, raw, asked, scope, host))
+        key = (form.id, host, asked, scope.get("scheme", "http"))
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= _CACHE_MAX:
+                self._heads.clear()
+            url = submit.next_url(self.deps, form, raw, asked, scope, host)
+            head = self._heads[key] = submit.accepted_head(url)
+        return head
 
     def _language(self, asked: str | None, accept_language: str, form: FormConfig | None) -> str:
         form_language = form.language if form is not None else None

@@ -144,13 +144,18 @@ _ACCEPTED_HEADS: dict[str, bytes] = {}
 
 def accepted_json(next_url: str, submission_id: str) -> bytes:
     """The JSON of a success, `{"ok":true,"next":…,"id":…}`, as JSONResponse would render it."""
+    return accepted_head(next_url) + submission_id.encode("ascii") + b'"}'
+
+
+def accepted_head(next_url: str) -> bytes:
+    """The JSON of a success up to its id (`{"ok":true,"next":…,"id":"`), encoded once."""
     head = _ACCEPTED_HEADS.get(next_url)
     if head is None:
         if len(_ACCEPTED_HEADS) >= MAX_LINES:
             _ACCEPTED_HEADS.clear()
         encoded = json.dumps(next_url, ensure_ascii=False)
         head = _ACCEPTED_HEADS[next_url] = f'{{"ok":true,"next":{encoded},"id":"'.encode()
-    return head + submission_id.encode("ascii") + b'"}'
+    return head
 
 
 def refusal_body(exc: SubmissionRejected, language: str) -> dict[str, Any]:

@@ -71,6 +71,30 @@ def test_the_gate_answers_as_the_app_does(guarded, path, fields, status, code):
         assert answer.json()["errors"][0]["code"] == code
 
 
+CAUGHT_BOTS_THANKS = [
+    ({}, "relay.test", "http://relay.test/f/guarded/thanks"),
+    ({}, "other.test", "http://other.test/f/guarded/thanks"),
+    ({"_language": "fr"}, "relay.test", "http://relay.test/f/guarded/thanks?lang=fr"),
+    ({"_language": "fr"}, "other.test", "http://other.test/f/guarded/thanks?lang=fr"),
+    ({"_next": "https://www.example.com/merci"}, "relay.test", "https://www.example.com/merci"),
+    ({"_next": "https://evil.example/"}, "relay.test", "http://relay.test/f/guarded/thanks"),
+    ({}, "relay.test", "http://relay.test/f/guarded/thanks"),
+]
+
+
+def test_a_caught_bot_is_sent_where_a_person_would_be(guarded):
+    """The success a caught bot gets names the thank-you URL a person's would, for each Host,
+    `_language` and `_next` in turn on one app (the gate keeps what it built by form, Host,
+    language and scheme), asked twice and past the gate: the form's `_next` if allowed."""
+    for fields, host, thanks in CAUGHT_BOTS_THANKS:
+        body = {**VALID, "_gotcha": "http://spam.example", **fields}
+        headers = {**JSON_HEADERS, "Host": host}
+        answers = [guarded.post("/f/guarded", json=body, headers=headers) for _ in range(2)]
+        past = guarded.post("/f/guarded", json=body, headers={**headers, "Idempotency-Key": "k"})
+        assert [a.json()["next"] for a in [*answers, past]] == [thanks] * 3, (fields, host)
+        assert answers[0].json()["id"] != answers[1].json()["id"]
+
+
 def test_a_made_up_solution_is_refused_by_the_gate_as_by_the_app(guarded):
     """A real challenge with a forged solution: 403 PROOF_OF_WORK_INVALID both ways."""
 
