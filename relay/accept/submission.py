@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 from relay.crypto import normalise_email
 from relay.errors import FieldError
 from relay.i18n import N_
+from relay.mail.headers import HeaderError, ascii_address
 
 #: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
 LIMITS = {"name": 200, "email": 254, "phone": 40, "company": 200, "message": 10_000}
@@ -126,19 +127,16 @@ def valid_email(value: Any) -> str:
     """The form's rule for the address: required, valid, in the one normalised spelling every
     path uses (relay.crypto.normalise_email: IDN in Unicode form, case, NFC, whitespace)."""
     text = _required(_text(value, "email", multiline=False))
-    # The address becomes the Reply-To: refuse now what no 7-bit header can carry (a
-    # non-ASCII local part: allow_smtputf8=False; an encoded-word), rather than accept it and
-    # never send. One validation does both (relay.mail.headers.ascii_address checks the same
-    # when the message is built; email-validator costs ~25 µs a call).
-    if "=?" in text:
-        raise _fail("TYPE_EMAIL")
     try:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError:
+        normalized = normalise_email(str(checked.normalized))
+        # The address becomes the Reply-To: refuse now what no 7-bit header can carry (a
+        # non-ASCII local part, an encoded-word), rather than accept it and never send, by
+        # the check the message is built with (a plain address costs it one regex).
+        ascii_address(normalized)
+    except (EmailNotValidError, HeaderError):
         raise _fail("TYPE_EMAIL") from None
-    if not str(checked.ascii_email or "").isascii():  # pragma: no cover - belt and braces
-        raise _fail("TYPE_EMAIL")
-    return normalise_email(str(checked.normalized))
+    return normalized
 
 
 def single_line(value: Any, field: str, *, required: bool) -> str:
