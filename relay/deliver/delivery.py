@@ -17,6 +17,7 @@ from relay.config import FormConfig, Settings, load_forms
 from relay.crypto import KeyRing
 from relay.deliver import backoff
 from relay.deliver.dispatcher import Dispatcher, Lookup, Options
+from relay.deliver.pacing import nobody
 from relay.errors import ConfigError
 from relay.keyfile import load_keyring
 from relay.mail.eml import FileTransport
@@ -125,7 +126,7 @@ def build_dispatcher(
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
     metrics: Metrics | None = None,
-    visitors: Callable[[], bool] | None = None,
+    visitors: Callable[[], bool] = nobody,
 ) -> Dispatcher:
     """The dispatcher as settings describe it (the renderer may be built earlier, to fail fast);
     `visitors` says whether submissions are being answered on its loop (relay serve)."""
@@ -156,7 +157,7 @@ async def running_delivery(
     lookup: Lookup | None = None,
     renderer: Renderer | None = None,
     housekeeper: Housekeeper | None = None,
-    visitors: Callable[[], bool] | None = None,
+    visitors: Callable[[], bool] = nobody,
 ) -> AsyncIterator[Dispatcher]:
     """Everything that delivers, started together and stopped in reverse order.
 

@@ -34,7 +34,7 @@ from relay.config import FormConfig
 from relay.crypto import DecryptionFailed, KeyRing
 from relay.deliver import backoff
 from relay.deliver.outcomes import OutcomeWriter, log_attempt
-from relay.deliver.pacing import Pacer
+from relay.deliver.pacing import Pacer, nobody
 from relay.errors import RelayError, RenderError, StoreUnavailable
 from relay.mail import transport as t
 from relay.mail.render import Renderer, SubmissionView
@@ -107,7 +107,7 @@ class Dispatcher:
         owner: str | None = None,
         rand: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
-        visitors: Callable[[], bool] | None = None,
+        visitors: Callable[[], bool] = nobody,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -136,7 +136,7 @@ class Dispatcher:
         self._woken = False  # a slot freed, stop or a pass was asked, since the loop looked
         self._waiter: asyncio.Future[None] | None = None
         self._outcomes = OutcomeWriter(store, busy=lambda: self._in_flight > 0)
-        self._pacer = Pacer() if visitors is None else Pacer(visitors=visitors)
+        self._pacer = Pacer(visitors=visitors)
         self.metrics = metrics
         self._claim_failing_since: datetime | None = None
         self._claim_logged_at: datetime | None = None
@@ -374,7 +374,7 @@ class Dispatcher:
         """One claimed row, counted in `_in_flight` by the caller until its send is over: its
         slot is free while its outcome waits to be written with others."""
         sending = False
-        counted = True
+        slot_freed = False
         try:
             if row.maybe_sent and await self._too_soon_to_ask(row):
                 return
@@ -389,20 +389,20 @@ class Dispatcher:
                 duration = int((time.monotonic() - started) * 1000)
             else:
                 result, duration = email, None
-            counted = self._free_slot()
+            self._free_slot()
+            slot_freed = True
             await self._settle(row, result, duration)
         except asyncio.CancelledError:
             outcome = db.INTERRUPTED if sending else None
             await asyncio.shield(self._release(row, outcome))
             raise
         finally:
-            if counted:
+            if not slot_freed:
                 self._free_slot()
 
-    def _free_slot(self) -> bool:
+    def _free_slot(self) -> None:
         self._in_flight -= 1
         self._wake()
-        return False
 
     async def _too_soon_to_ask(self, row: db.Claimed) -> bool:
         """A send that may have reached Mailgun began less than `lookup_delay` ago (a worker

@@ -44,7 +44,8 @@ class Visitors:
         return self.count > 0
 
 
-def _nobody() -> bool:
+def nobody() -> bool:
+    """No visitors: a loop of the dispatcher's own (`relay worker`)."""
     return False
 
 
@@ -55,7 +56,7 @@ class Pacer:
         self,
         *,
         share: float = SHARE,
-        visitors: Callable[[], bool] = _nobody,
+        visitors: Callable[[], bool] = nobody,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
