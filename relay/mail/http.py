@@ -7,8 +7,9 @@ connections, most of what a delivery cost. Here a request is one socket write, t
 parsed by h11 (httpcore's own HTTP/1.1 parser) and each connection is an asyncio Protocol that
 already knows whether the server closed it: about a tenth of the CPU.
 
-What it keeps of httpx: the client above it (URL, headers, auth, the multipart body, the
-response and its decoding) and httpx's exceptions, which relay.mail.mailgun translates by
+What it keeps of httpx: the client above it (its default headers and timeouts, cookies, the
+response and its decoding; relay.mail.mailgun lays out the request itself) and httpx's
+exceptions, which relay.mail.mailgun translates by
 class: ConnectError/ConnectTimeout/PoolTimeout (the request never left), WriteTimeout and
 ReadTimeout, RemoteProtocolError (a connection dropped mid-exchange), UnsupportedProtocol.
 TLS uses httpx's certificate store (certifi, or SSL_CERT_FILE). No HTTP/2, no proxy, no

@@ -171,7 +171,7 @@ class FloodGate:
             if verdict is not None:
                 submit.dropped(deps, form, verdict)
                 head = self._success_head(form, raw, asked, scope, headers.get(b"host"))
-                await _answer(scope, send, 202, cors, head + new_submission_id().encode() + b'"}')
+                await _answer(scope, send, 202, cors, submit.with_id(head, new_submission_id()))
                 deps.metrics.submission(form.id, submit.DROPPED)
                 return
             proof = check_proof(deps, form, raw, deps.clock())

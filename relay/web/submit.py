@@ -144,7 +144,12 @@ _ACCEPTED_HEADS: dict[str, bytes] = {}
 
 def accepted_json(next_url: str, submission_id: str) -> bytes:
     """The JSON of a success, `{"ok":true,"next":…,"id":…}`, as JSONResponse would render it."""
-    return accepted_head(next_url) + submission_id.encode("ascii") + b'"}'
+    return with_id(accepted_head(next_url), submission_id)
+
+
+def with_id(head: bytes, submission_id: str) -> bytes:
+    """A success's JSON from its head (accepted_head) and its id."""
+    return head + submission_id.encode("ascii") + b'"}'
 
 
 def accepted_head(next_url: str) -> bytes:
