@@ -18,7 +18,7 @@ import binascii
 import contextlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -168,14 +168,27 @@ class FileTransport:
         return await future
 
     def _flush(self) -> None:
+        """Write the queued files in one trip; each send gets its file's error or None, and
+        a trip that fails as a whole (the loop's threads shut down) is an error for each."""
         batch, self._queued = self._queued, []
         files = [(path, data) for path, data, _ in batch]
-        written = asyncio.get_running_loop().run_in_executor(None, _write_all, self.mail_dir, files)
 
-        def settle(done: asyncio.Future[list[Exception | None]]) -> None:
-            errors = done.result()  # _write_all answers for each file, it does not raise
+        def settle(errors: Sequence[Exception | None]) -> None:
             for (_, _, future), error in zip(batch, errors, strict=True):
                 if not future.done():  # a send cancelled at stop: its file is written anyway
                     future.set_result(error)
 
-        written.add_done_callback(settle)
+        def trip_done(done: asyncio.Future[list[Exception | None]]) -> None:
+            try:
+                errors: Sequence[Exception | None] = done.result()  # one answer per file
+            except Exception as exc:  # noqa: BLE001 - the trip itself failed: each one retries
+                errors = [exc] * len(batch)
+            settle(errors)
+
+        loop = asyncio.get_running_loop()
+        try:
+            written = loop.run_in_executor(None, _write_all, self.mail_dir, files)
+        except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+            settle([exc] * len(batch))
+            return
+        written.add_done_callback(trip_done)

@@ -151,3 +151,40 @@ def test_the_file_is_7bit_and_its_parts_read_back_as_written(text, html):
     else:
         assert found is not None
         assert _lines(found.get_content()) == _lines(html)
+
+
+async def test_a_writing_trip_that_fails_whole_is_a_retry_for_each(tmp_path, clock, monkeypatch):
+    """An error outside any one file (here the trip's own function failing) answers every
+    send of the trip with a Retry naming it, rather than leaving them waiting for ever."""
+    from relay.mail import eml
+
+    def broken(*_args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(eml, "_write_all", broken)
+    transport = FileTransport(tmp_path / "mail", clock=clock)
+    emails = [replace(EMAIL, submission_id=f"0193-{n}", message_id=f"<0193-{n}@x>") for n in "ab"]
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*(transport.send(email) for email in emails))
+    assert [r.error for r in results if isinstance(r, Retry)] == [
+        f"cannot write {tmp_path}/mail/0193-a.eml (MemoryError)",
+        f"cannot write {tmp_path}/mail/0193-b.eml (MemoryError)",
+    ]
+
+
+async def test_a_trip_the_loop_cannot_start_is_a_retry(tmp_path, clock):
+    """The loop's threads already shut down (a process ending): the send is a Retry naming
+    the error, not a send that never ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    stopped = ThreadPoolExecutor()
+    stopped.shutdown()
+    loop.set_default_executor(stopped)
+    try:
+        async with asyncio.timeout(5):
+            result = await FileTransport(tmp_path / "mail", clock=clock).send(EMAIL)
+    finally:
+        loop.set_default_executor(ThreadPoolExecutor())
+    assert isinstance(result, Retry)
+    assert result.error == f"cannot write {tmp_path}/mail/0193-sub.eml (RuntimeError)"
