@@ -29,14 +29,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accept import FIELDS, FORMS
+from accept import FIELDS, FORMS, relay_env
 
 from relay import logs
 from relay.accept.form_input import read_form
 from relay.accept.intake import parse_body
 from relay.accept.submission import normalise_phone, valid_email, validate_submission
 from relay.config import load_settings
-from relay.crypto import generate_key
 from relay.defence.verdict import screen_raw
 from relay.ids import new_submission_id
 from relay.store import outbox
@@ -66,15 +65,7 @@ class _Sink(io.TextIOBase):
 
 def _settings(workdir: Path) -> Any:
     (workdir / "forms.toml").write_text(FORMS, encoding="utf-8")
-    os.environ.update(
-        RELAY_VAR_DIR=str(workdir / "var"),
-        RELAY_FORMS_FILE=str(workdir / "forms.toml"),
-        RELAY_SECRET_KEY=generate_key(),
-        RELAY_LOG_FORMAT="json",
-        RELAY_RATE_LIMIT_CLIENT="100000000/minute",
-        RELAY_RATE_LIMIT_FORM="100000000/minute",
-        RELAY_DISPATCH_IN_SERVE="false",
-    )
+    os.environ.update(relay_env(workdir / "var", workdir / "forms.toml"))
     settings = load_settings()
     logs.configure("INFO", "json")
     logging.getLogger("relay").handlers[0].setStream(_Sink())  # type: ignore[attr-defined]

@@ -28,7 +28,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ import time
 from pathlib import Path
 
 import httpx
-from accept import FORMS, relay_env  # the accept bench's form and environment
+from accept import FORMS, cpu_seconds, free_port, relay_env  # the accept bench's helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {
@@ -55,24 +54,12 @@ def relay_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "relay"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def memory_mb(pid: int, field: str) -> float:
     """VmRSS (resident now), RssFile (of it, file-backed) or VmHWM (resident peak), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used (steadier than wall time on a busy machine)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def healthz_ok(port: int) -> bool:

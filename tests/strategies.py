@@ -58,20 +58,6 @@ json_values: st.SearchStrategy[Any] = st.one_of(
     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
 )
 
-emails = st.one_of(
-    st.emails(),
-    hostile_text,
-    st.sampled_from(
-        ["jeanne@exämple.fr", "用户@例子.广告", "a@b", "@x.fr", "a..b@x.fr", "a@x.fr\r\n"]
-    ),
-)
-
-phones = st.one_of(
-    hostile_text,
-    st.sampled_from(["06 12 34 56 78", "+33 6 12 34 56 78", "0033612345678", "+1 (415) 555-2671"]),
-    st.from_regex(r"\+?[0-9 ().-]{0,30}", fullmatch=True),
-)
-
 #: Characters that break headers or markup, flip direction, or need several bytes.
 NASTY = [
     "\r",

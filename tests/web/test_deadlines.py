@@ -12,6 +12,21 @@ from relay.web.deadlines import BodyTimeout, ReadDeadlines
 MESSAGE = {"type": "http.request", "body": b"{}", "more_body": False}
 
 
+def never_arriving(seen: list[str], ending: type[BaseException]) -> Any:
+    """A server's receive whose message never comes; how it ends (`ending`: cancelled,
+    closed) is noted in `seen` by its class name."""
+
+    async def receive() -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        except ending:
+            seen.append(ending.__name__)
+            raise
+        raise AssertionError  # pragma: no cover - never woken
+
+    return receive
+
+
 def test_a_message_already_there_is_returned_at_once_without_a_timer():
     """The server has the whole body: the read returns it without entering the set of
     waiting reads, so no timer is started."""
@@ -50,21 +65,14 @@ def test_a_read_past_its_deadline_raises_body_timeout_inside_the_receive():
     tick), as BodyTimeout, and the server's receive itself saw the cancellation."""
     deadlines = ReadDeadlines(0.04)
     seen: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-        raise AssertionError  # pragma: no cover - never woken
+    receive = never_arriving(seen, asyncio.CancelledError)
 
     async def read() -> None:
         await deadlines.receive(receive, deadlines.deadline())
 
     with pytest.raises(BodyTimeout):
         asyncio.run(read())
-    assert seen == ["cancelled"]
+    assert seen == ["CancelledError"]
 
 
 def test_a_cancellation_from_elsewhere_stays_a_cancellation():
@@ -72,14 +80,7 @@ def test_a_cancellation_from_elsewhere_stays_a_cancellation():
     CancelledError, not BodyTimeout, passed into the waiting receive."""
     deadlines = ReadDeadlines(10.0)
     seen: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            raise
-        raise AssertionError  # pragma: no cover - never woken
+    receive = never_arriving(seen, asyncio.CancelledError)
 
     async def main() -> None:
         task = asyncio.create_task(deadlines.receive(receive, deadlines.deadline()))
@@ -89,7 +90,7 @@ def test_a_cancellation_from_elsewhere_stays_a_cancellation():
             await task
 
     asyncio.run(main())
-    assert seen == ["cancelled"]
+    assert seen == ["CancelledError"]
     assert deadlines._reads == set()
 
 
@@ -98,14 +99,7 @@ def test_a_read_closed_while_it_waits_closes_the_receive():
     is) closes the server's receive too, rather than leaving it suspended."""
     deadlines = ReadDeadlines(10.0)
     closed: list[str] = []
-
-    async def receive() -> dict[str, Any]:
-        try:
-            await asyncio.Event().wait()
-        except GeneratorExit:
-            closed.append("closed")
-            raise
-        raise AssertionError  # pragma: no cover - never woken
+    receive = never_arriving(closed, GeneratorExit)
 
     async def main() -> None:
         reading = deadlines.receive(receive, deadlines.deadline())
@@ -114,4 +108,4 @@ def test_a_read_closed_while_it_waits_closes_the_receive():
         reading.close()
 
     asyncio.run(main())
-    assert closed == ["closed"]
+    assert closed == ["GeneratorExit"]
