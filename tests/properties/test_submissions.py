@@ -64,9 +64,9 @@ def check_kept(case: SubmissionCase, sub: Submission) -> None:
 
 
 def test_most_generated_submissions_are_valid():
-    """Nine generated submissions in ten pass validation (174 of 200 with the fixed seed;
-    the strategies before issue 15 reached it in 10 of 2,000), so the properties below test
-    the email relay writes, not only the refusal."""
+    """At least four generated submissions in five pass validation (174 of 200 with the
+    fixed seed; the strategies before issue 15 reached it in 10 of 2,000), so the properties
+    below test the email relay writes, not only the refusal."""
     outcomes: list[bool] = []
 
     @settings(max_examples=200, derandomize=True, database=None)
