@@ -91,9 +91,17 @@ class Proc:
         self._reader.join(5)
 
 
+def bare_env(**relay: str) -> dict[str, str]:
+    """This process's environment without any RELAY_ setting, then `relay`'s (full names):
+    a child relay sees only what its test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(relay)
+    return env
+
+
 def relay_env(tmp_path: Path, name: str, **settings: str) -> dict[str, str]:
     """The environment of one relay process: its own var/, the shared key, JSON logs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env = bare_env()
     env.update(
         {
             # development: the fake Mailgun listens on plain http on this machine, which

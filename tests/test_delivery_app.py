@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tests.conftest import TEST_KEY
 from tests.deliveries_helpers import drained
 from tests.fakes import FakeTransport
 from tests.helpers import ORIGIN, VALID, post_json
-from tests.instances import Proc
+from tests.instances import Proc, bare_env
 
 
 def state_of(settings: Settings, submission_id: str) -> str | None:
@@ -81,14 +80,12 @@ def test_a_lease_shorter_than_two_requests_is_refused():
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
+    return bare_env(
         RELAY_VAR_DIR=str(settings.var_dir),
         RELAY_FORMS_FILE=str(settings.forms_file),
         RELAY_SECRET_KEY=TEST_KEY,
         RELAY_LOG_FORMAT="json",
     )
-    return env
 
 
 def _delivered(proc: Proc, sid: str) -> None:

@@ -4,13 +4,13 @@ unimported (issue "Fast and light": each costs start-up time and memory in every
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from relay.store.db import HEAD
 from tests.conftest import TEST_KEY
+from tests.instances import bare_env
 
 #: Loaded only when configured or used: Redis (RELAY_REDIS_URL), Mailgun (RELAY_MAILGUN_*),
 #: the admin pages and the consent page (their first request), proof of work (a form's
@@ -69,8 +69,7 @@ def test_a_started_app_without_optional_features_has_not_loaded_them(tmp_path: P
     """An app built on the defaults whose lifespan has run on an existing database (opened,
     dispatcher, Housekeeper and alerts watch started) has loaded none of the optional
     features, nor the migrations."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
+    env = bare_env(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
     start = (
         "import asyncio\n"
         "from relay.app import create_app\n"
@@ -90,8 +89,7 @@ def test_a_start_that_upgrades_the_database_leaves_alembic_out_of_the_server(tmp
     """`relay serve`/`relay worker` upgrade a new or older embedded database in a `relay db
     upgrade` process: the schema is this release's afterwards, and the server process has
     not loaded Alembic (it would stay resident)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
+    env = bare_env(RELAY_VAR_DIR=str(tmp_path / "var"), RELAY_SECRET_KEY=TEST_KEY)
     upgrade = (
         "import asyncio\n"
         "from relay.cli.serve import upgrade_apart, _revision\n"

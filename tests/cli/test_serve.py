@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.instances import Proc
+from tests.instances import Proc, bare_env
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +19,7 @@ def test_serve_on_embedded_defaults_creates_trial_key_and_accepts(tmp_path: Path
     """With no settings at all, `relay serve --port 0` listens on a free port and names it,
     creates var/secret.key (0600), says so, accepts a submission to the shipped `contact`
     form, and stops cleanly on SIGTERM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env["RELAY_LOG_FORMAT"] = "json"
+    env = bare_env(RELAY_LOG_FORMAT="json")
     proc = Proc("relay serve", ["serve", "--port", "0"], env, tmp_path)
     try:
         response = httpx.post(
@@ -48,8 +46,7 @@ def test_serve_refuses_to_start_with_a_bad_forms_file(tmp_path: Path):
     """A malformed forms file stops start-up with exit 1 and a message naming it."""
     bad = tmp_path / "forms.toml"
     bad.write_text("[[forms]]\nid = 'x'\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env["RELAY_FORMS_FILE"] = str(bad)
+    env = bare_env(RELAY_FORMS_FILE=str(bad))
     result = subprocess.run(
         [sys.executable, "-m", "relay", "serve", "--port", "0"],
         cwd=tmp_path,
@@ -66,8 +63,7 @@ def test_serve_refuses_to_start_with_a_bad_forms_file(tmp_path: Path):
 def test_serve_exits_3_when_its_port_is_taken(tmp_path: Path):
     """A port already in use stops start-up with uvicorn's exit code 3 and its reason, and no
     `serving` line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env["RELAY_LOG_FORMAT"] = "json"
+    env = bare_env(RELAY_LOG_FORMAT="json")
     first = Proc("first", ["serve", "--port", "0"], env, tmp_path)
     try:
         taken = str(first.port())

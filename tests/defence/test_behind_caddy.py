@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser_support import reserved_port
 from tests.conftest import FORMS_TOML, TEST_KEY, service_missing
 from tests.helpers import ORIGIN, VALID
-from tests.instances import Proc
+from tests.instances import Proc, bare_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.proxy]
 
@@ -35,13 +36,6 @@ CADDYFILE = """{{
 \t}}
 }}
 """
-
-
-def _caddy_port() -> int:
-    """A port for caddy, which cannot report one it chose: the only bind-close-reuse left."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until_up(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
@@ -75,8 +69,7 @@ def fixture_proxied_relay(tmp_path: Path) -> Iterator[str]:
         service_missing("caddy (Debian package)", FileNotFoundError("caddy"))
     forms = tmp_path / "forms.toml"
     forms.write_text(FORMS_TOML, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(
+    env = bare_env(
         RELAY_FORMS_FILE=str(forms),
         RELAY_VAR_DIR=str(tmp_path / "var"),
         RELAY_SECRET_KEY=TEST_KEY,
@@ -87,7 +80,7 @@ def fixture_proxied_relay(tmp_path: Path) -> Iterator[str]:
     )
     relay = Proc("relay serve", ["serve", "--port", "0"], env, tmp_path)
     try:
-        proxy_port = _caddy_port()
+        proxy_port = reserved_port()  # caddy cannot report a port it chose
         config = tmp_path / "Caddyfile"
         config.write_text(CADDYFILE.format(proxy_port=proxy_port, relay_port=relay.port()))
         caddy_env = {

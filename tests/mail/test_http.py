@@ -11,7 +11,6 @@ import asyncio
 import datetime as dt
 import gzip
 import ipaddress
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from relay.mail.http import MAX_ANSWER, Http1Transport
 from relay.mail.mailgun import MailgunTransport
 from relay.mail.transport import Accepted, Retry
+from tests.browser_support import reserved_port
 
 pytestmark = pytest.mark.anyio
 
@@ -228,9 +228,7 @@ async def test_garbage_and_oversized_answers_are_protocol_errors():
 
 async def test_a_refused_connection_is_a_connect_error_and_a_plain_retry():
     """Nothing listening: ConnectError; MailgunTransport retries it as not ambiguous."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{reserved_port()}"
     async with client(Http1Transport(max_connections=1)) as http:
         with pytest.raises(httpx.ConnectError):
             await http.post(url, content=b"x")
