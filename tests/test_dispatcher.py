@@ -380,7 +380,7 @@ async def test_rows_claimed_ahead_are_given_back_at_stop(outbox, clock):
     ]
     assert transport.started == 1
     stopping = asyncio.create_task(dispatcher.stop())
-    await asyncio.sleep(0.02)
+    await dispatcher.stopping.wait()  # stop is asked while the first send is in flight
     transport.gate.set()
     await stopping
     assert (await outbox.row(started))["state"] == states.ACCEPTED
@@ -401,8 +401,12 @@ async def test_a_pause_gives_back_the_rows_claimed_ahead(outbox, clock):
     await dispatcher.start()
     try:
         async with asyncio.timeout(5):
-            while {(await outbox.row(s))["state"] for s in [first, *ahead]} != {states.QUEUED}:  # noqa: ASYNC110 - rows, no event
+            # queued at the start too: wait for the pause, then for the rows to be given back
+            given_back = False
+            while dispatcher.paused_reason is None or not given_back:
                 await asyncio.sleep(0.01)
+                rows = {(await outbox.row(s))["state"] for s in [first, *ahead]}
+                given_back = rows == {states.QUEUED}
         assert dispatcher.paused_reason is not None
     finally:
         await dispatcher.stop()

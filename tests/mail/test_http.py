@@ -28,6 +28,7 @@ from relay.mail.http import MAX_ANSWER, Http1Transport
 from relay.mail.mailgun import MailgunTransport
 from relay.mail.transport import Accepted, Retry
 from tests.browser_support import reserved_port
+from tests.mail.test_mailgun import EMAIL
 
 pytestmark = pytest.mark.anyio
 
@@ -191,7 +192,7 @@ async def test_a_server_that_hangs_is_a_read_timeout_and_an_ambiguous_retry():
         mailgun = MailgunTransport(
             http, api_key="key", domain="mg.example.com", base_url=server.url.split("/v3")[0]
         )
-        result = await mailgun.send(_email())
+        result = await mailgun.send(EMAIL)
     assert isinstance(result, Retry)
     assert result.ambiguous
 
@@ -233,7 +234,7 @@ async def test_a_refused_connection_is_a_connect_error_and_a_plain_retry():
         with pytest.raises(httpx.ConnectError):
             await http.post(url, content=b"x")
         mailgun = MailgunTransport(http, api_key="key", domain="mg.example.com", base_url=url)
-        result = await mailgun.send(_email())
+        result = await mailgun.send(EMAIL)
     assert result == Retry(None, None, "cannot connect to Mailgun (ConnectError)")
 
 
@@ -418,12 +419,6 @@ async def test_a_flood_on_an_idle_connection_is_cut_off():
     assert server.connections == 2
 
 
-def _email() -> Any:
-    from tests.mail.test_mailgun import EMAIL
-
-    return EMAIL
-
-
 def _tls_pair(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A self-signed certificate for 127.0.0.1: the server's context and a client's trusting it."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -465,4 +460,4 @@ async def test_successful_send_through_mailgun_transport():
         mailgun = MailgunTransport(
             http, api_key="key", domain="mg.example.com", base_url=server.url.split("/v3")[0]
         )
-        assert await mailgun.send(_email()) == Accepted("<x@mg.example.com>")
+        assert await mailgun.send(EMAIL) == Accepted("<x@mg.example.com>")
