@@ -277,7 +277,22 @@ def times(workers: int) -> str:
     return "" if workers == 1 else f" x{workers}"
 
 
-def run_bare(workdir: Path, args: argparse.Namespace, workers: int = 1) -> list[Result]:
+def on_cpu(cpu: int, cmd: list[str]) -> list[str]:
+    """`cmd` held to the `cpu`-th of this process's CPUs (taskset), when there are two or more.
+    A one-worker server and its load generator then each have a core: left to the scheduler on
+    two shared cores, they sometimes share one for a while, and that window's rate falls by a
+    third."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return cmd
+    return ["taskset", "-c", str(cpus[cpu % len(cpus)]), *cmd]
+
+
+def start_bare(
+    workdir: Path, workers: int = 1, cpu: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The bare Starlette app under uvicorn (uvloop, httptools), as relay serve runs: (process,
+    port); held to one CPU when `cpu` is given (see `on_cpu`)."""
     (workdir / "bare_app.py").write_text(BARE_APP, encoding="utf-8")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(workdir)}
@@ -286,7 +301,13 @@ def run_bare(workdir: Path, args: argparse.Namespace, workers: int = 1) -> list[
         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
         "--workers", str(workers),
     ]  # fmt: skip
-    proc = start(cmd, env, port, workdir / "bare.log")
+    if cpu is not None:
+        cmd = on_cpu(cpu, cmd)
+    return start(cmd, env, port, workdir / "bare.log"), port
+
+
+def run_bare(workdir: Path, args: argparse.Namespace, workers: int = 1) -> list[Result]:
+    proc, port = start_bare(workdir, workers)
     try:
         script = write_lua(workdir, "bare", json.dumps(FIELDS), "application/json")
         results, _ = measure("bare 202", proc, port, script, args)

@@ -9,7 +9,14 @@ that the database holds exactly the real submissions, queued, and nothing of the
 
 Needs `wrk` (Debian: apt-get install wrk). Reuses bench/accept.py's helpers. Usage:
 
-    python bench/flood.py [--seconds 10] [--warmup 2] [--clients 64] [--real 100]
+    python bench/flood.py [--seconds 3] [--warmup 2] [--clients 64] [--rounds 5] [--real 100]
+
+The three servers (the bare app, relay, relay with its limits on) run side by side; each case
+is measured right beside the bare app (which goes first alternates), and the ratios printed
+are the medians of those pairs: on a shared machine the bare app's own rate moves by 10 % or
+more from one minute to the next, so a ratio against a bare figure taken minutes earlier
+measures the machine as much as relay. Each server is held to one core and wrk to the other
+(taskset, where there are two).
 
 Targets (issue 8): honeypot >= 0.7x bare, 429 >= 0.7x, refused proof of work >= 0.5x,
 unknown form >= 0.8x.
@@ -28,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +95,10 @@ end
 )
 
 
+#: The servers on one core, wrk on the other (accept.on_cpu), the same for the bare app and relay.
+SERVER_CPU, LOAD_CPU = 1, 0
+
+
 @dataclass
 class Case:
     name: str
@@ -115,8 +127,8 @@ def run_wrk(workdir: Path, port: int, case: Case, clients: int, seconds: int) ->
         encoding="utf-8",
     )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script),
-         f"http://127.0.0.1:{port}/"],
+        accept.on_cpu(LOAD_CPU, ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "5s",
+                                 "-s", str(script), f"http://127.0.0.1:{port}/"]),
         capture_output=True, text=True, timeout=seconds + 60, check=True,
     ).stdout  # fmt: skip
     for line in out.splitlines():
@@ -142,15 +154,22 @@ def probe(port: int, case: Case) -> None:
             )
 
 
-def measure(
-    workdir: Path, proc: subprocess.Popen[bytes], port: int, case: Case, args: argparse.Namespace
-) -> Measured:
-    probe(port, case)
-    run_wrk(workdir, port, case, args.clients, args.warmup)
-    pid = proc.pid
-    cpu0 = accept.cpu_seconds(pid)
-    raw = run_wrk(workdir, port, case, args.clients, args.seconds)
-    cpu = accept.cpu_seconds(pid) - cpu0
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    var: Path  # relay's data folder; the bare app's working folder
+
+
+def warm(workdir: Path, server: Server, case: Case, args: argparse.Namespace) -> None:
+    probe(server.port, case)
+    run_wrk(workdir, server.port, case, args.clients, args.warmup)
+
+
+def measure(workdir: Path, server: Server, case: Case, args: argparse.Namespace) -> Measured:
+    cpu0 = accept.cpu_seconds(server.proc.pid)
+    raw = run_wrk(workdir, server.port, case, args.clients, args.seconds)
+    cpu = accept.cpu_seconds(server.proc.pid) - cpu0
     return Measured(
         case.name,
         raw["requests"] / (raw["duration_us"] / 1e6),
@@ -158,6 +177,33 @@ def measure(
         raw["p99_us"] / 1000,
         cpu / max(raw["requests"], 1) * 1e6,
     )
+
+
+@dataclass
+class Pair:
+    """A case and the bare app, measured one right after the other."""
+
+    case: Measured
+    bare: Measured
+
+    @property
+    def ratio(self) -> float:
+        return self.case.rps / self.bare.rps
+
+
+def paired(
+    workdir: Path, bare: Server, server: Server, case: Case, turn: int, args: argparse.Namespace
+) -> Pair:
+    """The case beside the bare app answering the same request; which goes first alternates
+    with `turn`, so a machine getting busier or quieter favours neither."""
+    method, path, body = case.requests[0]
+    same = [(method, path, body)] if method == "POST" else [("POST", "/f/contact", "{}")]
+    bare_case = Case("bare 202", same, 202)  # the bare app answers POST /f/{form} only
+    if turn % 2:
+        measured = measure(workdir, server, case, args)
+        return Pair(measured, measure(workdir, bare, bare_case, args))
+    bare_measured = measure(workdir, bare, bare_case, args)
+    return Pair(measure(workdir, server, case, args), bare_measured)
 
 
 def bad_proof(port: int) -> str:
@@ -186,52 +232,39 @@ def real_submissions(port: int, count: int, latencies: list[float], failures: li
             time.sleep(0.05)
 
 
-def relay_env(workdir: Path, name: str, limited: bool) -> tuple[dict[str, str], Path]:
+def start_relay(workdir: Path, name: str, limited: bool) -> Server:
     var = workdir / f"var-{name}"
     forms = workdir / "forms.toml"
     forms.write_text(FORMS, encoding="utf-8")
     # WARNING: one line per caught request would measure the disk
     env = accept.relay_env(var, forms, limited=limited, RELAY_LOG_LEVEL="WARNING")
-    return env, var
-
-
-def run_open(workdir: Path, args: argparse.Namespace) -> tuple[list[Measured], dict[str, float]]:
-    env, var = relay_env(workdir, "open", limited=False)
     port = accept.free_port()
-    cmd = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    proc = accept.start(cmd, env, port, workdir / "relay-open.log")
-    try:
-        caught = json.dumps({**FIELDS, "_gotcha": "http://spam.example"})
-        wrong = json.dumps({**FIELDS, "altcha": bad_proof(port)})
-        cases = [
-            Case("honeypot 202", [("POST", "/f/contact", caught)], 202),
-            Case("bad proof 403", [("POST", "/f/contact", wrong)], 403),
-            Case("unknown form 404", [("POST", "/f/nope", caught)], 404),
-            Case("challenge 200", [("GET", "/f/contact/challenge", "")], 200),
-        ]
-        results = [measure(workdir, proc, port, case, args) for case in cases]
-        flood = Case(
-            "mixed flood",
-            [
-                ("POST", "/f/contact", caught),
-                ("POST", "/f/contact", wrong),
-                ("POST", "/f/contact", json.dumps(FIELDS)),  # no proof: 400
-                ("POST", "/f/nope", caught),
-            ],
-            0,
-        )
-        latencies: list[float] = []
-        failures: list[str] = []
-        real = threading.Thread(
-            target=real_submissions, args=(port, args.real, latencies, failures)
-        )
-        real.start()
-        results.append(measure(workdir, proc, port, flood, args))
-        real.join()
-    finally:
-        accept.stop(proc)
+    cmd = accept.on_cpu(SERVER_CPU, [sys.executable, "-m", "relay", "serve", "--port", str(port)])
+    return Server(accept.start(cmd, env, port, workdir / f"relay-{name}.log"), port, var)
+
+
+def limit_spent(server: Server, body: str) -> None:
+    """Past 30/minute for this client: every later answer is 429."""
+    for _ in range(40):
+        httpx.post(f"http://127.0.0.1:{server.port}/f/plain", content=body,
+                   headers={"Content-Type": "application/json", "Origin": ORIGIN})  # fmt: skip
+
+
+def flood_with_real(
+    workdir: Path, bare: Server, server: Server, flood: Case, args: argparse.Namespace
+) -> tuple[Pair, dict[str, float]]:
+    """The mixed flood, with real people sending valid proofs of work meanwhile; then the
+    database must hold exactly their submissions."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    real = threading.Thread(
+        target=real_submissions, args=(server.port, args.real, latencies, failures)
+    )
+    real.start()
+    pair = paired(workdir, bare, server, flood, 1, args)  # the flood first: the real ones ride it
+    real.join()
     rows = (
-        sqlite3.connect(var / "relay.db")
+        sqlite3.connect(server.var / "relay.db")
         .execute("SELECT form_id, state, count(*) FROM submissions GROUP BY form_id, state")
         .fetchall()
     )
@@ -240,67 +273,94 @@ def run_open(workdir: Path, args: argparse.Namespace) -> tuple[list[Measured], d
     print(f"  database: {rows} (the real ones only, none refused)", flush=True)
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return results, {"p50": statistics.median(latencies), "p99": p99, "n": len(latencies)}
-
-
-def run_limited(workdir: Path, args: argparse.Namespace) -> Measured:
-    env, _ = relay_env(workdir, "limited", limited=True)
-    port = accept.free_port()
-    cmd = [sys.executable, "-m", "relay", "serve", "--port", str(port)]
-    proc = accept.start(cmd, env, port, workdir / "relay-limited.log")
-    try:
-        body = json.dumps(FIELDS)
-        for _ in range(40):  # past 30/minute for this client: every later answer is 429
-            httpx.post(f"http://127.0.0.1:{port}/f/plain", content=body,
-                       headers={"Content-Type": "application/json", "Origin": ORIGIN})  # fmt: skip
-        return measure(
-            workdir, proc, port, Case("rate-limited 429", [("POST", "/f/plain", body)], 429), args
-        )
-    finally:
-        accept.stop(proc)
+    return pair, {"p50": statistics.median(latencies), "p99": p99, "n": len(latencies)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5, help="bare/case pairs per case")
     parser.add_argument("--real", type=int, default=100, help="real submissions during the flood")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/flood.py needs wrk: apt-get install wrk")
-    with tempfile.TemporaryDirectory(prefix="relay-flood-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="relay-flood-") as tmp, ExitStack() as running:
         workdir = Path(tmp)
-        print("measuring bare Starlette ...", flush=True)
-        bare_args = argparse.Namespace(
-            seconds=args.seconds, warmup=args.warmup, concurrency=[args.clients]
+        print("starting the bare app and two relay workers (limits off, limits on) ...", flush=True)
+        bare = Server(*accept.start_bare(workdir, cpu=SERVER_CPU), workdir)
+        running.callback(accept.stop, bare.proc)
+        relay = start_relay(workdir, "open", limited=False)
+        running.callback(accept.stop, relay.proc)
+        limited = start_relay(workdir, "limited", limited=True)
+        running.callback(accept.stop, limited.proc)
+
+        caught = json.dumps({**FIELDS, "_gotcha": "http://spam.example"})
+        wrong = json.dumps({**FIELDS, "altcha": bad_proof(relay.port)})
+        plain = json.dumps(FIELDS)
+        limit_spent(limited, plain)
+        cases = [
+            (relay, Case("honeypot 202", [("POST", "/f/contact", caught)], 202)),
+            (limited, Case("rate-limited 429", [("POST", "/f/plain", plain)], 429)),
+            (relay, Case("bad proof 403", [("POST", "/f/contact", wrong)], 403)),
+            (relay, Case("unknown form 404", [("POST", "/f/nope", caught)], 404)),
+            (relay, Case("challenge 200", [("GET", "/f/contact/challenge", "")], 200)),
+        ]
+        flood = Case(
+            "mixed flood",
+            [
+                ("POST", "/f/contact", caught),
+                ("POST", "/f/contact", wrong),
+                ("POST", "/f/contact", plain),  # no proof: 400
+                ("POST", "/f/nope", caught),
+            ],
+            0,
         )
-        bare = accept.run_bare(workdir, bare_args)[0]
-        print("measuring relay: caught and refused requests, challenges, a flood ...", flush=True)
-        results, real = run_open(workdir, args)
-        print("measuring relay: rate-limited ...", flush=True)
-        results.insert(1, run_limited(workdir, args))
-    report(bare, results, real, args.clients)
+        print("warming up ...", flush=True)
+        warm(workdir, bare, Case("bare 202", [("POST", "/f/contact", caught)], 202), args)
+        for server, case in cases:
+            warm(workdir, server, case, args)
+        pairs: dict[str, list[Pair]] = {case.name: [] for _, case in cases}
+        for turn in range(args.rounds):
+            print(f"round {turn + 1} of {args.rounds}: each case beside the bare app", flush=True)
+            for server, case in cases:
+                pairs[case.name].append(paired(workdir, bare, server, case, turn, args))
+        print("a mixed flood, with real submissions sent meanwhile ...", flush=True)
+        pair, real = flood_with_real(workdir, bare, relay, flood, args)
+        pairs[flood.name] = [pair]
+    report(pairs, real, args)
 
 
-def report(bare: accept.Result, results: list[Measured], real: dict[str, float], c: int) -> None:
+def median_of(measured: list[Measured], field: str) -> float:
+    return statistics.median(float(getattr(m, field)) for m in measured)
+
+
+def report(pairs: dict[str, list[Pair]], real: dict[str, float], args: argparse.Namespace) -> None:
+    bares = [p.bare for ps in pairs.values() for p in ps]
     head = f"{'case':22s} {'req/s':>8s} {'x bare':>7s} {'p50 ms':>7s} {'p99 ms':>7s}"
-    print(f"\n{head} {'cpu us/req':>10s}")
-    print(f"{'bare 202 (body unread)':22s} {bare.rps:8.0f} {1:7.2f} {bare.p50_ms:7.2f} "
-          f"{bare.p99_ms:7.2f} {bare.cpu_us_per_req:10.0f}")  # fmt: skip
-    by_name = {}
-    for r in results:
-        by_name[r.name] = r.rps / bare.rps
-        print(f"{r.name:22s} {r.rps:8.0f} {r.rps / bare.rps:7.2f} {r.p50_ms:7.2f} "
-              f"{r.p99_ms:7.2f} {r.cpu_us:10.0f}")  # fmt: skip
-    print(f"\n{c} wrk connections, one relay worker; challenges issued per second = the")
-    print(f"'challenge 200' row. Real submissions during the flood: n={real['n']:.0f}, "
-          f"p50 {real['p50']:.1f} ms, p99 {real['p99']:.1f} ms")  # fmt: skip
+    print(f"\n{head} {'cpu us/req':>10s}  x bare, each round")
+    print(f"{'bare 202 (body unread)':22s} {median_of(bares, 'rps'):8.0f} {1:7.2f} "
+          f"{median_of(bares, 'p50_ms'):7.2f} {median_of(bares, 'p99_ms'):7.2f} "
+          f"{median_of(bares, 'cpu_us'):10.0f}")  # fmt: skip
+    ratios = {}
+    for name, ps in pairs.items():
+        cases = [p.case for p in ps]
+        ratios[name] = statistics.median(p.ratio for p in ps)
+        each = " ".join(f"{p.ratio:.2f}" for p in ps)
+        print(f"{name:22s} {median_of(cases, 'rps'):8.0f} {ratios[name]:7.2f} "
+              f"{median_of(cases, 'p50_ms'):7.2f} {median_of(cases, 'p99_ms'):7.2f} "
+              f"{median_of(cases, 'cpu_us'):10.0f}  {each}")  # fmt: skip
+    print(f"\n{args.clients} wrk connections, one relay worker; medians of {args.rounds} rounds, "
+          "each case measured right beside the bare app;")  # fmt: skip
+    print("challenges issued per second = the 'challenge 200' row.")
+    print(f"Real submissions during the flood: n={real['n']:.0f}, p50 {real['p50']:.1f} ms, "
+          f"p99 {real['p99']:.1f} ms")  # fmt: skip
     targets = [
-        ("honeypot >= 0.7x bare", by_name["honeypot 202"] >= 0.7),
-        ("rate-limited 429 >= 0.7x bare", by_name["rate-limited 429"] >= 0.7),
-        ("refused proof of work >= 0.5x bare", by_name["bad proof 403"] >= 0.5),
-        ("unknown form >= 0.8x bare", by_name["unknown form 404"] >= 0.8),
+        ("honeypot >= 0.7x bare", ratios["honeypot 202"] >= 0.7),
+        ("rate-limited 429 >= 0.7x bare", ratios["rate-limited 429"] >= 0.7),
+        ("refused proof of work >= 0.5x bare", ratios["bad proof 403"] >= 0.5),
+        ("unknown form >= 0.8x bare", ratios["unknown form 404"] >= 0.8),
     ]
     for name, ok in targets:
         print(f"target {name}: {'met' if ok else 'MISSED'}")
