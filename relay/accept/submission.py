@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+import email_validator
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
@@ -20,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from relay.crypto import normalise_email
 from relay.errors import FieldError
 from relay.i18n import N_
-from relay.mail.headers import HeaderError, ascii_address
+from relay.mail.headers import HeaderError, ascii_address, plain_address
 
 #: Upper bounds in characters; the form's max_body_bytes bounds the whole body before this.
 LIMITS = {"name": 200, "email": 254, "phone": 40, "company": 200, "message": 10_000}
@@ -127,6 +128,10 @@ def valid_email(value: Any) -> str:
     """The form's rule for the address: required, valid, in the one normalised spelling every
     path uses (relay.crypto.normalise_email: IDN in Unicode form, case, NFC, whitespace)."""
     text = _required(_text(value, "email", multiline=False))
+    if plain_address(text) and not _special_use(text.rpartition("@")[2]):
+        # What nearly every visitor types: email-validator would give it back unchanged, and
+        # it is 7-bit already (a property test holds both), so its ~30 µs are skipped.
+        return normalise_email(text)
     try:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
         normalized = normalise_email(str(checked.normalized))
@@ -137,6 +142,17 @@ def valid_email(value: Any) -> str:
     except (EmailNotValidError, HeaderError):
         raise _fail("TYPE_EMAIL") from None
     return normalized
+
+
+def _special_use(domain: str) -> bool:
+    """A domain email-validator refuses as special-use or reserved (its own list, read at each
+    call as it reads it: `localhost`, `test` unless in its test environment, …)."""
+    test_environment = email_validator.TEST_ENVIRONMENT
+    return any(
+        domain == name or domain.endswith("." + name)
+        for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
+        if not (name == "test" and test_environment)
+    )
 
 
 def single_line(value: Any, field: str, *, required: bool) -> str:

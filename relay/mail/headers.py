@@ -93,6 +93,18 @@ def text_words(text: str) -> list[str]:
         raise HeaderError(msg) from None
 
 
+def plain_address(address: str) -> bool:
+    """True when `address` is one email-validator gives back unchanged (with
+    `globally_deliverable=False`) and holds no `=?`: a dot-atom of at most 64 characters at a
+    lower-case LDH domain, at most 254 characters in all (`_PLAIN_ADDRESS`; a property test
+    holds it), which a 7-bit header carries as it is."""
+    return (
+        len(address) <= _MAX_ADDRESS
+        and "=?" not in address
+        and _PLAIN_ADDRESS.fullmatch(address) is not None
+    )
+
+
 def ascii_address(address: str, *, local_domains: bool = False) -> str:
     """The address as a 7-bit addr-spec (IDN domain in punycode), or HeaderError.
 
@@ -104,7 +116,7 @@ def ascii_address(address: str, *, local_domains: bool = False) -> str:
     if "=?" in address:
         msg = "an address may not contain an encoded-word"
         raise HeaderError(msg)
-    if len(address) <= _MAX_ADDRESS and _PLAIN_ADDRESS.fullmatch(address):
+    if plain_address(address):
         return address
     try:
         checked = validate_email(

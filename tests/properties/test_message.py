@@ -26,15 +26,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import email_validator
 import httpx
 import pytest
 import respx
 from email_validator import EmailNotValidError, validate_email
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic_core import PydanticCustomError
 
 from relay.accept.form_input import read_form
+from relay.accept.submission import valid_email
 from relay.config import FormConfig, Settings, load_forms
+from relay.crypto import normalise_email
 from relay.deliver.delivery import renderer_for
 from relay.mail import headers
 from relay.mail.eml import build_eml
@@ -393,7 +397,52 @@ def test_the_reply_to_fast_path_gives_what_email_validator_gives(address):
     """Property: an address the fast path of ascii_address takes as it is (a plain dot-atom
     at a lower-case LDH domain) is one email-validator returns unchanged, and on any text
     ascii_address answers as email-validator does (the same address, or a refusal)."""
-    if headers._PLAIN_ADDRESS.fullmatch(address) and len(address) <= headers._MAX_ADDRESS:
+    if headers.plain_address(address):
         assert _by_the_validator(address) == address
     if "=?" not in address:  # refused by relay before either path
         assert _by_relay(address) == _by_the_validator(address)
+
+
+def _accepted_by_the_validator(address: str) -> str | None:
+    """What relay.accept.submission.valid_email gives without its fast path: the validator's
+    normalised address (globally deliverable, 7-bit), in relay's one spelling, or None."""
+    try:
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        normalized = normalise_email(str(checked.normalized))
+        ascii_address(normalized)
+    except (EmailNotValidError, HeaderError):
+        return None
+    return normalized
+
+
+def _accepted_by_relay(address: str) -> str | None:
+    try:
+        return valid_email(address)
+    except PydanticCustomError:
+        return None
+
+
+special_use = st.builds(
+    lambda address, name: address.rpartition("@")[0] + "@" + name,
+    plain_addresses,
+    st.sampled_from(["localhost", "a.localhost", "x.test", "b.invalid", "c.local", "d.onion",
+                     "e.arpa", "mytest.com", "onion.fr", "example.com"]),
+)  # fmt: skip
+
+
+@given(address=st.one_of(plain_addresses, special_use, near_plain))
+@example(address="a=?b@example.com")  # an encoded-word's opening: a dot-atom, refused all the same
+def test_the_accept_fast_path_gives_what_email_validator_gives(address):
+    """Property: valid_email, which takes a plain address at a domain that is not special-use
+    without calling email-validator, accepts and refuses exactly what the validator does (with
+    `globally_deliverable`), and gives the same normalised address."""
+    expected = _accepted_by_the_validator(address.strip())
+    assert _accepted_by_relay(address) == expected
+
+
+def test_the_accept_fast_path_follows_the_validators_test_environment(monkeypatch):
+    """`@x.test` is refused, unless email-validator is told it runs in a test environment;
+    the fast path reads the same switch."""
+    assert _accepted_by_relay("a@x.test") is None
+    monkeypatch.setattr(email_validator, "TEST_ENVIRONMENT", True)
+    assert _accepted_by_relay("a@x.test") == _accepted_by_the_validator("a@x.test") == "a@x.test"
