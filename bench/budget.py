@@ -34,7 +34,8 @@ from accept import FIELDS, FORMS, relay_env
 from relay import logs
 from relay.accept.form_input import read_form
 from relay.accept.intake import parse_body
-from relay.accept.submission import normalise_phone, valid_email, validate_submission
+from relay.accept.phones import normalise_phone
+from relay.accept.submission import valid_email, validate_submission
 from relay.config import load_settings
 from relay.defence.verdict import screen_raw
 from relay.ids import new_submission_id
@@ -210,7 +211,7 @@ def steps(settings: Any) -> list[tuple[str, float]]:
             best_us(lambda: valid_email(FIELDS["email"])),
         ),
         (
-            "  of which the phone (phonenumbers)",
+            "  of which the phone (national: the fast path)",
             best_us(lambda: normalise_phone(FIELDS["phone"], "FR")),
         ),
         (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from relay.accept.phones import normalise_phone
 from relay.accept.submission import (
     LIMITS,
     Submission,
     consent_from,
-    normalise_phone,
     validate_submission,
 )
 from relay.errors import FieldError

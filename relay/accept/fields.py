@@ -17,7 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic_core import PydanticCustomError
 
 from relay import i18n
-from relay.accept.submission import OPTIONAL, REQUIRED, TRUTHY, clean_text, normalise_phone
+from relay.accept.phones import normalise_phone
+from relay.accept.submission import OPTIONAL, REQUIRED, TRUTHY, clean_text
 from relay.errors import FieldError
 from relay.i18n import N_
 

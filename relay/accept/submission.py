@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import email_validator
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from relay.accept.phones import normalise_phone
 from relay.crypto import normalise_email
 from relay.errors import FieldError
 from relay.i18n import N_
@@ -160,17 +160,6 @@ def single_line(value: Any, field: str, *, required: bool) -> str:
     raises PydanticCustomError (with .message()) when it breaks one."""
     text = _text(value, field, multiline=False)
     return _required(text) if required else text
-
-
-def normalise_phone(text: str, region: str) -> str:
-    """E.164 where the number parses as a possible number; otherwise kept as the person typed it."""
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return text
-    if not phonenumbers.is_possible_number(number):
-        return text
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import phonenumbers
 from pydantic_core import PydanticCustomError
 
-from relay.accept.submission import normalise_phone, single_line, valid_email
+from relay.accept.phones import normalise_phone
+from relay.accept.submission import single_line, valid_email
 from relay.rights.register import ActionRefused
 
 _LABELS = {"name": "name", "company": "company", "phone": "phone", "email": "new email"}
