@@ -113,6 +113,9 @@ def test_these_regions_take_the_fast_path(region: str) -> None:
 
 @pytest.mark.parametrize("region", SLOW)
 def test_these_regions_ask_the_parser(region: str) -> None:
+    """Regions whose rules the fast path cannot read with certainty (a prefix that is a
+    pattern, none at all, a country code shared with a main region or starting with the
+    prefix, no such region) always go to the parser."""
     assert phones._region(region) is None
 
 
