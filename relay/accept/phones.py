@@ -87,6 +87,11 @@ def normalise_phone(text: str, region: str) -> str:
         fast = _national(text, rules)
         if fast is not None:
             return fast
+    return parsed(text, region)
+
+
+def parsed(text: str, region: str) -> str:
+    """`normalise_phone` by phonenumbers' parser alone (what the fast path must agree with)."""
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:

@@ -132,6 +132,12 @@ def valid_email(value: Any) -> str:
         # What nearly every visitor types: email-validator would give it back unchanged, and
         # it is 7-bit already (a property test holds both), so its ~30 µs are skipped.
         return normalise_email(text)
+    return validated_email(text)
+
+
+def validated_email(text: str) -> str:
+    """`valid_email` of a trimmed, non-empty text by email-validator alone (what the fast path
+    must agree with); raises PydanticCustomError TYPE_EMAIL."""
     try:
         checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
         normalized = normalise_email(str(checked.normalized))

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from relay.accept import phones
-from relay.accept.phones import normalise_phone
+from relay.accept.phones import normalise_phone, parsed
 
 #: Regions whose national numbers take the fast path, and regions that never do (a prefix
 #: that is a pattern, no national prefix, a country code shared with a main region, a
@@ -32,17 +32,6 @@ SLOW = [
     "fr",
     "ZZ",
 ]
-
-
-def by_the_parser(text: str, region: str) -> str:
-    """What relay gave before the fast path: phonenumbers' parse, possibility, E.164."""
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return text
-    if not phonenumbers.is_possible_number(number):
-        return text
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 @st.composite
@@ -74,7 +63,7 @@ def typed_numbers(draw: st.DrawFn) -> str:
 def test_the_fast_path_gives_what_the_parser_gives(text: str, region: str) -> None:
     """Property: on any text and in any region, normalise_phone answers exactly as
     phonenumbers' parser does (E.164 for a possible number, the text as typed otherwise)."""
-    assert normalise_phone(text, region) == by_the_parser(text, region)
+    assert normalise_phone(text, region) == parsed(text, region)
 
 
 @st.composite
@@ -101,7 +90,7 @@ def test_national_numbers_give_what_the_parser_gives(case: tuple[str, str]) -> N
     """Property: national numbers of the fast regions, of their own lengths (about half of
     them possible numbers, answered by the fast path), give exactly the parser's answer."""
     text, region = case
-    assert normalise_phone(text, region) == by_the_parser(text, region)
+    assert normalise_phone(text, region) == parsed(text, region)
 
 
 @pytest.mark.parametrize("region", FAST)
