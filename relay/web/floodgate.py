@@ -111,8 +111,9 @@ class FloodGate:
             elif name in _ELSEWHERE:
                 await self.app(scope, receive, send)
                 return
-        kind = media_type(headers.get(b"content-type", ""))
-        if not wants_json(headers.get(b"accept", ""), "", kind) or not self._host_trusted(
+        content_type = headers.get(b"content-type", "")
+        kind = media_type(content_type)  # worked out once, for the three checks that need it
+        if not wants_json(headers.get(b"accept", ""), content_type, kind) or not self._host_trusted(
             headers.get(b"host")
         ):
             await self.app(scope, receive, send)
